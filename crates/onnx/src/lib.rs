@@ -1,0 +1,61 @@
+//! ONNX graph tools for headstart: the protobuf types (from the `onnx-protobuf`
+//! crate), small builders for tensors, nodes and value infos, and model-level
+//! helpers shared by the backbone importer, `models inspect` and `export`.
+//!
+//! This crate never runs a model; it only reads, edits and writes ONNX graphs.
+
+pub mod build;
+
+pub use onnx_protobuf as proto;
+pub use onnx_protobuf::Message;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of this crate; each names the file or tensor at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not an ONNX protobuf.
+    #[error("{path}: not a valid ONNX model ({message}); is this an .onnx file?")]
+    Decode { path: PathBuf, message: String },
+    /// The graph lacks something an operation needs.
+    #[error("{0}")]
+    Graph(String),
+}
+
+/// Reads and decodes an ONNX model file.
+pub fn load_model(path: &Path) -> Result<proto::ModelProto, OnnxError> {
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_model(&bytes, path)
+}
+
+/// Decodes ONNX bytes; `path` only names the source in errors.
+pub fn decode_model(bytes: &[u8], path: &Path) -> Result<proto::ModelProto, OnnxError> {
+    let model = proto::ModelProto::parse_from_bytes(bytes).map_err(|e| OnnxError::Decode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if model.graph.is_none() {
+        return Err(OnnxError::Decode {
+            path: path.to_path_buf(),
+            message: "the model has no graph".into(),
+        });
+    }
+    Ok(model)
+}
+
+/// Encodes a model to protobuf bytes.
+pub fn encode_model(model: &proto::ModelProto) -> Result<Vec<u8>, OnnxError> {
+    model
+        .write_to_bytes()
+        .map_err(|e| OnnxError::Graph(format!("cannot encode the ONNX model: {e}")))
+}

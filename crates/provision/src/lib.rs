@@ -1,0 +1,1 @@
+//! headstart-provision
