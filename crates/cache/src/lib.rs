@@ -1,44 +1,197 @@
 //! The feature cache: the Parquet contract between `extract` (writer) and `fit`
-//! (reader). See ARCHITECTURE.md for the layout.
+//! (reader).
+//!
+//! A cache is a directory:
+//!
+//! ```text
+//! CACHE_DIR/
+//!   cache.json                 CacheInfo: model, fingerprint, feature dim, preprocessing
+//!   parts/<seq>.parquet        rows: path, label, split, content_hash, view, feature
+//!   parts/<seq>.json           small manifest of that part (rows, shard, provider, ...)
+//!   parts/<seq>.tomb.json      paths deleted from the input as of <seq>
+//!   errors/<seq>.parquet       files that could not be read: path, stage, message
+//! ```
+//!
+//! `<seq>` sorts by creation time (`<unix nanos>-<pid>-<counter>`), so any number of
+//! processes may add parts at once. A row is live when it is the newest row for its
+//! `(path, view)`, carries the newest content hash seen for its path, and no newer
+//! tombstone names the path. Files are written under temporary names, synced and
+//! renamed, so a crash never leaves a half part; temporary files are ignored.
 
-/// Features and row keys loaded from one or more caches, row-major.
-///
-/// This is what `fit` consumes; it is produced by the cache reader (or by tests).
-#[derive(Debug, Clone, Default)]
-pub struct FeatureTable {
-    /// Image path relative to the extract INPUT (or as stored by a foreign tool).
-    pub paths: Vec<String>,
-    /// Class label; `None` when unlabeled.
-    pub labels: Vec<Option<String>>,
-    /// Given split (`train`, `val`, `test`); `None` when not given.
-    pub splits: Vec<Option<String>>,
-    /// Hash of the image file's bytes (hex). Identical files share it.
-    pub content_hashes: Vec<String>,
-    /// Augmented view name (`original`, `hflip`, ...).
-    pub views: Vec<String>,
-    /// Feature dimension D.
-    pub dim: usize,
-    /// `rows * dim` values, row-major.
-    pub features: Vec<f32>,
-    /// Model fingerprint recorded in the cache, when present.
-    pub model_fingerprint: Option<String>,
-    /// Model name recorded in the cache, when present.
-    pub model_name: Option<String>,
+mod error;
+mod read;
+mod table;
+mod write;
+
+pub use error::CacheError;
+pub use read::{CompactStats, LiveIndex, read_features};
+pub use table::FeatureTable;
+pub use write::{ErrorRow, PartWriter, Row};
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the on-disk layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Column names of a part.
+pub mod columns {
+    /// Image path relative to the extract INPUT (Utf8, non-null).
+    pub const PATH: &str = "path";
+    /// Class label (Utf8, null when unlabeled).
+    pub const LABEL: &str = "label";
+    /// Given split (Utf8, null when not given).
+    pub const SPLIT: &str = "split";
+    /// Hash of the file's bytes (Utf8 hex, non-null).
+    pub const CONTENT_HASH: &str = "content_hash";
+    /// View name: `original`, `hflip`, ... (Utf8, non-null).
+    pub const VIEW: &str = "view";
+    /// Feature vector (FixedSizeList<Float32, D>, non-null items).
+    pub const FEATURE: &str = "feature";
+    /// Name of the list item field of `feature`.
+    pub const FEATURE_ITEM: &str = "item";
 }
 
-impl FeatureTable {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.paths.len()
+/// Key-value metadata keys stored in every part's Parquet footer.
+pub mod meta_keys {
+    pub const TOOL_VERSION: &str = "headstart.tool_version";
+    pub const MODEL_NAME: &str = "headstart.model_name";
+    pub const MODEL_FINGERPRINT: &str = "headstart.model_fingerprint";
+    pub const FEATURE_DIM: &str = "headstart.feature_dim";
+    pub const PREPROCESSING: &str = "headstart.preprocessing";
+    pub const ORT_VERSION: &str = "headstart.ort_version";
+    pub const EXECUTION_PROVIDER: &str = "headstart.execution_provider";
+}
+
+/// What a cache holds features of; fixed when the cache is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheInfo {
+    /// Layout version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Model name (built-in name or file stem).
+    pub model_name: String,
+    /// Hash of the ONNX bytes + feature tensor + preprocessing.
+    pub model_fingerprint: String,
+    /// Feature dimension D.
+    pub feature_dim: usize,
+    /// The preprocessing recipe, as JSON.
+    pub preprocessing: serde_json::Value,
+    /// Version of headstart that created the cache.
+    pub created_by: String,
+}
+
+/// Per-part provenance written to the part's footer and manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// ONNX Runtime version used.
+    pub ort_version: String,
+    /// Execution provider that ran the model (e.g. `CPUExecutionProvider`).
+    pub execution_provider: String,
+    /// Shard `I/N` of the run, if sharded.
+    pub shard: Option<String>,
+}
+
+/// An opened cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+    info: CacheInfo,
+}
+
+impl Cache {
+    /// Opens an existing cache.
+    pub fn open(dir: &Path) -> Result<Cache, CacheError> {
+        let path = dir.join("cache.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                CacheError::NotACache {
+                    path: dir.to_path_buf(),
+                }
+            } else {
+                CacheError::io(&path)(e)
+            }
+        })?;
+        let info: CacheInfo = serde_json::from_str(&text).map_err(|e| CacheError::Format {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if info.format_version != FORMAT_VERSION {
+            return Err(CacheError::Format {
+                path,
+                message: format!(
+                    "cache format version {} is not supported (this headstart writes {FORMAT_VERSION})",
+                    info.format_version
+                ),
+            });
+        }
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+            info,
+        })
     }
 
-    /// True when the table has no rows.
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
+    /// Opens `dir`, creating it for `info` if it holds no cache yet.
+    ///
+    /// An existing cache made with another model fingerprint or feature dimension is
+    /// refused: one cache holds features of one model and preprocessing.
+    pub fn open_or_create(dir: &Path, info: &CacheInfo) -> Result<Cache, CacheError> {
+        std::fs::create_dir_all(dir.join("parts")).map_err(CacheError::io(dir))?;
+        std::fs::create_dir_all(dir.join("errors")).map_err(CacheError::io(dir))?;
+        let path = dir.join("cache.json");
+        if !path.exists() {
+            let bytes = serde_json::to_vec_pretty(info).map_err(|e| CacheError::Format {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            // Create-new via a temp file + hard link: exactly one concurrent creator wins.
+            let tmp = write::temp_path(&path);
+            write::write_synced(&tmp, &bytes)?;
+            let linked = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(CacheError::io(&path)(e)),
+            }
+        }
+        let cache = Cache::open(dir)?;
+        if cache.info.model_fingerprint != info.model_fingerprint
+            || cache.info.feature_dim != info.feature_dim
+        {
+            return Err(CacheError::Mismatch {
+                dir: dir.to_path_buf(),
+                cached: describe(&cache.info),
+                requested: describe(info),
+            });
+        }
+        Ok(cache)
     }
 
-    /// The feature vector of row `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.features[i * self.dim..(i + 1) * self.dim]
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
+
+    /// What the cache holds.
+    pub fn info(&self) -> &CacheInfo {
+        &self.info
+    }
+
+    /// Folder of the feature parts.
+    pub fn parts_dir(&self) -> PathBuf {
+        self.dir.join("parts")
+    }
+
+    /// Folder of the error parts.
+    pub fn errors_dir(&self) -> PathBuf {
+        self.dir.join("errors")
+    }
+}
+
+fn describe(i: &CacheInfo) -> String {
+    format!(
+        "model {} (fingerprint {}, {}-d features)",
+        i.model_name, i.model_fingerprint, i.feature_dim
+    )
 }

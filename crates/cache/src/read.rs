@@ -1,0 +1,678 @@
+//! Reading caches (live rows only) and foreign feature Parquet files.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type};
+use arrow_array::{Array, RecordBatch, StringArray};
+use arrow_schema::DataType;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::write::{Tombstones, kv_map};
+use crate::{Cache, CacheError, FeatureTable, columns, meta_keys};
+
+/// An event in a cache directory, in sequence order.
+#[derive(Debug, Clone)]
+enum Entry {
+    Part(PathBuf),
+    Tomb(PathBuf),
+}
+
+fn list_entries(dir: &Path) -> Result<Vec<Entry>, CacheError> {
+    let mut named = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CacheError::io(dir)(e)),
+    };
+    for e in rd {
+        let e = e.map_err(CacheError::io(dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // temporary files of writers, live or crashed
+        }
+        if let Some(seq) = name.strip_suffix(".parquet") {
+            named.push((seq.to_string(), Entry::Part(e.path())));
+        } else if let Some(seq) = name.strip_suffix(".tomb.json") {
+            named.push((seq.to_string(), Entry::Tomb(e.path())));
+        }
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(named.into_iter().map(|(_, e)| e).collect())
+}
+
+fn open_reader(
+    path: &Path,
+    cols: Option<&[&str]>,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, CacheError> {
+    let file = File::open(path).map_err(CacheError::io(path))?;
+    let mut b =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(CacheError::parquet(path))?;
+    if let Some(cols) = cols {
+        let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
+        b = b.with_projection(mask);
+    }
+    b.with_batch_size(8192)
+        .build()
+        .map_err(CacheError::parquet(path))
+}
+
+fn str_col<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<Option<&'a StringArray>, CacheError> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(c) => c
+            .as_string_opt::<i32>()
+            .map(Some)
+            .ok_or_else(|| CacheError::Format {
+                path: path.to_path_buf(),
+                message: format!("column `{name}` has type {}, expected Utf8", c.data_type()),
+            }),
+    }
+}
+
+fn required<'a>(
+    c: Option<&'a StringArray>,
+    name: &str,
+    path: &Path,
+) -> Result<&'a StringArray, CacheError> {
+    c.ok_or_else(|| CacheError::Format {
+        path: path.to_path_buf(),
+        message: format!("missing column `{name}`; not a headstart cache part"),
+    })
+}
+
+/// The live rows of a cache, keyed for incremental extraction.
+#[derive(Debug, Default)]
+pub struct LiveIndex {
+    /// For each live path: its content hash and the views stored for it.
+    pub paths: HashMap<String, (String, HashSet<String>)>,
+    /// Rows stored but no longer live (superseded or deleted); `compact` drops them.
+    pub dead_rows: usize,
+    /// Parts and tombstone files in the cache.
+    pub files: usize,
+    /// (part index, row index) of each live row, in part order.
+    live: Vec<(usize, usize)>,
+    parts: Vec<PathBuf>,
+}
+
+impl LiveIndex {
+    /// Number of live rows.
+    pub fn live_rows(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True if `path` is live with `hash` and has `view`.
+    pub fn has(&self, path: &str, hash: &str, view: &str) -> bool {
+        self.paths
+            .get(path)
+            .is_some_and(|(h, views)| h == hash && views.contains(view))
+    }
+}
+
+impl Cache {
+    /// Scans the keys of every part (not the features) and resolves which rows are live.
+    pub fn live_index(&self) -> Result<LiveIndex, CacheError> {
+        let entries = list_entries(&self.parts_dir())?;
+        // newest row per (path, view): (order, part, row, hash)
+        let mut newest: HashMap<(String, String), (usize, usize, usize, String)> = HashMap::new();
+        // newest hash per path and its order; newest tombstone order per path
+        let mut path_hash: HashMap<String, (usize, String)> = HashMap::new();
+        let mut tomb: HashMap<String, usize> = HashMap::new();
+        let mut parts = Vec::new();
+        let mut total_rows = 0usize;
+        for (order, entry) in entries.iter().enumerate() {
+            match entry {
+                Entry::Tomb(p) => {
+                    let text = std::fs::read_to_string(p).map_err(CacheError::io(p))?;
+                    let t: Tombstones =
+                        serde_json::from_str(&text).map_err(|e| CacheError::Format {
+                            path: p.clone(),
+                            message: e.to_string(),
+                        })?;
+                    for path in t.paths {
+                        tomb.insert(path, order);
+                    }
+                }
+                Entry::Part(p) => {
+                    let part = parts.len();
+                    parts.push(p.clone());
+                    let mut row = 0usize;
+                    let cols = [columns::PATH, columns::CONTENT_HASH, columns::VIEW];
+                    for batch in open_reader(p, Some(&cols))? {
+                        let batch = batch.map_err(|e| CacheError::Format {
+                            path: p.clone(),
+                            message: e.to_string(),
+                        })?;
+                        let paths = required(str_col(&batch, columns::PATH, p)?, columns::PATH, p)?;
+                        let hashes = required(
+                            str_col(&batch, columns::CONTENT_HASH, p)?,
+                            columns::CONTENT_HASH,
+                            p,
+                        )?;
+                        let views = required(str_col(&batch, columns::VIEW, p)?, columns::VIEW, p)?;
+                        for i in 0..batch.num_rows() {
+                            let (path, hash, view) =
+                                (paths.value(i), hashes.value(i), views.value(i));
+                            newest.insert(
+                                (path.to_string(), view.to_string()),
+                                (order, part, row, hash.to_string()),
+                            );
+                            path_hash.insert(path.to_string(), (order, hash.to_string()));
+                            row += 1;
+                        }
+                    }
+                    total_rows += row;
+                }
+            }
+        }
+        let mut index = LiveIndex {
+            files: entries.len(),
+            parts,
+            ..LiveIndex::default()
+        };
+        for ((path, view), (order, part, row, hash)) in newest {
+            let Some((_, newest_hash)) = path_hash.get(&path) else {
+                continue;
+            };
+            let deleted = tomb.get(&path).is_some_and(|&t| t > order);
+            if deleted || *newest_hash != hash {
+                continue;
+            }
+            index.live.push((part, row));
+            index
+                .paths
+                .entry(path)
+                .or_insert_with(|| (hash, HashSet::new()))
+                .1
+                .insert(view);
+        }
+        index.live.sort_unstable();
+        index.dead_rows = total_rows - index.live.len();
+        Ok(index)
+    }
+
+    /// Reads all live rows.
+    pub fn read(&self) -> Result<FeatureTable, CacheError> {
+        let index = self.live_index()?;
+        let mut table = FeatureTable {
+            dim: self.info().feature_dim,
+            model_fingerprint: Some(self.info().model_fingerprint.clone()),
+            model_name: Some(self.info().model_name.clone()),
+            ..FeatureTable::default()
+        };
+        let mut live = index.live.iter().peekable();
+        for (part, path) in index.parts.iter().enumerate() {
+            let rows: HashSet<usize> =
+                std::iter::from_fn(|| live.next_if(|(p, _)| *p == part).map(|(_, r)| *r)).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            append_file(&mut table, path, Some(&rows))?;
+        }
+        Ok(table)
+    }
+}
+
+/// Appends rows of one Parquet file (all rows, or those in `keep`) to `table`.
+fn append_file(
+    table: &mut FeatureTable,
+    path: &Path,
+    keep: Option<&HashSet<usize>>,
+) -> Result<(), CacheError> {
+    let mut row = 0usize;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for batch in open_reader(path, None)? {
+        let batch = batch.map_err(|e| CacheError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let feature = batch
+            .column_by_name(columns::FEATURE)
+            .ok_or_else(|| CacheError::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "no `{}` column; a feature file needs a list-of-float column named `feature`",
+                    columns::FEATURE
+                ),
+            })?;
+        let paths = str_col(&batch, columns::PATH, path)?;
+        let labels = str_col(&batch, columns::LABEL, path)?;
+        let splits = str_col(&batch, columns::SPLIT, path)?;
+        let hashes = str_col(&batch, columns::CONTENT_HASH, path)?;
+        let views = str_col(&batch, columns::VIEW, path)?;
+        let opt = |c: Option<&StringArray>, i: usize| {
+            c.filter(|c| c.is_valid(i)).map(|c| c.value(i).to_string())
+        };
+        for i in 0..batch.num_rows() {
+            let global = row + i;
+            if keep.is_some_and(|k| !k.contains(&global)) {
+                continue;
+            }
+            let values = feature_row(feature.as_ref(), i).map_err(|message| CacheError::Row {
+                path: path.to_path_buf(),
+                row: global,
+                message,
+            })?;
+            if table.dim == 0 && table.is_empty() {
+                table.dim = values.len();
+            }
+            if values.len() != table.dim {
+                return Err(CacheError::Row {
+                    path: path.to_path_buf(),
+                    row: global,
+                    message: format!(
+                        "feature has {} values, expected {}",
+                        values.len(),
+                        table.dim
+                    ),
+                });
+            }
+            table.features.extend(values);
+            let p = opt(paths, i).unwrap_or_else(|| format!("{file_name}#{global}"));
+            table
+                .content_hashes
+                .push(opt(hashes, i).unwrap_or_else(|| format!("path:{p}")));
+            table.paths.push(p);
+            table.labels.push(opt(labels, i));
+            table.splits.push(opt(splits, i));
+            table
+                .views
+                .push(opt(views, i).unwrap_or_else(|| "original".into()));
+        }
+        row += batch.num_rows();
+    }
+    Ok(())
+}
+
+/// The feature vector of row `i` of a FixedSizeList, List or LargeList of Float32/Float64.
+fn feature_row(col: &dyn Array, i: usize) -> Result<Vec<f32>, String> {
+    if col.is_null(i) {
+        return Err("feature is null".into());
+    }
+    let values = match col.data_type() {
+        DataType::FixedSizeList(_, _) => col.as_fixed_size_list().value(i),
+        DataType::List(_) => col.as_list::<i32>().value(i),
+        DataType::LargeList(_) => col.as_list::<i64>().value(i),
+        other => {
+            return Err(format!(
+                "feature column has type {other}, expected a list of float"
+            ));
+        }
+    };
+    if values.null_count() > 0 {
+        return Err("feature has null values".into());
+    }
+    match values.data_type() {
+        DataType::Float32 => Ok(values.as_primitive::<Float32Type>().values().to_vec()),
+        DataType::Float64 => Ok(values
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|&v| v as f32)
+            .collect()),
+        other => Err(format!("feature items have type {other}, expected Float32")),
+    }
+}
+
+fn file_identity(
+    path: &Path,
+) -> Result<(Option<String>, Option<String>, Option<usize>), CacheError> {
+    let file = File::open(path).map_err(CacheError::io(path))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(CacheError::parquet(path))?;
+    let kv = kv_map(b.metadata().file_metadata().key_value_metadata());
+    Ok((
+        kv.get(meta_keys::MODEL_FINGERPRINT).cloned(),
+        kv.get(meta_keys::MODEL_NAME).cloned(),
+        kv.get(meta_keys::FEATURE_DIM).and_then(|d| d.parse().ok()),
+    ))
+}
+
+/// Reads features from any mix of cache directories, plain directories of Parquet
+/// files and single Parquet files (e.g. written by pyarrow, with the feature column
+/// as FixedSizeList or List). Refuses to mix model fingerprints or dimensions.
+pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
+    let mut out = FeatureTable::default();
+    let mut first: Option<(PathBuf, Option<String>, usize)> = None;
+    for input in inputs {
+        let mut t = if input.join("cache.json").is_file() {
+            Cache::open(input)?.read()?
+        } else if input.is_dir() {
+            let mut t = FeatureTable::default();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(CacheError::io(input))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(CacheError::NotACache {
+                    path: input.clone(),
+                });
+            }
+            for f in &files {
+                read_foreign(&mut t, f)?;
+            }
+            t
+        } else {
+            let mut t = FeatureTable::default();
+            read_foreign(&mut t, input)?;
+            t
+        };
+        let fp = t.model_fingerprint.clone();
+        match &first {
+            None => first = Some((input.clone(), fp, t.dim)),
+            Some((p0, fp0, d0)) => {
+                if fp != *fp0 || t.dim != *d0 {
+                    let desc = |fp: &Option<String>, d: usize| {
+                        format!(
+                            "fingerprint {}, {d}-d features",
+                            fp.as_deref().unwrap_or("unknown")
+                        )
+                    };
+                    return Err(CacheError::Mixed {
+                        first: p0.clone(),
+                        first_desc: desc(fp0, *d0),
+                        second: input.clone(),
+                        second_desc: desc(&fp, t.dim),
+                    });
+                }
+            }
+        }
+        if out.is_empty() && out.dim == 0 {
+            out.dim = t.dim;
+            out.model_fingerprint = t.model_fingerprint.take();
+            out.model_name = t.model_name.take();
+        }
+        out.paths.append(&mut t.paths);
+        out.labels.append(&mut t.labels);
+        out.splits.append(&mut t.splits);
+        out.content_hashes.append(&mut t.content_hashes);
+        out.views.append(&mut t.views);
+        out.features.append(&mut t.features);
+    }
+    Ok(out)
+}
+
+fn read_foreign(t: &mut FeatureTable, path: &Path) -> Result<(), CacheError> {
+    let (fp, name, dim) = file_identity(path)?;
+    if t.is_empty() {
+        t.model_fingerprint = fp;
+        t.model_name = name;
+        if let Some(d) = dim {
+            t.dim = d;
+        }
+    } else if fp != t.model_fingerprint {
+        return Err(CacheError::Mixed {
+            first: path.with_file_name(""),
+            first_desc: format!(
+                "fingerprint {}",
+                t.model_fingerprint.as_deref().unwrap_or("unknown")
+            ),
+            second: path.to_path_buf(),
+            second_desc: format!("fingerprint {}", fp.as_deref().unwrap_or("unknown")),
+        });
+    }
+    append_file(t, path, None)
+}
+
+/// What [`Cache::compact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactStats {
+    /// Live rows kept.
+    pub live_rows: usize,
+    /// Dead rows dropped.
+    pub dropped_rows: usize,
+    /// Files removed.
+    pub files_removed: usize,
+}
+
+impl Cache {
+    /// Rewrites the live rows into fresh parts and removes the old parts and tombstones.
+    ///
+    /// Safe against crashes (the new parts are complete before anything is removed)
+    /// and against concurrent writers (only files listed at the start are removed).
+    pub fn compact(&self, run: crate::RunInfo) -> Result<CompactStats, CacheError> {
+        let before = list_entries(&self.parts_dir())?;
+        let index = self.live_index()?;
+        let table = self.read()?;
+        let mut w = crate::PartWriter::new(self, run);
+        for i in 0..table.len() {
+            w.push(crate::Row {
+                path: &table.paths[i],
+                label: table.labels[i].as_deref(),
+                split: table.splits[i].as_deref(),
+                content_hash: &table.content_hashes[i],
+                view: &table.views[i],
+                feature: table.row(i),
+            })?;
+            if w.len() >= 50_000 {
+                w.flush()?;
+            }
+        }
+        w.flush()?;
+        let mut removed = 0;
+        for e in before {
+            let p = match e {
+                Entry::Part(p) => {
+                    let _ = std::fs::remove_file(p.with_extension("json"));
+                    p
+                }
+                Entry::Tomb(p) => p,
+            };
+            std::fs::remove_file(&p).map_err(CacheError::io(&p))?;
+            removed += 1;
+        }
+        Ok(CompactStats {
+            live_rows: table.len(),
+            dropped_rows: index.dead_rows,
+            files_removed: removed,
+        })
+    }
+
+    /// Removes temporary files left by writers that no longer run.
+    pub fn clean_temp(&self) -> usize {
+        let mut n = 0;
+        for dir in [
+            self.parts_dir(),
+            self.errors_dir(),
+            self.dir().to_path_buf(),
+        ] {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                    continue;
+                }
+                // `.{name}.{nanos}-{pid}-{counter}.tmp`
+                let pid = name
+                    .rsplit('.')
+                    .nth(1)
+                    .and_then(|seq| seq.split('-').nth(1))
+                    .and_then(|p| p.parse::<u32>().ok());
+                let alive = pid.is_some_and(|p| {
+                    p == std::process::id() || Path::new(&format!("/proc/{p}")).exists()
+                });
+                if !alive && std::fs::remove_file(e.path()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CacheInfo, PartWriter, Row, RunInfo};
+    use std::sync::Arc;
+
+    fn info(fp: &str, dim: usize) -> CacheInfo {
+        CacheInfo {
+            format_version: crate::FORMAT_VERSION,
+            model_name: "m".into(),
+            model_fingerprint: fp.into(),
+            feature_dim: dim,
+            preprocessing: serde_json::json!({"size": 2}),
+            created_by: "test".into(),
+        }
+    }
+
+    fn write(cache: &Cache, rows: &[(&str, &str, &str, f32)]) {
+        let mut w = PartWriter::new(cache, RunInfo::default());
+        for (path, hash, view, v) in rows {
+            w.push(Row {
+                path,
+                label: Some("a"),
+                split: None,
+                content_hash: hash,
+                view,
+                feature: &[*v, *v + 1.0],
+            })
+            .unwrap();
+        }
+        w.flush().unwrap();
+    }
+
+    fn sorted(t: &FeatureTable) -> Vec<(String, String, f32)> {
+        let mut v: Vec<_> = (0..t.len())
+            .map(|i| (t.paths[i].clone(), t.views[i].clone(), t.row(i)[0]))
+            .collect();
+        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        v
+    }
+
+    #[test]
+    fn newer_rows_supersede_and_tombstones_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(
+            &cache,
+            &[
+                ("a.png", "h1", "original", 1.0),
+                ("a.png", "h1", "hflip", 2.0),
+                ("b.png", "h2", "original", 3.0),
+            ],
+        );
+        // a.png changed: only its original view is re-extracted; the old hflip is dead.
+        write(&cache, &[("a.png", "h9", "original", 9.0)]);
+        let t = cache.read().unwrap();
+        assert_eq!(
+            sorted(&t),
+            vec![
+                ("a.png".into(), "original".into(), 9.0),
+                ("b.png".into(), "original".into(), 3.0)
+            ]
+        );
+        cache.write_tombstones(&["b.png".into()]).unwrap();
+        let idx = cache.live_index().unwrap();
+        assert!(idx.has("a.png", "h9", "original"));
+        assert!(!idx.paths.contains_key("b.png"));
+        assert_eq!(idx.dead_rows, 3);
+        // b.png comes back after its tombstone: live again.
+        write(&cache, &[("b.png", "h2", "original", 4.0)]);
+        assert_eq!(cache.read().unwrap().len(), 2);
+        // Compaction keeps exactly the live rows.
+        let stats = cache.compact(RunInfo::default()).unwrap();
+        assert_eq!((stats.live_rows, stats.dropped_rows), (2, 3));
+        let t = cache.read().unwrap();
+        assert_eq!(
+            sorted(&t),
+            vec![
+                ("a.png".into(), "original".into(), 9.0),
+                ("b.png".into(), "original".into(), 4.0)
+            ]
+        );
+        assert_eq!(cache.live_index().unwrap().dead_rows, 0);
+    }
+
+    #[test]
+    fn temp_files_are_ignored_and_other_models_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        std::fs::write(
+            cache
+                .parts_dir()
+                .join(".x.parquet.00000000000000000001-99999999-000000.tmp"),
+            b"junk",
+        )
+        .unwrap();
+        assert_eq!(cache.read().unwrap().len(), 1);
+        assert_eq!(cache.clean_temp(), 1);
+        let e = Cache::open_or_create(dir.path(), &info("other", 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fingerprint fp") && e.contains("fingerprint other"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn truncated_part_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        let part = std::fs::read_dir(cache.parts_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .unwrap();
+        let bytes = std::fs::read(&part).unwrap();
+        std::fs::write(&part, &bytes[..bytes.len() / 2]).unwrap();
+        let e = cache.read().unwrap_err().to_string();
+        assert!(
+            e.contains(&part.display().to_string()) && e.contains("truncated"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn foreign_list_column_reads_and_mixing_is_refused() {
+        use arrow_array::builder::{Float32Builder, ListBuilder};
+        let dir = tempfile::tempdir().unwrap();
+        let mut lb = ListBuilder::new(Float32Builder::new());
+        for r in [[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]] {
+            lb.values().append_slice(&r);
+            lb.append(true);
+        }
+        let feature: arrow_array::ArrayRef = Arc::new(lb.finish());
+        let label: arrow_array::ArrayRef = Arc::new(StringArray::from(vec!["x", "y"]));
+        let batch = RecordBatch::try_from_iter([("label", label), ("feature", feature)]).unwrap();
+        let f = dir.path().join("foreign.parquet");
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&f).unwrap(), batch.schema(), None)
+                .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let t = read_features(std::slice::from_ref(&f)).unwrap();
+        assert_eq!((t.len(), t.dim), (2, 3));
+        assert_eq!(t.row(1), &[4.0, 5.0, 6.0]);
+        assert_eq!(t.views, vec!["original", "original"]);
+        assert_eq!(t.paths[0], "foreign.parquet#0");
+
+        let c = dir.path().join("cache");
+        let cache = Cache::open_or_create(&c, &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        let e = read_features(&[c.clone(), f.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fingerprint fp, 2-d") && e.contains("3-d"),
+            "{e}"
+        );
+    }
+}
