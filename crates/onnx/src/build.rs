@@ -34,6 +34,8 @@ pub fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
 }
 
 /// An attribute value for [`node`].
+// Attributes are built once per node; boxing the tensor would only cost callers.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Attr {
     Int(i64),
@@ -160,8 +162,16 @@ mod tests {
         let mut g = GraphProto::new();
         g.name = "t".into();
         g.node.push(node("Relu", "r", &["x"], &["y"], vec![]));
-        g.input.push(value_info("x", DataType::FLOAT, &[Dim::Named("N".into()), Dim::Fixed(3)]));
-        g.output.push(value_info("y", DataType::FLOAT, &[Dim::Named("N".into()), Dim::Fixed(3)]));
+        g.input.push(value_info(
+            "x",
+            DataType::FLOAT,
+            &[Dim::Named("N".into()), Dim::Fixed(3)],
+        ));
+        g.output.push(value_info(
+            "y",
+            DataType::FLOAT,
+            &[Dim::Named("N".into()), Dim::Fixed(3)],
+        ));
         g.initializer.push(tensor_f32("w", &[3], &[1.0, 2.0, 3.0]));
         let m = model(g, &[("k", "v")]);
         let bytes = m.write_to_bytes().unwrap();

@@ -1,10 +1,14 @@
 //! ONNX graph tools for headstart: the protobuf types (from the `onnx-protobuf`
 //! crate), small builders for tensors, nodes and value infos, and model-level
-//! helpers shared by the backbone importer, `models inspect` and `export`.
+//! helpers shared by the backbone importer, `models inspect` and `export`;
+//! [`inspect`] summarizes a model and [`features`] finds (or exposes) the
+//! feature tensor of a user's backbone.
 //!
 //! This crate never runs a model; it only reads, edits and writes ONNX graphs.
 
 pub mod build;
+pub mod features;
+pub mod inspect;
 
 pub use onnx_protobuf as proto;
 pub use onnx_protobuf::Message;
@@ -27,6 +31,18 @@ pub enum OnnxError {
     /// The graph lacks something an operation needs.
     #[error("{0}")]
     Graph(String),
+    /// No feature tensor could be picked; the message says what was found
+    /// and which tensors `--features` could name.
+    #[error("cannot pick the feature tensor: {0}")]
+    Features(String),
+    /// A named tensor is not in the graph; `suggestions` is empty or starts
+    /// with "; ".
+    #[error("no tensor `{name}` to use: {reason}{suggestions}")]
+    UnknownTensor {
+        name: String,
+        reason: String,
+        suggestions: String,
+    },
 }
 
 /// Reads and decodes an ONNX model file.

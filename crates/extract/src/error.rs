@@ -1,0 +1,71 @@
+//! The error type of `headstart-extract`.
+
+use std::path::PathBuf;
+
+/// Errors of the extract stage; each names the file, model or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The ONNX Runtime shared library could not be loaded.
+    #[error(
+        "cannot load ONNX Runtime from {path}: {message}\nfix: point --ort-lib (or ORT_DYLIB_PATH) at a libonnxruntime.so of version 1.31 or newer, or unset it and run `headstart runtime install`"
+    )]
+    RuntimeLoad { path: PathBuf, message: String },
+    /// No pinned ONNX Runtime wheel exists for this platform.
+    #[error(
+        "no pinned ONNX Runtime build for {platform}; install onnxruntime yourself and pass --ort-lib PATH (or set ORT_DYLIB_PATH)"
+    )]
+    UnsupportedPlatform { platform: String },
+    /// The input folder or manifest cannot be used.
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
+    /// The model or its preprocessing cannot be used.
+    #[error("{model}: {message}")]
+    Backbone { model: String, message: String },
+    /// A parameter is out of range.
+    #[error("invalid {name} `{value}`: {message}")]
+    Param {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+    /// The cache could not be read or written.
+    #[error(transparent)]
+    Cache(#[from] headstart_cache::CacheError),
+    /// `--strict`: the first failing file stops the run.
+    #[error("{path}: {stage} failed: {message} (--strict stops at the first failure)")]
+    Strict {
+        path: String,
+        stage: String,
+        message: String,
+    },
+    /// A requested execution provider could not be registered.
+    #[error("{provider} is not usable: {message}\nfix: {fix}")]
+    Device {
+        provider: String,
+        message: String,
+        fix: String,
+    },
+    /// An ONNX Runtime call failed.
+    #[error("{context}: {message}")]
+    Ort { context: String, message: String },
+    /// Provisioning failed.
+    #[error(transparent)]
+    Provision(#[from] headstart_provision::ProvisionError),
+    /// A model could not be built or read.
+    #[error(transparent)]
+    Model(#[from] headstart_models::ModelError),
+    /// An ONNX graph could not be read or edited.
+    #[error(transparent)]
+    Onnx(#[from] headstart_onnx::OnnxError),
+}
+
+impl ExtractError {
+    /// Wraps an `ort` error with what was being done.
+    pub fn ort(context: impl Into<String>) -> impl FnOnce(ort::Error) -> ExtractError {
+        let context = context.into();
+        move |e| ExtractError::Ort {
+            context,
+            message: e.to_string(),
+        }
+    }
+}

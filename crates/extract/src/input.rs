@@ -1,0 +1,401 @@
+//! What to extract: a class-folder tree, a CSV/Parquet manifest, or a plain folder.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use headstart_cache::ErrorRow;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::ExtractError;
+
+/// File extensions treated as images when walking folders.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
+
+/// Split folder names recognised at the top of a class-folder tree.
+pub const SPLIT_NAMES: &[&str] = &["train", "val", "valid", "validation", "test"];
+
+/// One image to extract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Path relative to the input root (the cache key), with `/` separators.
+    pub rel: String,
+    /// Where to read it.
+    pub abs: PathBuf,
+    /// Class label.
+    pub label: Option<String>,
+    /// Given split.
+    pub split: Option<String>,
+}
+
+/// How to interpret INPUT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// `root/<class>/**/img` or `root/{train,val,test}/<class>/**/img`.
+    ClassFolders,
+    /// Every image under the folder, without labels.
+    Unlabeled,
+    /// A CSV or Parquet manifest with `path`, optional `label`, optional `split`.
+    Manifest,
+}
+
+/// The listed images plus the entries that could not be listed (as error rows).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub items: Vec<Item>,
+    pub errors: Vec<ErrorRow>,
+}
+
+/// Detects the kind of `input`: a file is a manifest, a folder is class folders
+/// unless `unlabeled`.
+pub fn detect(input: &Path, unlabeled: bool) -> Result<InputKind, ExtractError> {
+    let meta = std::fs::metadata(input).map_err(|source| ExtractError::Input {
+        path: input.to_path_buf(),
+        message: source.to_string(),
+    })?;
+    Ok(if meta.is_file() {
+        InputKind::Manifest
+    } else if unlabeled {
+        InputKind::Unlabeled
+    } else {
+        InputKind::ClassFolders
+    })
+}
+
+/// Lists the images of `input`, sorted by relative path.
+pub fn list(input: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
+    let mut listing = match kind {
+        InputKind::Manifest => list_manifest(input)?,
+        InputKind::Unlabeled | InputKind::ClassFolders => list_folder(input, kind)?,
+    };
+    listing.items.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let mut seen = HashMap::new();
+    for it in &listing.items {
+        if let Some(prev) = seen.insert(it.rel.clone(), it) {
+            if prev.label != it.label || prev.split != it.split {
+                return Err(ExtractError::Input {
+                    path: input.to_path_buf(),
+                    message: format!("`{}` is listed twice with different label or split", it.rel),
+                });
+            }
+        }
+    }
+    listing.items.dedup_by(|a, b| a.rel == b.rel);
+    if listing.items.is_empty() && listing.errors.is_empty() {
+        return Err(ExtractError::Input {
+            path: input.to_path_buf(),
+            message: format!(
+                "no images found (extensions: {}); class folders look like INPUT/<class>/image.jpg, or pass --unlabeled",
+                IMAGE_EXTENSIONS.join(", ")
+            ),
+        });
+    }
+    Ok(listing)
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
+    let mut out = Listing::default();
+    let top: Vec<String> = std::fs::read_dir(root)
+        .map_err(|e| ExtractError::Input {
+            path: root.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    let has_splits = kind == InputKind::ClassFolders
+        && !top.is_empty()
+        && top.iter().any(|t| SPLIT_NAMES.contains(&t.as_str()));
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().map(|p| rel_lossy(root, p)).unwrap_or_default();
+                out.errors.push(ErrorRow {
+                    path,
+                    stage: "list".into(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if entry.file_type().is_dir() || !is_image(entry.path()) {
+            continue;
+        }
+        let rel_path = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        let Some(rel) = rel_path.to_str().map(|s| s.replace('\\', "/")) else {
+            out.errors.push(ErrorRow {
+                path: rel_lossy(root, entry.path()),
+                stage: "list".into(),
+                message: "file name is not valid UTF-8; rename the file".into(),
+            });
+            continue;
+        };
+        let parts: Vec<&str> = rel.split('/').collect();
+        let (label, split) = match kind {
+            InputKind::Unlabeled => (None, None),
+            _ if has_splits => {
+                if parts.len() < 3 {
+                    out.errors.push(ErrorRow {
+                        path: rel.clone(),
+                        stage: "list".into(),
+                        message:
+                            "expected <split>/<class>/<file> under a folder with split folders"
+                                .into(),
+                    });
+                    continue;
+                }
+                let split = normalize_split(parts[0]);
+                if split.is_none() {
+                    out.errors.push(ErrorRow {
+                        path: rel.clone(),
+                        stage: "list".into(),
+                        message: format!(
+                            "`{}` is not a split folder ({})",
+                            parts[0],
+                            SPLIT_NAMES.join(", ")
+                        ),
+                    });
+                    continue;
+                }
+                (Some(parts[1].to_string()), split)
+            }
+            _ => {
+                if parts.len() < 2 {
+                    out.errors.push(ErrorRow {
+                        path: rel.clone(),
+                        stage: "list".into(),
+                        message: "image at the top level has no class folder; move it into INPUT/<class>/ or pass --unlabeled".into(),
+                    });
+                    continue;
+                }
+                (Some(parts[0].to_string()), None)
+            }
+        };
+        out.items.push(Item {
+            abs: entry.path().to_path_buf(),
+            rel,
+            label,
+            split,
+        });
+    }
+    Ok(out)
+}
+
+fn rel_lossy(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Canonical split name: `train`, `val` or `test`.
+pub fn normalize_split(s: &str) -> Option<String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "train" | "training" => Some("train".into()),
+        "val" | "valid" | "validation" => Some("val".into()),
+        "test" | "testing" => Some("test".into()),
+        _ => None,
+    }
+}
+
+fn list_manifest(manifest: &Path) -> Result<Listing, ExtractError> {
+    let base = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let err = |message: String| ExtractError::Input {
+        path: manifest.to_path_buf(),
+        message,
+    };
+    let rows: Vec<(String, Option<String>, Option<String>)> = match manifest
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => {
+            let mut r = csv::Reader::from_path(manifest).map_err(|e| err(e.to_string()))?;
+            let headers = r.headers().map_err(|e| err(e.to_string()))?.clone();
+            let col = |n: &str| headers.iter().position(|h| h.trim() == n);
+            let p = col("path").ok_or_else(|| err("the manifest has no `path` column".into()))?;
+            let (l, s) = (col("label"), col("split"));
+            let mut rows = Vec::new();
+            for (i, rec) in r.records().enumerate() {
+                let rec = rec.map_err(|e| err(format!("line {}: {e}", i + 2)))?;
+                let get = |c: Option<usize>| {
+                    c.and_then(|c| rec.get(c))
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                };
+                let path =
+                    get(Some(p)).ok_or_else(|| err(format!("line {}: empty path", i + 2)))?;
+                rows.push((path, get(l), get(s)));
+            }
+            rows
+        }
+        Some("parquet") => read_parquet_manifest(manifest).map_err(err)?,
+        _ => return Err(err("a manifest must be a .csv or .parquet file".into())),
+    };
+    let mut out = Listing::default();
+    for (path, label, split) in rows {
+        let split = match split {
+            None => None,
+            Some(s) => match normalize_split(&s) {
+                Some(s) => Some(s),
+                None => {
+                    out.errors.push(ErrorRow {
+                        path,
+                        stage: "list".into(),
+                        message: format!("unknown split `{s}` (use train, val or test)"),
+                    });
+                    continue;
+                }
+            },
+        };
+        let p = Path::new(&path);
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        out.items.push(Item {
+            rel: path.replace('\\', "/"),
+            abs,
+            label,
+            split,
+        });
+    }
+    Ok(out)
+}
+
+type ManifestRows = Vec<(String, Option<String>, Option<String>)>;
+
+fn read_parquet_manifest(path: &Path) -> Result<ManifestRows, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| format!("cannot read as Parquet: {e}"))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let col = |n: &str| -> Result<Option<arrow_array::StringArray>, String> {
+            match batch.column_by_name(n) {
+                None => Ok(None),
+                Some(c) => {
+                    let c = arrow_cast_utf8(c.as_ref())
+                        .ok_or_else(|| format!("column `{n}` must be a string column"))?;
+                    Ok(Some(c))
+                }
+            }
+        };
+        let p = col("path")?.ok_or("the manifest has no `path` column")?;
+        let (l, s) = (col("label")?, col("split")?);
+        let get = |c: &Option<arrow_array::StringArray>, i: usize| {
+            c.as_ref()
+                .filter(|c| c.is_valid(i))
+                .map(|c| c.value(i).to_string())
+        };
+        for i in 0..batch.num_rows() {
+            if !p.is_valid(i) {
+                return Err(format!("row {i}: null path"));
+            }
+            rows.push((p.value(i).to_string(), get(&l, i), get(&s, i)));
+        }
+    }
+    Ok(rows)
+}
+
+fn arrow_cast_utf8(a: &dyn Array) -> Option<arrow_array::StringArray> {
+    if let Some(s) = a.as_string_opt::<i32>() {
+        return Some(s.clone());
+    }
+    if let Some(s) = a.as_string_opt::<i64>() {
+        return Some(s.iter().collect());
+    }
+    a.as_string_view_opt().map(|s| s.iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"x").unwrap();
+    }
+
+    #[test]
+    fn class_folders_with_and_without_splits() {
+        let d = tempfile::tempdir().unwrap();
+        touch(&d.path().join("cat/a.jpg"));
+        touch(&d.path().join("dog/sub/b.PNG"));
+        touch(&d.path().join("dog/notes.txt"));
+        let l = list(d.path(), InputKind::ClassFolders).unwrap();
+        let got: Vec<_> = l
+            .items
+            .iter()
+            .map(|i| (i.rel.as_str(), i.label.as_deref(), i.split.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cat/a.jpg", Some("cat"), None),
+                ("dog/sub/b.PNG", Some("dog"), None)
+            ]
+        );
+
+        let d = tempfile::tempdir().unwrap();
+        touch(&d.path().join("train/cat/a.jpg"));
+        touch(&d.path().join("validation/dog/b.jpg"));
+        let l = list(d.path(), InputKind::ClassFolders).unwrap();
+        let got: Vec<_> = l
+            .items
+            .iter()
+            .map(|i| (i.label.as_deref(), i.split.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Some("cat"), Some("train")), (Some("dog"), Some("val"))]
+        );
+        let l = list(d.path(), InputKind::Unlabeled).unwrap();
+        assert!(l.items.iter().all(|i| i.label.is_none()));
+    }
+
+    #[test]
+    fn csv_manifest_resolves_relative_paths_and_reports_bad_splits() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m.csv");
+        std::fs::write(
+            &m,
+            "path,label,split\nimgs/a.jpg,cat,train\n/abs/b.jpg,,\nc.jpg,dog,holdout\n",
+        )
+        .unwrap();
+        let l = list(&m, InputKind::Manifest).unwrap();
+        assert_eq!(l.items.len(), 2);
+        assert_eq!(l.items[1].abs, d.path().join("imgs/a.jpg"));
+        assert_eq!(l.items[0].abs, PathBuf::from("/abs/b.jpg"));
+        assert_eq!(l.items[0].label, None);
+        assert_eq!(l.errors.len(), 1);
+        assert!(l.errors[0].message.contains("holdout"));
+    }
+
+    #[test]
+    fn empty_folder_explains_the_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let e = list(d.path(), InputKind::ClassFolders)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no images found"), "{e}");
+    }
+}

@@ -1,0 +1,263 @@
+//! Choosing the backbone: a built-in name or an .onnx file, the feature tensor
+//! (`auto` or a name), and the preprocessing (sidecar, model metadata, preset or flags).
+
+use std::path::Path;
+
+use headstart_models::preprocess::{Filter, Layout, Preprocess};
+use headstart_models::zoo;
+use headstart_onnx::inspect::DimInfo;
+use headstart_provision::Home;
+
+use crate::ExtractError;
+
+/// Metadata key under which a model may carry its preprocessing as JSON.
+pub const PREPROCESS_METADATA_KEY: &str = "headstart.preprocess";
+
+/// Which tensor to take as the feature vector.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum FeatureSel {
+    /// The model's declared features (built-in) or the penultimate vector of a classifier.
+    #[default]
+    Auto,
+    /// Any tensor of the graph by name.
+    Tensor(String),
+}
+
+impl std::str::FromStr for FeatureSel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<FeatureSel, String> {
+        match s {
+            "" => Err("--features needs `auto` or a tensor name".into()),
+            "auto" => Ok(FeatureSel::Auto),
+            name => Ok(FeatureSel::Tensor(name.to_string())),
+        }
+    }
+}
+
+/// Preprocessing settings given on the command line; each overrides the model's.
+#[derive(Debug, Clone, Default)]
+pub struct PreprocessOverrides {
+    /// A named preset (`imagenet`, `tf-lite`) as the starting point.
+    pub preset: Option<String>,
+    /// Square input size.
+    pub size: Option<u32>,
+    /// Centre crop fraction.
+    pub crop: Option<f32>,
+    /// Mean per channel (0..=255 scale, RGB).
+    pub mean: Option<[f32; 3]>,
+    /// Std per channel (0..=255 scale, RGB).
+    pub std: Option<[f32; 3]>,
+    /// Resize filter.
+    pub filter: Option<Filter>,
+    /// Input layout.
+    pub layout: Option<Layout>,
+}
+
+impl PreprocessOverrides {
+    fn is_empty(&self) -> bool {
+        self.preset.is_none()
+            && self.size.is_none()
+            && self.crop.is_none()
+            && self.mean.is_none()
+            && self.std.is_none()
+            && self.filter.is_none()
+            && self.layout.is_none()
+    }
+
+    fn apply(&self, mut p: Preprocess) -> Preprocess {
+        if let Some(s) = self.size {
+            p.height = s;
+            p.width = s;
+        }
+        if let Some(c) = self.crop {
+            p.crop_fraction = c;
+        }
+        if let Some(m) = self.mean {
+            p.mean = m;
+        }
+        if let Some(s) = self.std {
+            p.std = s;
+        }
+        if let Some(f) = self.filter {
+            p.filter = f;
+        }
+        if let Some(l) = self.layout {
+            p.layout = l;
+        }
+        p
+    }
+}
+
+/// A backbone ready to open: ONNX bytes (edited to expose the feature tensor
+/// when needed), the feature tensor, preprocessing and fingerprint.
+#[derive(Debug, Clone)]
+pub struct ResolvedBackbone {
+    /// Model name (built-in name or file stem).
+    pub name: String,
+    /// ONNX bytes to load.
+    pub onnx: Vec<u8>,
+    /// Graph output with the features.
+    pub feature_tensor: String,
+    /// Feature dimension, when the graph declares it.
+    pub feature_dim: Option<usize>,
+    /// Graph output with ImageNet logits (built-in models).
+    pub logits_tensor: Option<String>,
+    /// How images become tensors.
+    pub preprocess: Preprocess,
+    /// Hash of the original ONNX bytes + feature tensor + preprocessing.
+    pub fingerprint: String,
+}
+
+/// Resolves `spec` (a built-in name or a path to .onnx). Built-ins are fetched on
+/// first use; `log` gets one line per step that does work.
+pub fn resolve(
+    home: &Home,
+    spec: &str,
+    features: &FeatureSel,
+    overrides: &PreprocessOverrides,
+    log: &dyn Fn(&str),
+) -> Result<ResolvedBackbone, ExtractError> {
+    let bad = |message: String| ExtractError::Backbone {
+        model: spec.to_string(),
+        message,
+    };
+    let (name, bytes, default_pre, declared, logits) = if zoo::BUILTIN.contains(&spec) {
+        let (m, _) = zoo::ensure(home, spec, log)?;
+        let bytes =
+            std::fs::read(&m.onnx).map_err(|e| bad(format!("{}: {e}", m.onnx.display())))?;
+        let pre = match &overrides.preset {
+            Some(p) => preset(p, &m.card.preprocess.input_name)?,
+            None => m.card.preprocess.clone(),
+        };
+        (
+            spec.to_string(),
+            bytes,
+            Some(pre),
+            Some((m.card.feature_tensor.clone(), m.card.feature_dim)),
+            m.card.logits_tensor.clone(),
+        )
+    } else {
+        let path = Path::new(spec);
+        if !path.is_file() {
+            return Err(bad(format!(
+                "no such file, and not a built-in model ({})",
+                zoo::BUILTIN.join(", ")
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| spec.to_string());
+        (name, bytes, None, None, None)
+    };
+    let mut model = headstart_onnx::decode_model(&bytes, Path::new(spec))?;
+    let summary = headstart_onnx::inspect::summarize(&model, bytes.len() as u64);
+
+    // The feature tensor.
+    let (feature_tensor, feature_dim) = match (features, &declared) {
+        (FeatureSel::Auto, Some((t, d))) => (t.clone(), Some(*d)),
+        (FeatureSel::Auto, None) => {
+            let f = headstart_onnx::features::find_penultimate(&model)?;
+            (f.name, f.dim)
+        }
+        (FeatureSel::Tensor(t), Some((dt, d))) if t == dt => (t.clone(), Some(*d)),
+        (FeatureSel::Tensor(t), _) => (t.clone(), None),
+    };
+
+    // The preprocessing.
+    let input = summary
+        .inputs
+        .first()
+        .ok_or_else(|| bad("the model has no image input".into()))?;
+    let pre = match default_pre {
+        Some(p) => overrides.apply(p),
+        None => {
+            let from_meta = model
+                .metadata_props
+                .iter()
+                .find(|e| e.key == PREPROCESS_METADATA_KEY)
+                .map(|e| serde_json::from_str::<Preprocess>(&e.value));
+            let base = match (&overrides.preset, from_meta) {
+                (Some(p), _) => preset(p, &input.name)?,
+                (None, Some(Ok(p))) => p,
+                (None, Some(Err(e))) => {
+                    return Err(bad(format!(
+                        "metadata `{PREPROCESS_METADATA_KEY}` is not valid preprocessing JSON: {e}"
+                    )));
+                }
+                (None, None) if !overrides.is_empty() => {
+                    infer_from_input(input, Preprocess::imagenet(&input.name))
+                }
+                (None, None) => {
+                    return Err(bad(format!(
+                        "no preprocessing is known for this model; pass --preset {} or the preprocessing flags (--size, --crop, --mean, --std, --filter, --layout)",
+                        Preprocess::PRESETS.join("|")
+                    )));
+                }
+            };
+            overrides.apply(infer_from_input(input, base))
+        }
+    };
+    pre.validate().map_err(&bad)?;
+
+    let fingerprint = {
+        let mut h = blake3::Hasher::new();
+        h.update(&bytes);
+        h.update(b"\0feature=");
+        h.update(feature_tensor.as_bytes());
+        h.update(b"\0preprocess=");
+        h.update(serde_json::to_string(&pre).unwrap_or_default().as_bytes());
+        h.finalize().to_hex()[..32].to_string()
+    };
+
+    let is_output = model.graph.output.iter().any(|o| o.name == feature_tensor);
+    let onnx = if is_output {
+        bytes
+    } else {
+        headstart_onnx::features::expose_output(&mut model, &feature_tensor, feature_dim)?;
+        headstart_onnx::encode_model(&model)?
+    };
+    Ok(ResolvedBackbone {
+        name,
+        onnx,
+        feature_tensor,
+        feature_dim,
+        logits_tensor: logits,
+        preprocess: pre,
+        fingerprint,
+    })
+}
+
+fn preset(name: &str, input: &str) -> Result<Preprocess, ExtractError> {
+    Preprocess::preset(name, input).ok_or_else(|| ExtractError::Param {
+        name: "--preset",
+        value: name.to_string(),
+        message: format!("known presets: {}", Preprocess::PRESETS.join(", ")),
+    })
+}
+
+/// Takes the input name, layout and fixed size from the graph input.
+fn infer_from_input(input: &headstart_onnx::inspect::TensorInfo, mut p: Preprocess) -> Preprocess {
+    p.input_name = input.name.clone();
+    if let Some(dims) = &input.dims {
+        let fixed = |i: usize| match dims.get(i) {
+            Some(DimInfo::Fixed(v)) if *v > 0 => u32::try_from(*v).ok(),
+            _ => None,
+        };
+        if dims.len() == 4 {
+            if fixed(1) == Some(3) {
+                p.layout = Layout::Nchw;
+                if let (Some(h), Some(w)) = (fixed(2), fixed(3)) {
+                    (p.height, p.width) = (h, w);
+                }
+            } else if fixed(3) == Some(3) {
+                p.layout = Layout::Nhwc;
+                if let (Some(h), Some(w)) = (fixed(1), fixed(2)) {
+                    (p.height, p.width) = (h, w);
+                }
+            }
+        }
+    }
+    p
+}

@@ -1,0 +1,743 @@
+//! The extract pipeline: list -> (read, hash, decode, preprocess) in parallel ->
+//! batches through a bounded queue -> inference -> Parquet writer, each stage on
+//! its own threads. Memory is bounded by the queue depth, whatever the input size.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use headstart_cache::{Cache, CacheInfo, ErrorRow, LiveIndex, PartWriter, Row, RunInfo};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::ExtractError;
+use crate::backbone::{Backbone, SessionConfig};
+use crate::decode::decode_rgb8;
+use crate::input::{self, Item};
+use crate::model::ResolvedBackbone;
+use crate::runtime::Runtime;
+use crate::tensor::{Preprocessor, normalize_into};
+
+/// An augmented view stored as its own row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum View {
+    /// The image as preprocessed.
+    Original,
+    /// Mirrored left-right.
+    Hflip,
+}
+
+impl View {
+    /// The name stored in the `view` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Original => "original",
+            View::Hflip => "hflip",
+        }
+    }
+}
+
+impl std::str::FromStr for View {
+    type Err = String;
+    fn from_str(s: &str) -> Result<View, String> {
+        match s.trim() {
+            "original" => Ok(View::Original),
+            "hflip" => Ok(View::Hflip),
+            other => Err(format!("unknown view `{other}`; views: original, hflip")),
+        }
+    }
+}
+
+/// Shard `index` of `count`: the images whose path hash falls in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based shard index.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether `rel_path` belongs to this shard (stable across machines and runs).
+    pub fn owns(&self, rel_path: &str) -> bool {
+        let h = blake3::hash(rel_path.as_bytes());
+        let v = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default());
+        v % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// `I/N` with `0 <= I < N`.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("shard `{s}` must look like I/N, e.g. 0/4"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard index `{i}` is not a number"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard count `{n}` is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard `{s}`: need 0 <= I < N"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Receives progress while a run goes on.
+pub trait Progress: Sync {
+    /// The number of images this run looks at.
+    fn start(&self, _total: u64) {}
+    /// `n` more images are done (extracted, cached or failed).
+    fn advance(&self, _n: u64) {}
+    /// A one-line message (what was provisioned, what was skipped).
+    fn message(&self, _msg: &str) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Settings of an extract run, checked by [`ExtractorBuilder::build`].
+#[derive(Debug, Clone)]
+pub struct ExtractorBuilder {
+    input: PathBuf,
+    out: PathBuf,
+    unlabeled: bool,
+    batch_size: usize,
+    threads: Option<usize>,
+    views: Vec<View>,
+    strict: bool,
+    shard: Option<Shard>,
+    flush_rows: usize,
+    flush_interval: Duration,
+    session: SessionConfig,
+}
+
+/// A validated extract run; see [`Extractor::run`].
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    cfg: ExtractorBuilder,
+}
+
+impl Extractor {
+    /// Starts configuring a run that extracts `input` into the cache `out`.
+    pub fn builder(input: impl Into<PathBuf>, out: impl Into<PathBuf>) -> ExtractorBuilder {
+        ExtractorBuilder {
+            input: input.into(),
+            out: out.into(),
+            unlabeled: false,
+            batch_size: 32,
+            threads: None,
+            views: vec![View::Original],
+            strict: false,
+            shard: None,
+            flush_rows: 2048,
+            flush_interval: Duration::from_secs(60),
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+impl ExtractorBuilder {
+    /// Treat a folder as unlabeled images (no class folders).
+    pub fn unlabeled(mut self, v: bool) -> Self {
+        self.unlabeled = v;
+        self
+    }
+    /// Images per inference batch (default 32).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+    /// Decode threads (default: the number of cores).
+    pub fn threads(mut self, n: Option<usize>) -> Self {
+        self.threads = n;
+        self
+    }
+    /// Views stored per image (default: original).
+    pub fn views(mut self, v: Vec<View>) -> Self {
+        self.views = v;
+        self
+    }
+    /// Stop at the first failing file.
+    pub fn strict(mut self, v: bool) -> Self {
+        self.strict = v;
+        self
+    }
+    /// Only extract this shard of the input.
+    pub fn shard(mut self, s: Option<Shard>) -> Self {
+        self.shard = s;
+        self
+    }
+    /// Write a part at least every `rows` rows and every `interval`.
+    pub fn flush_every(mut self, rows: usize, interval: Duration) -> Self {
+        self.flush_rows = rows;
+        self.flush_interval = interval;
+        self
+    }
+    /// ONNX Runtime session settings (threads, device).
+    pub fn session(mut self, s: SessionConfig) -> Self {
+        self.session = s;
+        self
+    }
+
+    /// Validates the settings once.
+    pub fn build(mut self) -> Result<Extractor, ExtractError> {
+        let param = |name, value: String, message: &str| ExtractError::Param {
+            name,
+            value,
+            message: message.to_string(),
+        };
+        if self.batch_size == 0 || self.batch_size > 4096 {
+            return Err(param(
+                "--batch-size",
+                self.batch_size.to_string(),
+                "must be between 1 and 4096",
+            ));
+        }
+        if self.threads == Some(0) {
+            return Err(param("--threads", "0".into(), "must be at least 1"));
+        }
+        if self.views.is_empty() {
+            return Err(param("--views", String::new(), "name at least one view"));
+        }
+        self.views.dedup();
+        if self.flush_rows == 0 {
+            return Err(param("flush rows", "0".into(), "must be at least 1"));
+        }
+        Ok(Extractor { cfg: self })
+    }
+}
+
+/// What a run did, for people (`Display`) and pipelines (`--json`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub cache: PathBuf,
+    pub model: String,
+    pub model_fingerprint: String,
+    pub feature_dim: usize,
+    pub execution_provider: String,
+    pub shard: Option<String>,
+    /// Images listed (in this shard).
+    pub images: usize,
+    /// Images whose features were already cached.
+    pub cached: usize,
+    /// Images extracted now.
+    pub extracted: usize,
+    /// Images (or listing entries) that failed.
+    pub failed: usize,
+    /// Rows written (images x views).
+    pub rows_written: usize,
+    /// Paths no longer in the input, removed from the cache.
+    pub deleted: usize,
+    pub parts_written: usize,
+    pub errors_file: Option<PathBuf>,
+    pub wall_seconds: f64,
+    /// Busy time summed over decode threads.
+    pub decode_seconds: f64,
+    pub inference_seconds: f64,
+    pub write_seconds: f64,
+    /// Extracted images per wall-clock second.
+    pub images_per_second: f64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "cache        {}", self.cache.display())?;
+        writeln!(
+            f,
+            "model        {} ({}-d, fingerprint {}) on {}",
+            self.model, self.feature_dim, self.model_fingerprint, self.execution_provider
+        )?;
+        if let Some(s) = &self.shard {
+            writeln!(f, "shard        {s}")?;
+        }
+        writeln!(
+            f,
+            "images       {} listed: {} extracted, {} already cached, {} failed; {} removed from the cache",
+            self.images, self.extracted, self.cached, self.failed, self.deleted
+        )?;
+        writeln!(
+            f,
+            "rows         {} written in {} part(s)",
+            self.rows_written, self.parts_written
+        )?;
+        writeln!(
+            f,
+            "time         {:.2} s wall ({:.1} images/s): decode {:.2} s (summed over threads), inference {:.2} s, write {:.2} s",
+            self.wall_seconds,
+            self.images_per_second,
+            self.decode_seconds,
+            self.inference_seconds,
+            self.write_seconds
+        )?;
+        if let Some(e) = &self.errors_file {
+            writeln!(f, "errors       {} (path, stage, message)", e.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// One preprocessed view on its way to inference.
+struct Job {
+    item: usize,
+    view: View,
+    hash: std::sync::Arc<str>,
+    /// How many views of this item were queued.
+    queued: usize,
+    tensor: Vec<f32>,
+}
+
+/// (item, view, content hash, views queued for the item).
+type Key = (usize, View, std::sync::Arc<str>, usize);
+
+/// Features of a batch on their way to the writer.
+struct Done {
+    jobs: Vec<Key>,
+    features: Vec<f32>,
+}
+
+/// Content hash of file bytes: 128-bit BLAKE3, hex.
+pub fn content_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..32].to_string()
+}
+
+impl Extractor {
+    /// Runs the extraction with `model` on the loaded runtime.
+    pub fn run(
+        &self,
+        rt: &Runtime,
+        model: &ResolvedBackbone,
+        progress: &dyn Progress,
+    ) -> Result<Summary, ExtractError> {
+        let cfg = &self.cfg;
+        let started = Instant::now();
+        let kind = input::detect(&cfg.input, cfg.unlabeled)?;
+        let mut listing = input::list(&cfg.input, kind)?;
+        if let Some(shard) = cfg.shard {
+            listing.items.retain(|it| shard.owns(&it.rel));
+            listing.errors.retain(|e| shard.owns(&e.path));
+        }
+        let items = listing.items;
+
+        let mut net = Backbone::open(
+            rt,
+            &model.name,
+            &model.onnx,
+            model.preprocess.clone(),
+            &[model.feature_tensor.as_str()],
+            &cfg.session,
+        )?;
+        let dim = match model.feature_dim {
+            Some(d) => d,
+            None => {
+                // Learn the dimension from one blank image.
+                let probe = vec![0f32; model.preprocess.tensor_len()];
+                net.run(&probe, 1)?[0].len()
+            }
+        };
+        let info = CacheInfo {
+            format_version: headstart_cache::FORMAT_VERSION,
+            model_name: model.name.clone(),
+            model_fingerprint: model.fingerprint.clone(),
+            feature_dim: dim,
+            preprocessing: serde_json::to_value(&model.preprocess).unwrap_or_default(),
+            created_by: format!("headstart {}", env!("CARGO_PKG_VERSION")),
+        };
+        let cache = Cache::open_or_create(&cfg.out, &info)?;
+        cache.clean_temp();
+        let index = cache.live_index()?;
+
+        // Paths gone from the input (in this shard) stop being live.
+        let listed: std::collections::HashSet<&str> =
+            items.iter().map(|i| i.rel.as_str()).collect();
+        let mut gone: Vec<String> = index
+            .paths
+            .keys()
+            .filter(|p| !listed.contains(p.as_str()) && cfg.shard.is_none_or(|s| s.owns(p)))
+            .cloned()
+            .collect();
+        gone.sort();
+        cache.write_tombstones(&gone)?;
+
+        let run = RunInfo {
+            ort_version: rt.version.clone(),
+            execution_provider: net.provider().to_string(),
+            shard: cfg.shard.map(|s| s.to_string()),
+        };
+        progress.start(items.len() as u64);
+        let errors = Mutex::new(listing.errors);
+        let stats = Stats::default();
+        let abort = AtomicBool::new(false);
+        let strict_err: Mutex<Option<ExtractError>> = Mutex::new(None);
+        let fail = |rel: &str, stage: &str, message: String| {
+            if cfg.strict && !abort.swap(true, Ordering::SeqCst) {
+                *strict_err.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(ExtractError::Strict {
+                        path: rel.to_string(),
+                        stage: stage.to_string(),
+                        message: message.clone(),
+                    });
+            }
+            errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ErrorRow {
+                    path: rel.to_string(),
+                    stage: stage.to_string(),
+                    message,
+                });
+        };
+        if cfg.strict
+            && let Some(e) = errors.lock().unwrap_or_else(|e| e.into_inner()).first()
+        {
+            return Err(ExtractError::Strict {
+                path: e.path.clone(),
+                stage: e.stage.clone(),
+                message: e.message.clone(),
+            });
+        }
+
+        let threads = cfg
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("headstart-decode-{i}"))
+            .build()
+            .map_err(|e| ExtractError::Param {
+                name: "--threads",
+                value: threads.to_string(),
+                message: e.to_string(),
+            })?;
+        let depth = cfg.batch_size * 2;
+        let (job_tx, job_rx) = bounded::<Job>(depth);
+        let (done_tx, done_rx) = bounded::<Done>(4);
+        let stale: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+        let outcome: Result<(usize, usize, Option<PathBuf>), ExtractError> =
+            std::thread::scope(|s| {
+                let infer = s.spawn(|| {
+                    infer_stage(&mut net, job_rx, done_tx, cfg.batch_size, &stats, &abort)
+                });
+                let write = s.spawn(|| {
+                    write_stage(
+                        &cache,
+                        &run,
+                        &items,
+                        done_rx,
+                        cfg.flush_rows,
+                        cfg.flush_interval,
+                        &stats,
+                        progress,
+                    )
+                });
+                pool.install(|| {
+                    items.par_iter().enumerate().for_each_init(
+                        || Preprocessor::new(model.preprocess.clone()),
+                        |pre, (i, item)| {
+                            if abort.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            let t0 = Instant::now();
+                            let r = prepare(i, item, &index, &cfg.views, pre);
+                            stats
+                                .decode_ns
+                                .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                            match r {
+                                Prepared::Cached => {
+                                    stats.cached.fetch_add(1, Ordering::Relaxed);
+                                    progress.advance(1);
+                                }
+                                Prepared::Queued(jobs) => {
+                                    for job in jobs {
+                                        if job_tx.send(job).is_err() {
+                                            break; // inference stopped; its error is reported
+                                        }
+                                    }
+                                }
+                                Prepared::Failed { stage, message } => {
+                                    if index.paths.contains_key(&item.rel) {
+                                        stale
+                                            .lock()
+                                            .unwrap_or_else(|e| e.into_inner())
+                                            .push(item.rel.clone());
+                                    }
+                                    fail(&item.rel, stage, message);
+                                    progress.advance(1);
+                                }
+                            }
+                        },
+                    );
+                });
+                drop(job_tx);
+                let infer_result = infer.join().unwrap_or_else(|_| Err(panic_err("inference")));
+                let write_result = write.join().unwrap_or_else(|_| Err(panic_err("writer")));
+                infer_result?;
+                let (rows, parts) = write_result?;
+                Ok((rows, parts, None))
+            });
+        if let Some(e) = strict_err.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(e);
+        }
+        let (rows_written, parts_written, _) = outcome?;
+        // Files that changed and now fail must not keep serving their old features.
+        let stale = stale.into_inner().unwrap_or_default();
+        cache.write_tombstones(&stale)?;
+        let errors = errors.into_inner().unwrap_or_default();
+        let errors_file = cache.write_errors(&errors)?;
+
+        let wall = started.elapsed().as_secs_f64();
+        let extracted = stats.extracted.load(Ordering::Relaxed) as usize;
+        Ok(Summary {
+            cache: cfg.out.clone(),
+            model: model.name.clone(),
+            model_fingerprint: model.fingerprint.clone(),
+            feature_dim: dim,
+            execution_provider: run.execution_provider.clone(),
+            shard: run.shard.clone(),
+            images: items.len(),
+            cached: stats.cached.load(Ordering::Relaxed) as usize,
+            extracted,
+            failed: errors.len(),
+            rows_written,
+            deleted: gone.len(),
+            parts_written,
+            errors_file,
+            wall_seconds: wall,
+            decode_seconds: ns(&stats.decode_ns),
+            inference_seconds: ns(&stats.infer_ns),
+            write_seconds: ns(&stats.write_ns),
+            images_per_second: if wall > 0.0 {
+                extracted as f64 / wall
+            } else {
+                0.0
+            },
+        })
+    }
+}
+
+fn ns(a: &AtomicU64) -> f64 {
+    a.load(Ordering::Relaxed) as f64 / 1e9
+}
+
+fn panic_err(stage: &str) -> ExtractError {
+    ExtractError::Ort {
+        context: format!("the {stage} stage"),
+        message: "panicked".into(),
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    cached: AtomicU64,
+    extracted: AtomicU64,
+    decode_ns: AtomicU64,
+    infer_ns: AtomicU64,
+    write_ns: AtomicU64,
+}
+
+enum Prepared {
+    Cached,
+    Queued(Vec<Job>),
+    Failed {
+        stage: &'static str,
+        message: String,
+    },
+}
+
+/// Reads, hashes and (when not cached) decodes one file and queues its views.
+fn prepare(
+    i: usize,
+    item: &Item,
+    index: &LiveIndex,
+    views: &[View],
+    pre: &mut Preprocessor,
+) -> Prepared {
+    let bytes = match std::fs::read(&item.abs) {
+        Ok(b) => b,
+        Err(e) => {
+            return Prepared::Failed {
+                stage: "read",
+                message: e.to_string(),
+            };
+        }
+    };
+    let hash: std::sync::Arc<str> = content_hash(&bytes).into();
+    let missing: Vec<View> = views
+        .iter()
+        .copied()
+        .filter(|v| !index.has(&item.rel, &hash, v.name()))
+        .collect();
+    if missing.is_empty() {
+        return Prepared::Cached;
+    }
+    let img = match decode_rgb8(&bytes) {
+        Ok(img) => img,
+        Err(message) => {
+            return Prepared::Failed {
+                stage: "decode",
+                message,
+            };
+        }
+    };
+    drop(bytes);
+    let p = pre.preprocess().clone();
+    let (h, w) = (p.height as usize, p.width as usize);
+    let resized = match pre.resize(&img) {
+        Ok(r) => r.to_vec(),
+        Err(message) => {
+            return Prepared::Failed {
+                stage: "preprocess",
+                message,
+            };
+        }
+    };
+    let queued = missing.len();
+    let mut jobs = Vec::with_capacity(queued);
+    for view in missing {
+        let mut tensor = vec![0f32; p.tensor_len()];
+        match view {
+            View::Original => normalize_into(&p, &resized, &mut tensor),
+            View::Hflip => {
+                let mut flipped = resized.clone();
+                for row in flipped.chunks_exact_mut(w * 3) {
+                    let px: &mut [[u8; 3]] = row.as_chunks_mut::<3>().0;
+                    px.reverse();
+                }
+                debug_assert_eq!(flipped.len(), h * w * 3);
+                normalize_into(&p, &flipped, &mut tensor);
+            }
+        }
+        jobs.push(Job {
+            item: i,
+            view,
+            hash: hash.clone(),
+            queued,
+            tensor,
+        });
+    }
+    Prepared::Queued(jobs)
+}
+
+fn infer_stage(
+    net: &mut Backbone,
+    rx: Receiver<Job>,
+    tx: Sender<Done>,
+    batch_size: usize,
+    stats: &Stats,
+    abort: &AtomicBool,
+) -> Result<(), ExtractError> {
+    let len = net.preprocess().tensor_len();
+    let mut batch = Vec::with_capacity(batch_size * len);
+    let mut keys = Vec::with_capacity(batch_size);
+    let mut run_batch = |batch: &mut Vec<f32>, keys: &mut Vec<Key>| -> Result<(), ExtractError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let mut out = net.run(batch, keys.len())?;
+        stats
+            .infer_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        batch.clear();
+        let features = out.swap_remove(0);
+        if features.iter().any(|v| !v.is_finite()) {
+            return Err(ExtractError::Ort {
+                context: "running the model".into(),
+                message: "the model produced NaN or infinite features; check the model and its preprocessing".into(),
+            });
+        }
+        let _ = tx.send(Done {
+            jobs: std::mem::take(keys),
+            features,
+        });
+        Ok(())
+    };
+    for job in rx.iter() {
+        if abort.load(Ordering::Relaxed) {
+            break;
+        }
+        batch.extend_from_slice(&job.tensor);
+        keys.push((job.item, job.view, job.hash, job.queued));
+        if keys.len() == batch_size
+            && let Err(e) = run_batch(&mut batch, &mut keys)
+        {
+            abort.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    }
+    if let Err(e) = run_batch(&mut batch, &mut keys) {
+        abort.store(true, Ordering::SeqCst);
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_stage(
+    cache: &Cache,
+    run: &RunInfo,
+    items: &[Item],
+    rx: Receiver<Done>,
+    flush_rows: usize,
+    flush_interval: Duration,
+    stats: &Stats,
+    progress: &dyn Progress,
+) -> Result<(usize, usize), ExtractError> {
+    let mut w = PartWriter::new(cache, run.clone());
+    let (mut rows, mut parts) = (0usize, 0usize);
+    let mut last_flush = Instant::now();
+    // Count an image as done when its last view is written.
+    let mut views_left: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for done in rx.iter() {
+        let t0 = Instant::now();
+        let dim = done.features.len() / done.jobs.len().max(1);
+        for (k, (item, view, hash, queued)) in done.jobs.iter().enumerate() {
+            let it = &items[*item];
+            w.push(Row {
+                path: &it.rel,
+                label: it.label.as_deref(),
+                split: it.split.as_deref(),
+                content_hash: hash,
+                view: view.name(),
+                feature: &done.features[k * dim..(k + 1) * dim],
+            })?;
+            rows += 1;
+            let left = views_left.entry(*item).or_insert(*queued);
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                views_left.remove(item);
+                stats.extracted.fetch_add(1, Ordering::Relaxed);
+                progress.advance(1);
+            }
+        }
+        if w.len() >= flush_rows || last_flush.elapsed() >= flush_interval {
+            parts += usize::from(w.flush()?.is_some());
+            last_flush = Instant::now();
+        }
+        stats
+            .write_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    let t0 = Instant::now();
+    parts += usize::from(w.flush()?.is_some());
+    stats
+        .write_ns
+        .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    Ok((rows, parts))
+}

@@ -1,0 +1,222 @@
+//! Finding, provisioning and loading the ONNX Runtime shared library.
+//!
+//! Order: an explicit path (`--ort-lib` / `ORT_DYLIB_PATH`), else the copy in the
+//! headstart cache, else the pinned `onnxruntime` wheel fetched through pip and
+//! installed atomically into the cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use headstart_provision::{Home, Provisioned, Wheel, ensure_file, fetch_wheel, read_member};
+use ort::ep::ExecutionProvider;
+
+use crate::ExtractError;
+
+/// The ONNX Runtime version headstart provisions.
+pub const ORT_VERSION: &str = "1.32.0";
+
+const LIB_MEMBER: &str = "onnxruntime/capi/libonnxruntime.so.1.32.0";
+const HINT: &str = "Set ORT_DYLIB_PATH (or pass --ort-lib) to an existing libonnxruntime.so of version 1.31 or newer, e.g. from `pip install onnxruntime` (site-packages/onnxruntime/capi/).";
+
+/// The pinned CPU wheel for this platform.
+pub fn cpu_wheel() -> Result<Wheel, ExtractError> {
+    if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        Ok(Wheel {
+            package: "onnxruntime",
+            version: ORT_VERSION,
+            sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
+            python_version: Some("3.11"),
+            platform: Some("manylinux_2_28_x86_64"),
+            hint: HINT,
+        })
+    } else {
+        Err(ExtractError::UnsupportedPlatform {
+            platform: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        })
+    }
+}
+
+/// Where the runtime library was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibSource {
+    /// Given by `--ort-lib` or `ORT_DYLIB_PATH`.
+    Explicit,
+    /// Already in the headstart cache.
+    Cache,
+    /// Fetched and installed just now.
+    Installed,
+}
+
+/// A located runtime library.
+#[derive(Debug, Clone)]
+pub struct RuntimeLib {
+    /// The shared library file.
+    pub path: PathBuf,
+    /// How it was found.
+    pub source: LibSource,
+}
+
+/// Path of the CPU runtime inside the cache.
+pub fn cached_path(home: &Home) -> PathBuf {
+    home.root()
+        .join("runtime")
+        .join(format!("onnxruntime-{ORT_VERSION}"))
+        .join(format!("libonnxruntime.so.{ORT_VERSION}"))
+}
+
+/// Installs the pinned CPU runtime into the cache (no-op when present).
+pub fn install(home: &Home, log: &dyn Fn(&str)) -> Result<(PathBuf, Provisioned), ExtractError> {
+    let target = cached_path(home);
+    let wheel = cpu_wheel()?;
+    let done = ensure_file(&target, |w| -> Result<(), ExtractError> {
+        let whl = fetch_wheel(home, &wheel, log)?;
+        let bytes = read_member(&whl, LIB_MEMBER)?;
+        std::io::Write::write_all(w, &bytes).map_err(|source| {
+            headstart_provision::ProvisionError::Io {
+                path: target.clone(),
+                source,
+            }
+        })?;
+        log(&format!(
+            "installed ONNX Runtime {ORT_VERSION} at {}",
+            target.display()
+        ));
+        Ok(())
+    })?;
+    Ok((target, done))
+}
+
+/// Finds the runtime library, installing it into the cache if needed.
+pub fn locate(
+    home: &Home,
+    explicit: Option<&Path>,
+    log: &dyn Fn(&str),
+) -> Result<RuntimeLib, ExtractError> {
+    if let Some(p) = explicit {
+        return Ok(RuntimeLib {
+            path: p.to_path_buf(),
+            source: LibSource::Explicit,
+        });
+    }
+    let (path, how) = install(home, log)?;
+    Ok(RuntimeLib {
+        path,
+        source: match how {
+            Provisioned::Cached => LibSource::Cache,
+            Provisioned::Installed => LibSource::Installed,
+        },
+    })
+}
+
+/// The loaded runtime.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The library that was loaded.
+    pub path: PathBuf,
+    /// Its version, e.g. `1.32.0`.
+    pub version: String,
+    pub(crate) env: ort::environment::Environment,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// Loads the library at `path` once per process and creates the ORT environment.
+///
+/// A second call with another path is an error; with the same path it returns the
+/// runtime already loaded.
+pub fn init(path: &Path) -> Result<&'static Runtime, ExtractError> {
+    if let Some(rt) = RUNTIME.get() {
+        if rt.path == path {
+            return Ok(rt);
+        }
+        return Err(ExtractError::RuntimeLoad {
+            path: path.to_path_buf(),
+            message: format!("ONNX Runtime is already loaded from {}", rt.path.display()),
+        });
+    }
+    let load_err = |message: String| ExtractError::RuntimeLoad {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.exists() {
+        return Err(load_err("no such file".into()));
+    }
+    // The Debug form carries the dlopen reason; Display only says "failed to load".
+    let builder = ort::init_from(path).map_err(|e| load_err(format!("{e:?}")))?;
+    let env = builder
+        .with_name("headstart")
+        .with_telemetry(false)
+        .build()
+        .map_err(|e| load_err(e.to_string()))?;
+    let version = library_version(path)
+        .or_else(|| parse_version(ort::info()))
+        .unwrap_or_else(|| "unknown".into());
+    Ok(RUNTIME.get_or_init(|| Runtime {
+        path: path.to_path_buf(),
+        version,
+        env,
+    }))
+}
+
+/// The version string the library reports (`OrtGetApiBase()->GetVersionString()`).
+fn library_version(path: &Path) -> Option<String> {
+    // SAFETY: the library was already loaded and validated by `ort::init_from`
+    // (dlopen is reference-counted, so this returns the same handle), and
+    // `OrtGetApiBase` has this signature in every ONNX Runtime release; the
+    // returned string is static, NUL-terminated and owned by the library.
+    unsafe {
+        let lib = libloading::Library::new(path).ok()?;
+        let get: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
+            lib.get(b"OrtGetApiBase").ok()?;
+        let base = get();
+        if base.is_null() {
+            return None;
+        }
+        let s = ((*base).GetVersionString)();
+        if s.is_null() {
+            return None;
+        }
+        let v = std::ffi::CStr::from_ptr(s).to_str().ok()?.to_string();
+        std::mem::forget(lib); // keep the reference ort relies on
+        Some(v)
+    }
+}
+
+fn parse_version(info: &str) -> Option<String> {
+    let start = info.find("git-branch=rel-")? + "git-branch=rel-".len();
+    let rest = &info[start..];
+    let end = rest.find([',', ' ']).unwrap_or(rest.len());
+    Some(rest[..end].to_string())
+}
+
+/// Execution providers compiled into the loaded library, among those headstart uses.
+pub fn providers() -> Vec<(&'static str, bool)> {
+    vec![
+        (
+            "CPUExecutionProvider",
+            ort::ep::CPU::is_available().unwrap_or(false),
+        ),
+        (
+            "CUDAExecutionProvider",
+            ort::ep::CUDA::is_available().unwrap_or(false),
+        ),
+        (
+            "TensorrtExecutionProvider",
+            ort::ep::TensorRT::is_available().unwrap_or(false),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_read_from_build_info() {
+        assert_eq!(
+            parse_version("ORT Build Info: git-branch=rel-1.32.0, git-commit-id=abc").as_deref(),
+            Some("1.32.0")
+        );
+        assert_eq!(parse_version("nothing"), None);
+    }
+}

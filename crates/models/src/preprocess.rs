@@ -1,0 +1,168 @@
+//! How images become input tensors for a backbone: crop, resize, normalise, layout.
+//! Recorded in every model sidecar and in every feature cache.
+
+use serde::{Deserialize, Serialize};
+
+/// Tensor memory layout of the model input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `[N, 3, H, W]` (PyTorch, most ONNX exports).
+    Nchw,
+    /// `[N, H, W, 3]` (Keras / TensorFlow exports).
+    Nhwc,
+}
+
+/// Resampling filter for the resize step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Filter {
+    /// Nearest neighbour.
+    Nearest,
+    /// Bilinear (triangle) with support widened when shrinking.
+    Bilinear,
+    /// Catmull-Rom bicubic (a = -0.5) with support widened when shrinking (Pillow's BICUBIC).
+    Bicubic,
+    /// Lanczos3.
+    Lanczos3,
+}
+
+/// Colour channel order fed to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    /// Red, green, blue.
+    Rgb,
+    /// Blue, green, red (Caffe-style exports).
+    Bgr,
+}
+
+/// The full preprocessing recipe of a backbone.
+///
+/// Pipeline: decode to RGB8 -> take the centred square of side
+/// `crop_fraction * min(W, H)` (fractional, not rounded) -> resize it to
+/// `height x width` with `filter` -> `x = (pixel - mean[c]) / std[c]` with pixels
+/// in 0..=255 -> channel order -> layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Name of the graph input that receives the image tensor.
+    pub input_name: String,
+    /// Input layout.
+    pub layout: Layout,
+    /// Output height in pixels.
+    pub height: u32,
+    /// Output width in pixels.
+    pub width: u32,
+    /// Side of the centred square crop as a fraction of the shorter image side (1.0 = no crop).
+    pub crop_fraction: f32,
+    /// Resize filter.
+    pub filter: Filter,
+    /// Per-channel mean on the 0..=255 scale, in RGB order.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation on the 0..=255 scale, in RGB order.
+    pub std: [f32; 3],
+    /// Channel order of the model input.
+    pub channel_order: ChannelOrder,
+}
+
+impl Preprocess {
+    /// TF EfficientNet-Lite evaluation: crop 0.875, bicubic to 224, `(p - 127) / 128`.
+    pub fn tf_lite(input_name: &str) -> Preprocess {
+        Preprocess {
+            input_name: input_name.to_string(),
+            layout: Layout::Nchw,
+            height: 224,
+            width: 224,
+            crop_fraction: 0.875,
+            filter: Filter::Bicubic,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            channel_order: ChannelOrder::Rgb,
+        }
+    }
+
+    /// torchvision ImageNet: resize 256 + centre crop 224 (= crop 0.875), bilinear, ImageNet mean/std.
+    pub fn imagenet(input_name: &str) -> Preprocess {
+        Preprocess {
+            input_name: input_name.to_string(),
+            layout: Layout::Nchw,
+            height: 224,
+            width: 224,
+            crop_fraction: 0.875,
+            filter: Filter::Bilinear,
+            mean: [123.675, 116.28, 103.53],
+            std: [58.395, 57.12, 57.375],
+            channel_order: ChannelOrder::Rgb,
+        }
+    }
+
+    /// A named preset: `imagenet` or `tf-lite`.
+    pub fn preset(name: &str, input_name: &str) -> Option<Preprocess> {
+        match name {
+            "imagenet" => Some(Self::imagenet(input_name)),
+            "tf-lite" => Some(Self::tf_lite(input_name)),
+            _ => None,
+        }
+    }
+
+    /// Names accepted by [`Preprocess::preset`].
+    pub const PRESETS: &'static [&'static str] = &["imagenet", "tf-lite"];
+
+    /// Checks the values are usable; returns a message naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.height == 0 || self.width == 0 || self.height > 4096 || self.width > 4096 {
+            return Err(format!(
+                "input size {}x{} must be between 1 and 4096",
+                self.height, self.width
+            ));
+        }
+        if !(self.crop_fraction > 0.0 && self.crop_fraction <= 1.0) {
+            return Err(format!(
+                "crop fraction {} must be in (0, 1]",
+                self.crop_fraction
+            ));
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err(format!(
+                "mean {:?} must be finite and std {:?} positive",
+                self.mean, self.std
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of f32 values of one image tensor.
+    pub fn tensor_len(&self) -> usize {
+        3 * self.height as usize * self.width as usize
+    }
+
+    /// The input tensor shape for a batch of `n`.
+    pub fn shape(&self, n: usize) -> [i64; 4] {
+        let (h, w) = (i64::from(self.height), i64::from(self.width));
+        match self.layout {
+            Layout::Nchw => [n as i64, 3, h, w],
+            Layout::Nhwc => [n as i64, h, w, 3],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_round_trip_json() {
+        for name in Preprocess::PRESETS {
+            let p = Preprocess::preset(name, "input").unwrap();
+            p.validate().unwrap();
+            let back: Preprocess =
+                serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+            assert_eq!(back, p);
+        }
+        let mut p = Preprocess::tf_lite("x");
+        p.crop_fraction = 0.0;
+        assert!(p.validate().unwrap_err().contains("crop fraction"));
+    }
+}
