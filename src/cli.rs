@@ -33,6 +33,8 @@ pub struct Global {
     pub quiet: bool,
 }
 
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole workflow on the bundled sample data (provisions everything on first run).

@@ -324,9 +324,10 @@ fn feature_row(col: &dyn Array, i: usize) -> Result<Vec<f32>, String> {
     }
 }
 
-fn file_identity(
-    path: &Path,
-) -> Result<(Option<String>, Option<String>, Option<usize>), CacheError> {
+/// (model fingerprint, model name, feature dim) from a file's footer, when recorded.
+type Identity = (Option<String>, Option<String>, Option<usize>);
+
+fn file_identity(path: &Path) -> Result<Identity, CacheError> {
     let file = File::open(path).map_err(CacheError::io(path))?;
     let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(CacheError::parquet(path))?;
     let kv = kv_map(b.metadata().file_metadata().key_value_metadata());

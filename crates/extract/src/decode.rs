@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 /// Largest accepted width or height, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
@@ -21,8 +21,13 @@ pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, String> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
-    if reader.format().is_none() {
-        return Err("not a recognised image format".into());
+    match reader.format() {
+        None => return Err("not a recognised image format".into()),
+        // The JPEG decoder fills missing data with grey instead of failing.
+        Some(ImageFormat::Jpeg) if !jpeg_reaches_eoi(bytes) => {
+            return Err("truncated JPEG: the data ends before the end-of-image marker".into());
+        }
+        Some(_) => {}
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -35,12 +40,57 @@ pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, String> {
     if w == 0 || h == 0 {
         return Err(format!("image has no pixels ({w}x{h})"));
     }
+    // `into_decoder` checks only the sides; the pixel buffer is checked here.
+    if decoder.total_bytes() > MAX_ALLOC {
+        return Err(format!(
+            "Memory limit exceeded: a {w}x{h} image needs {} MiB to decode, over the {} MiB limit",
+            decoder.total_bytes() >> 20,
+            MAX_ALLOC >> 20
+        ));
+    }
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);
     Ok(match img {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     })
+}
+
+/// Whether JPEG `bytes` reach their end-of-image marker: walks the marker
+/// segments (skipping APPn payloads such as EXIF thumbnails) and the entropy-coded
+/// data after each start-of-scan.
+fn jpeg_reaches_eoi(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 1 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        i += 2;
+        match marker {
+            0xD9 => return true,
+            0xFF => i -= 1, // fill byte
+            0x01 | 0xD0..=0xD7 => {}
+            _ => {
+                let Some(len) = bytes.get(i..i + 2) else {
+                    return false;
+                };
+                i += usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if marker == 0xDA {
+                    // Entropy-coded data: up to the next marker that is not a
+                    // stuffed 0xFF00 or a restart marker.
+                    while i + 1 < bytes.len()
+                        && !(bytes[i] == 0xFF
+                            && bytes[i + 1] != 0
+                            && !(0xD0..=0xD7).contains(&bytes[i + 1]))
+                    {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -73,6 +123,30 @@ mod tests {
             decode_rgb8(&png(wide)).unwrap().get_pixel(1, 1).0,
             [255, 0, 128]
         );
+    }
+
+    #[test]
+    fn truncated_jpeg_is_an_error() {
+        let img = DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(64, 48, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+        }));
+        let mut jpg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpg), ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode_rgb8(&jpg).is_ok());
+        let mut trailing = jpg.clone();
+        trailing.extend(b"trailing bytes");
+        assert!(decode_rgb8(&trailing).is_ok());
+        let e = decode_rgb8(&jpg[..jpg.len() - 40]).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        // An APP1 segment holding a whole JPEG (like an EXIF thumbnail) does not
+        // count as the end of the image.
+        let mut with_thumb = jpg[..2].to_vec();
+        with_thumb.extend([0xFF, 0xE1]);
+        with_thumb.extend(((jpg.len() + 2) as u16).to_be_bytes());
+        with_thumb.extend(&jpg);
+        with_thumb.extend(&jpg[2..jpg.len() - 40]);
+        assert!(decode_rgb8(&with_thumb).unwrap_err().contains("truncated"));
     }
 
     #[test]

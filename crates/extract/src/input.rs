@@ -73,13 +73,16 @@ pub fn list(input: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
     listing.items.sort_by(|a, b| a.rel.cmp(&b.rel));
     let mut seen = HashMap::new();
     for it in &listing.items {
-        if let Some(prev) = seen.insert(it.rel.clone(), it) {
-            if prev.label != it.label || prev.split != it.split {
-                return Err(ExtractError::Input {
-                    path: input.to_path_buf(),
-                    message: format!("`{}` is listed twice with different label or split", it.rel),
-                });
-            }
+        if let Some(prev) = seen.insert(it.rel.clone(), it)
+            && (prev.label != it.label || prev.split != it.split)
+        {
+            return Err(ExtractError::Input {
+                path: input.to_path_buf(),
+                message: format!(
+                    "`{}` is listed twice with different label or split",
+                    it.rel
+                ),
+            });
         }
     }
     listing.items.dedup_by(|a, b| a.rel == b.rel);

@@ -616,7 +616,7 @@ fn prepare(
             View::Hflip => {
                 let mut flipped = resized.clone();
                 for row in flipped.chunks_exact_mut(w * 3) {
-                    let px: &mut [[u8; 3]] = row.as_chunks_mut::<3>().0;
+                    let px: &mut [[f32; 3]] = row.as_chunks_mut::<3>().0;
                     px.reverse();
                 }
                 debug_assert_eq!(flipped.len(), h * w * 3);

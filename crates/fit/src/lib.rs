@@ -1,1 +1,477 @@
-//! headstart-fit
+//! Stage 2 of headstart: fit classifier heads (softmax regression, a small
+//! MLP, nearest class mean) on cached CNN feature vectors, evaluate them, and
+//! save them as `head.safetensors` + `head.json`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), headstart_fit::FitError> {
+//! # let table = headstart_cache::FeatureTable::default();
+//! use headstart_fit::{FitParams, fit};
+//! let params = FitParams::new().c([0.1, 1.0, 10.0]).check()?;
+//! let outcome = fit(&table, &params)?;
+//! print!("{}", outcome.to_text());
+//! outcome.save(std::path::Path::new("head"))?;
+//! # Ok(()) }
+//! ```
+
+mod adam;
+mod data;
+mod engine;
+mod error;
+mod head;
+mod lbfgs;
+mod leak;
+mod linear;
+mod metrics;
+mod mlp;
+mod ncm;
+mod normalize;
+mod params;
+mod reference;
+mod rng;
+mod split;
+mod svg;
+mod sweep;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use headstart_cache::FeatureTable;
+use serde::Serialize;
+
+pub use data::{ORIGINAL_VIEW, check_table, is_original, merge_tables};
+pub use error::FitError;
+pub use head::{
+    FORMAT_VERSION, Head, HeadMeta, HeadMetrics, HeadWeights, META_FILE, TENSORS_FILE, TrainingInfo,
+};
+pub use leak::{LeakKind, LeakPair, LeakReport};
+pub use metrics::{ClassMetrics, Metrics, MetricsSummary, Mistake};
+pub use normalize::Normalizer;
+pub use params::{
+    CheckedFitParams, ClassWeight, FitParams, HeadKind, Normalize, SelectBy, Solver, parse_list,
+};
+pub use split::{ClassCounts, Role, SplitSummary, ValSource};
+pub use sweep::SweepRow;
+
+use engine::Design;
+
+/// Everything `fit` produces. Serialises (without the head) as metrics.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitOutcome {
+    /// The selected head, ready to save.
+    #[serde(skip)]
+    pub head: Head,
+    /// How rows were split.
+    pub split: SplitSummary,
+    /// Every candidate fitted, the selected one marked.
+    pub sweep: Vec<SweepRow>,
+    /// Criterion used to pick the candidate.
+    pub select_by: SelectBy,
+    /// Metrics of the selected head on validation rows.
+    pub val_metrics: Metrics,
+    /// Metrics on test rows, when the cache marks some.
+    pub test_metrics: Option<Metrics>,
+    /// Duplicates between training and held-out images.
+    pub leak: LeakReport,
+    /// Seconds for the whole call.
+    pub fit_seconds: f64,
+    /// Seconds per phase.
+    pub timings: Timings,
+}
+
+/// Wall-clock seconds of the phases of [`fit`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Timings {
+    /// Table checks, split, NaN check.
+    pub split: f64,
+    /// Leak check.
+    pub leak: f64,
+    /// Normalisation statistics.
+    pub normalize: f64,
+    /// All sweep candidates.
+    pub sweep: f64,
+    /// Final metrics.
+    pub metrics: f64,
+}
+
+/// File names written by [`FitOutcome::save`] besides the head files.
+pub const METRICS_FILE: &str = "metrics.json";
+
+impl FitOutcome {
+    /// A readable summary: split, sweep table, leak check, metrics.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let s = &self.split;
+        let _ = writeln!(
+            o,
+            "split: {} train rows ({} images), {} val ({}), {} test; {} unlabeled skipped, {} augmented rows unused",
+            s.train_rows,
+            s.train_images,
+            s.val_rows,
+            match s.val_source {
+                ValSource::Given => "given",
+                ValSource::Hash => "hash split",
+            },
+            s.test_rows,
+            s.unlabeled_skipped,
+            s.views_excluded
+        );
+        let _ = writeln!(o, "sweep (selected by validation {}):", self.select_by);
+        let _ = writeln!(
+            o,
+            "  {:>10}  {:>6}  {:>12}  {:>8}  {:>5}  {:>6}  {:>8}",
+            "C", "hidden", "val log-loss", "val acc", "iters", "epochs", "seconds"
+        );
+        for r in &self.sweep {
+            let _ = writeln!(
+                o,
+                "  {:>10}  {:>6}  {:>12.4}  {:>7.2}%  {:>5}  {:>6}  {:>8.2}{}",
+                r.c.map_or("-".into(), |c| format!("{c}")),
+                r.hidden.map_or("-".into(), |h| h.to_string()),
+                r.val_log_loss,
+                100.0 * r.val_accuracy,
+                r.iterations,
+                r.epochs,
+                r.seconds,
+                if r.selected { "  *" } else { "" }
+            );
+        }
+        let l = &self.leak;
+        let _ = writeln!(
+            o,
+            "leak check ({}, cosine >= {}): {} exact and {} near duplicates of training images among held-out rows{}",
+            l.method,
+            l.threshold,
+            l.exact_duplicates,
+            l.near_duplicates,
+            if l.dropped > 0 {
+                format!(", {} dropped", l.dropped)
+            } else if l.pairs.is_empty() {
+                String::new()
+            } else {
+                " (use --dedupe to drop them)".into()
+            }
+        );
+        for pair in l.pairs.iter().take(10) {
+            let _ = writeln!(
+                o,
+                "  {} {} ~ {} (cos {:.3})",
+                pair.heldout_split.as_str(),
+                pair.heldout_path,
+                pair.train_path,
+                pair.cosine
+            );
+        }
+        o.push_str(&self.val_metrics.to_text());
+        if let Some(t) = &self.test_metrics {
+            o.push_str(&t.to_text());
+        }
+        let _ = writeln!(o, "fit took {:.2} s", self.fit_seconds);
+        o
+    }
+
+    /// Writes the head files, `metrics.json` and `confusion_val.svg`
+    /// (`confusion_test.svg` too when there is a test set) into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), FitError> {
+        self.head.save(dir)?;
+        let path = dir.join(METRICS_FILE);
+        let json = serde_json::to_string_pretty(self).map_err(|e| FitError::Json {
+            path: path.clone(),
+            source: e,
+        })?;
+        std::fs::write(&path, json + "\n").map_err(|e| FitError::io(&path, e))?;
+        for m in std::iter::once(&self.val_metrics).chain(&self.test_metrics) {
+            let p = dir.join(format!("confusion_{}.svg", m.set));
+            std::fs::write(&p, m.confusion_svg()).map_err(|e| FitError::io(&p, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Fits a head on `table` as described by `params` (see the crate docs and
+/// [`FitParams`]): split, leak check, normalisation, sweep, metrics.
+pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome, FitError> {
+    let t0 = Instant::now();
+    let p = params;
+    check_table(table)?;
+    let mut plan = split::plan(table, p.val_fraction, p.seed, p.views.as_deref())?;
+    let used: Vec<usize> = plan
+        .train
+        .iter()
+        .chain(&plan.val)
+        .chain(&plan.test)
+        .copied()
+        .collect();
+    data::check_finite(table, &used)?;
+    drop(used);
+    let mut timings = Timings {
+        split: t0.elapsed().as_secs_f64(),
+        ..Default::default()
+    };
+    let lap = Instant::now();
+
+    // Leak check: original training images against every held-out row.
+    let train_orig: Vec<usize> = plan
+        .train
+        .iter()
+        .copied()
+        .filter(|&r| is_original(&table.views[r]))
+        .collect();
+    let heldout: Vec<(usize, Role)> = plan
+        .val
+        .iter()
+        .map(|&r| (r, Role::Val))
+        .chain(plan.test.iter().map(|&r| (r, Role::Test)))
+        .collect();
+    let (mut leak, flagged) = leak::check(table, &train_orig, &heldout, p.near_dup_threshold);
+    if p.dedupe {
+        let drop: std::collections::HashSet<usize> = heldout
+            .iter()
+            .zip(&flagged)
+            .filter(|(_, f)| **f)
+            .map(|((r, _), _)| *r)
+            .collect();
+        plan.val.retain(|r| !drop.contains(r));
+        plan.test.retain(|r| !drop.contains(r));
+        leak.dropped = drop.len();
+        let s = &mut plan.summary;
+        s.deduped = drop.len();
+        s.val_rows = plan.val.len();
+        s.test_rows = plan.test.len();
+        for cc in &mut s.per_class {
+            cc.val = 0;
+            cc.test = 0;
+        }
+        for (rows, is_val) in [(&plan.val, true), (&plan.test, false)] {
+            for &r in rows.iter() {
+                if let Some(c) = plan.class_of[r] {
+                    let cc = &mut s.per_class[c as usize];
+                    if is_val { cc.val += 1 } else { cc.test += 1 }
+                }
+            }
+        }
+    }
+    timings.leak = lap.elapsed().as_secs_f64();
+    if plan.val.is_empty() {
+        return Err(FitError::NoValidationRows(if leak.dropped > 0 {
+            "every validation row was dropped as a duplicate".into()
+        } else {
+            format!("{} training rows and none held out", plan.train.len())
+        }));
+    }
+
+    let k = plan.classes.len();
+    let lap = Instant::now();
+    let norm = Normalizer::fit(p.normalize, table, &plan.train)?;
+    timings.normalize = lap.elapsed().as_secs_f64();
+    let labels_of = |rows: &[usize]| -> Vec<u32> {
+        rows.iter()
+            .map(|&r| plan.class_of[r].unwrap_or(0))
+            .collect()
+    };
+    let y_train = labels_of(&plan.train);
+    let weights: Vec<f32> = match p.class_weight {
+        ClassWeight::None => vec![1.0; y_train.len()],
+        ClassWeight::Balanced => {
+            let mut counts = vec![0usize; k];
+            y_train.iter().for_each(|&c| counts[c as usize] += 1);
+            let n = y_train.len() as f64;
+            y_train
+                .iter()
+                .map(|&c| (n / (k as f64 * counts[c as usize] as f64)) as f32)
+                .collect()
+        }
+    };
+    let train = Design::new(table, &norm, plan.train.clone(), y_train, weights);
+    let y_val = labels_of(&plan.val);
+    let val = Design::new(
+        table,
+        &norm,
+        plan.val.clone(),
+        y_val.clone(),
+        vec![1.0; plan.val.len()],
+    );
+    let lap = Instant::now();
+    let (sweep, best) = sweep::run(p, &train, &val, k)?;
+    timings.sweep = lap.elapsed().as_secs_f64();
+    let lap = Instant::now();
+    drop(train);
+    drop(val);
+    let selected = sweep.iter().find(|r| r.selected).cloned();
+
+    let meta = HeadMeta {
+        format_version: FORMAT_VERSION,
+        head: p.head,
+        class_names: plan.classes.clone(),
+        feature_dim: table.dim,
+        hidden: best.hidden,
+        normalization: p.normalize,
+        model_fingerprint: table.model_fingerprint.clone(),
+        model_name: table.model_name.clone(),
+        tensors: Default::default(),
+        training: None,
+        metrics: HeadMetrics::default(),
+    };
+    let mut head = Head::new(meta, norm, best.theta);
+    let paths =
+        |rows: &[usize]| -> Vec<&str> { rows.iter().map(|&r| table.paths[r].as_str()).collect() };
+    let probs = head.predict_rows(table, &plan.val);
+    let val_metrics = Metrics::compute(
+        "val",
+        &plan.classes,
+        &y_val,
+        &probs,
+        &paths(&plan.val),
+        p.n_mistakes,
+    );
+    let test_metrics = (!plan.test.is_empty()).then(|| {
+        let probs = head.predict_rows(table, &plan.test);
+        Metrics::compute(
+            "test",
+            &plan.classes,
+            &labels_of(&plan.test),
+            &probs,
+            &paths(&plan.test),
+            p.n_mistakes,
+        )
+    });
+    timings.metrics = lap.elapsed().as_secs_f64();
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let m = head.meta_mut();
+    m.metrics = HeadMetrics {
+        val: Some(val_metrics.summary.clone()),
+        test: test_metrics.as_ref().map(|t| t.summary.clone()),
+    };
+    m.training = Some(TrainingInfo {
+        config: p.params().clone(),
+        solver: if p.head == HeadKind::Ncm {
+            Solver::Auto
+        } else {
+            p.effective_solver()
+        },
+        c: selected.as_ref().and_then(|r| r.c),
+        hidden: best.hidden,
+        temperature: best.temperature,
+        iterations: selected.as_ref().map_or(0, |r| r.iterations),
+        epochs: selected.as_ref().map_or(0, |r| r.epochs),
+        train_rows: plan.summary.train_rows,
+        val_rows: plan.summary.val_rows,
+        test_rows: plan.summary.test_rows,
+        fit_seconds,
+    });
+    Ok(FitOutcome {
+        head,
+        split: plan.summary,
+        sweep,
+        select_by: p.select_by,
+        val_metrics,
+        test_metrics,
+        leak,
+        fit_seconds,
+        timings,
+    })
+}
+
+/// Options of [`evaluate_with`].
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Only rows whose `split` column is this (e.g. `Role::Test`); None: all rows.
+    pub split: Option<Role>,
+    /// How many most-confident mistakes to list.
+    pub n_mistakes: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            split: None,
+            n_mistakes: 20,
+        }
+    }
+}
+
+/// Evaluates `head` on every `original`-view row of `table` (each needs a
+/// label the head knows); lists the 20 most confident mistakes.
+pub fn evaluate(head: &Head, table: &FeatureTable) -> Result<Metrics, FitError> {
+    evaluate_with(head, table, &EvalOptions::default())
+}
+
+/// [`evaluate`] with options (split filter, number of mistakes).
+pub fn evaluate_with(
+    head: &Head,
+    table: &FeatureTable,
+    opts: &EvalOptions,
+) -> Result<Metrics, FitError> {
+    check_table(table)?;
+    head.check_compatible(table.model_fingerprint.as_deref(), table.dim)?;
+    let mut rows: Vec<usize> = Vec::new();
+    for r in 0..table.len() {
+        if !is_original(&table.views[r]) {
+            continue;
+        }
+        if let Some(want) = opts.split {
+            let given = table.splits[r].as_deref().and_then(Role::parse);
+            if given != Some(want) {
+                continue;
+            }
+        }
+        rows.push(r);
+    }
+    if rows.is_empty() {
+        return Err(FitError::NoEvalRows);
+    }
+    let missing: Vec<usize> = rows
+        .iter()
+        .copied()
+        .filter(|&r| table.labels[r].is_none())
+        .collect();
+    if let Some(&first) = missing.first() {
+        return Err(FitError::MissingLabels {
+            count: missing.len(),
+            example_path: table.paths[first].clone(),
+        });
+    }
+    let index: std::collections::HashMap<&str, u32> = head
+        .class_names()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
+    let mut y = Vec::with_capacity(rows.len());
+    let mut unknown: std::collections::BTreeSet<&str> = Default::default();
+    let (mut n_unknown, mut example) = (0usize, None);
+    for &r in &rows {
+        let l = table.labels[r].as_deref().unwrap_or_default();
+        match index.get(l) {
+            Some(&c) => y.push(c),
+            None => {
+                unknown.insert(l);
+                n_unknown += 1;
+                example.get_or_insert(r);
+            }
+        }
+    }
+    if let Some(ex) = example {
+        return Err(FitError::UnknownLabels {
+            labels: unknown.into_iter().map(String::from).collect(),
+            count: n_unknown,
+            example_path: table.paths[ex].clone(),
+            known: head.class_names().to_vec(),
+        });
+    }
+    data::check_finite(table, &rows)?;
+    let probs = head.predict_rows(table, &rows);
+    let paths: Vec<&str> = rows.iter().map(|&r| table.paths[r].as_str()).collect();
+    let set = opts.split.map_or("eval", Role::as_str);
+    Ok(Metrics::compute(
+        set,
+        head.class_names(),
+        &y,
+        &probs,
+        &paths,
+        opts.n_mistakes,
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,310 @@
+//! Softmax regression: the linear model and its full-batch L-BFGS objective.
+//!
+//! The objective keeps the logits `Z = X W + b` of the current point and, for
+//! each search direction `p`, `X p`. Every line-search trial is then O(n K)
+//! with no pass over the features, so each L-BFGS iteration costs exactly
+//! two GEMM passes (`X p` and the gradient `X^T G`) however many trials the
+//! strong-Wolfe search needs.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::engine::{
+    CHUNK, Design, Model, Scratch, add_bias, add_colsum, add_penalty_grad, blocks, dot, ensure,
+    gemm, penalty_sq, softmax_ce_grad,
+};
+use crate::lbfgs::LineObjective;
+
+/// Multinomial logistic regression: parameters `[W (d x K) row-major, b (K)]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Linear {
+    pub d: usize,
+    pub k: usize,
+}
+
+impl Linear {
+    pub fn w_len(&self) -> usize {
+        self.d * self.k
+    }
+
+    /// Zero weights, biases at the log class priors.
+    pub fn init(&self, priors: &[f64]) -> Vec<f32> {
+        let mut theta = vec![0.0f32; self.n_params()];
+        for (b, p) in theta[self.w_len()..].iter_mut().zip(priors) {
+            *b = p.max(1e-12).ln() as f32;
+        }
+        theta
+    }
+}
+
+impl Model for Linear {
+    fn n_params(&self) -> usize {
+        self.d * self.k + self.k
+    }
+
+    fn n_classes(&self) -> usize {
+        self.k
+    }
+
+    #[allow(clippy::single_range_in_vec_init)]
+    fn penalized(&self) -> Vec<Range<usize>> {
+        vec![0..self.w_len()]
+    }
+
+    fn logits(&self, theta: &[f32], x: &[f32], m: usize, out: &mut [f32], _s: &mut Scratch) {
+        let (d, k) = (self.d, self.k);
+        gemm(x, (m, d), false, &theta[..d * k], (d, k), false, 0.0, out);
+        add_bias(out, &theta[d * k..]);
+    }
+
+    fn loss_grad(
+        &self,
+        theta: &[f32],
+        x: &[f32],
+        m: usize,
+        y: &[u32],
+        coef: &[f32],
+        g: &mut [f32],
+        s: &mut Scratch,
+    ) -> f64 {
+        let (d, k) = (self.d, self.k);
+        let mut z = std::mem::take(&mut s.z);
+        let zz = ensure(&mut z, m * k);
+        self.logits(theta, x, m, zz, s);
+        let loss = softmax_ce_grad(zz, k, y, coef);
+        let (gw, gb) = g.split_at_mut(d * k);
+        gemm(x, (m, d), true, zz, (m, k), false, 1.0, gw);
+        add_colsum(gb, zz);
+        s.z = z;
+        loss
+    }
+}
+
+/// Weighted class priors (sum to 1).
+pub(crate) fn priors(design: &Design, k: usize) -> Vec<f64> {
+    let mut p = vec![0.0f64; k];
+    for (&y, &w) in design.y.iter().zip(&design.w) {
+        p[y as usize] += f64::from(w);
+    }
+    let s: f64 = p.iter().sum();
+    p.iter_mut().for_each(|v| *v /= s);
+    p
+}
+
+/// Norm of the gradient at the null model (W = 0, b = log priors), from
+/// per-class feature sums: a scale-free reference for the stopping rule.
+pub(crate) fn null_grad_norm(design: &Design, k: usize, scale: f64) -> f64 {
+    let d = design.dim();
+    let n = design.n();
+    let sums = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .fold(
+            || (vec![0.0f64; k * d], Vec::<f32>::new()),
+            |(mut acc, mut x), ci| {
+                let start = ci * CHUNK;
+                let m = (n - start).min(CHUNK);
+                design.gather(start..start + m, ensure(&mut x, m * d));
+                for i in 0..m {
+                    let c = design.y[start + i] as usize;
+                    let w = f64::from(design.w[start + i]);
+                    let a = &mut acc[c * d..(c + 1) * d];
+                    a.iter_mut()
+                        .zip(&x[i * d..(i + 1) * d])
+                        .for_each(|(s, &v)| *s += w * f64::from(v));
+                }
+                (acc, x)
+            },
+        )
+        .map(|(a, _)| a)
+        .reduce(
+            || vec![0.0f64; k * d],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let p = priors(design, k);
+    let mut total = vec![0.0f64; d];
+    for c in 0..k {
+        total
+            .iter_mut()
+            .zip(&sums[c * d..(c + 1) * d])
+            .for_each(|(t, s)| *t += s);
+    }
+    let mut sq = 0.0;
+    for c in 0..k {
+        for j in 0..d {
+            let g = scale * (p[c] * total[j] - sums[c * d + j]);
+            sq += g * g;
+        }
+    }
+    sq.sqrt()
+}
+
+/// Full-batch objective `scale * sum_i w_i CE_i + lambda/2 ||W||^2` with cached logits.
+pub(crate) struct SoftmaxLine<'a> {
+    lin: Linear,
+    design: &'a Design<'a>,
+    scale: f64,
+    lambda: f64,
+    z: Vec<f32>,
+    xp: Vec<f32>,
+    ww: f64,
+    wp: f64,
+    pp: f64,
+    blocks: Vec<Range<usize>>,
+    acc: Vec<Vec<f32>>,
+    scratch: Vec<Scratch>,
+}
+
+impl<'a> SoftmaxLine<'a> {
+    pub fn new(lin: Linear, design: &'a Design<'a>, scale: f64, lambda: f64) -> Self {
+        let n = design.n();
+        let blocks = blocks(n, lin.n_params());
+        let nb = blocks.len();
+        SoftmaxLine {
+            lin,
+            design,
+            scale,
+            lambda,
+            z: vec![0.0; n * lin.k],
+            xp: vec![0.0; n * lin.k],
+            ww: 0.0,
+            wp: 0.0,
+            pp: 0.0,
+            blocks,
+            acc: (0..nb).map(|_| vec![0.0; lin.n_params()]).collect(),
+            scratch: (0..nb).map(|_| Scratch::default()).collect(),
+        }
+    }
+
+    /// `out = X theta_W + theta_b` for all rows.
+    fn forward(lin: Linear, design: &Design, theta: &[f32], out: &mut [f32]) {
+        let (d, k) = (lin.d, lin.k);
+        out.par_chunks_mut(CHUNK * k)
+            .enumerate()
+            .for_each_init(Vec::<f32>::new, |x, (ci, o)| {
+                let start = ci * CHUNK;
+                let m = o.len() / k;
+                design.gather(start..start + m, ensure(x, m * d));
+                gemm(x, (m, d), false, &theta[..d * k], (d, k), false, 0.0, o);
+                add_bias(o, &theta[d * k..]);
+            });
+    }
+
+    /// Gradient at the point whose logits are `self.z`; returns the objective.
+    fn grad_pass(&mut self, theta: &[f32], g: &mut [f32]) -> f64 {
+        let (d, k) = (self.lin.d, self.lin.k);
+        let design = self.design;
+        let scale = self.scale;
+        let z = &self.z;
+        let losses: Vec<f64> = self
+            .blocks
+            .par_iter()
+            .zip(self.acc.par_iter_mut())
+            .zip(self.scratch.par_iter_mut())
+            .map(|((range, acc), s)| {
+                acc.iter_mut().for_each(|v| *v = 0.0);
+                let (gw, gb) = acc.split_at_mut(d * k);
+                let mut loss = 0.0;
+                let mut start = range.start;
+                while start < range.end {
+                    let end = (start + CHUNK).min(range.end);
+                    let m = end - start;
+                    let gz = ensure(&mut s.z, m * k);
+                    gz.copy_from_slice(&z[start * k..end * k]);
+                    let c = ensure(&mut s.coef, m);
+                    for (ci, &w) in c.iter_mut().zip(&design.w[start..end]) {
+                        *ci = (f64::from(w) * scale) as f32;
+                    }
+                    loss += softmax_ce_grad(gz, k, &design.y[start..end], c);
+                    let x = ensure(&mut s.x, m * d);
+                    design.gather(start..end, x);
+                    gemm(x, (m, d), true, &s.z[..m * k], (m, k), false, 1.0, gw);
+                    add_colsum(gb, &s.z[..m * k]);
+                    start = end;
+                }
+                loss
+            })
+            .collect();
+        g.iter_mut().for_each(|v| *v = 0.0);
+        for acc in &self.acc {
+            g.iter_mut().zip(acc).for_each(|(a, b)| *a += b);
+        }
+        let pen = self.lin.penalized();
+        add_penalty_grad(g, theta, &pen, self.lambda);
+        losses.iter().sum::<f64>() + 0.5 * self.lambda * penalty_sq(theta, &pen)
+    }
+}
+
+impl LineObjective for SoftmaxLine<'_> {
+    fn start(&mut self, theta: &[f32], g: &mut [f32]) -> f64 {
+        let mut z = std::mem::take(&mut self.z);
+        Self::forward(self.lin, self.design, theta, &mut z);
+        self.z = z;
+        self.grad_pass(theta, g)
+    }
+
+    fn set_direction(&mut self, theta: &[f32], p: &[f32]) {
+        let mut xp = std::mem::take(&mut self.xp);
+        Self::forward(self.lin, self.design, p, &mut xp);
+        self.xp = xp;
+        let wl = self.lin.w_len();
+        self.ww = dot(&theta[..wl], &theta[..wl]);
+        self.wp = dot(&theta[..wl], &p[..wl]);
+        self.pp = dot(&p[..wl], &p[..wl]);
+    }
+
+    fn line(&mut self, alpha: f64) -> (f64, f64) {
+        let k = self.lin.k;
+        let a = alpha as f32;
+        let (z, xp, design, scale) = (&self.z, &self.xp, self.design, self.scale);
+        let parts: Vec<(f64, f64)> = self
+            .blocks
+            .par_iter()
+            .map(|range| {
+                let mut buf = vec![0.0f32; k];
+                let (mut f, mut df) = (0.0f64, 0.0f64);
+                for i in range.clone() {
+                    let zi = &z[i * k..(i + 1) * k];
+                    let pi = &xp[i * k..(i + 1) * k];
+                    let mut mx = f32::NEG_INFINITY;
+                    for ((b, &zv), &pv) in buf.iter_mut().zip(zi).zip(pi) {
+                        *b = zv + a * pv;
+                        mx = mx.max(*b);
+                    }
+                    let y = design.y[i] as usize;
+                    let zy = buf[y] - mx;
+                    let (mut s, mut sp) = (0.0f32, 0.0f32);
+                    for (b, &pv) in buf.iter().zip(pi) {
+                        let e = (b - mx).exp();
+                        s += e;
+                        sp += e * pv;
+                    }
+                    let c = f64::from(design.w[i]) * scale;
+                    f += c * (f64::from(s).ln() - f64::from(zy));
+                    df += c * (f64::from(sp / s) - f64::from(pi[y]));
+                }
+                (f, df)
+            })
+            .collect();
+        let f: f64 = parts.iter().map(|p| p.0).sum();
+        let df: f64 = parts.iter().map(|p| p.1).sum();
+        let l = self.lambda;
+        (
+            f + 0.5 * l * (self.ww + 2.0 * alpha * self.wp + alpha * alpha * self.pp),
+            df + l * (self.wp + alpha * self.pp),
+        )
+    }
+
+    fn accept(&mut self, alpha: f64, theta_new: &[f32], g: &mut [f32]) -> f64 {
+        let a = alpha as f32;
+        let k = self.lin.k;
+        self.z
+            .par_chunks_mut(CHUNK * k)
+            .zip(self.xp.par_chunks(CHUNK * k))
+            .for_each(|(z, p)| z.iter_mut().zip(p).for_each(|(zv, pv)| *zv += a * pv));
+        self.grad_pass(theta_new, g)
+    }
+}

