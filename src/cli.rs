@@ -52,14 +52,142 @@ pub enum Command {
     /// Maintain a feature cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Train a classifier head on cached features, evaluate it and save it to HEAD_DIR.
+    Fit(FitArgs),
+    /// Evaluate a saved head on other labelled features.
+    Eval(EvalArgs),
+    /// Classify images with a saved head (backbone + head), reusing cached features when possible.
+    Predict(PredictArgs),
+    /// Export a head, alone or fused with its backbone, as one ONNX classifier.
+    Export(ExportArgs),
+}
+
+/// Output formats of `predict`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PredictFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A head saved by `headstart fit`.
+    #[arg(value_name = "HEAD_DIR")]
+    pub head: PathBuf,
+    /// Image files, a folder of images, or a CSV/Parquet manifest with a `path` column.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Reuse features from this cache when a file's content hash is in it.
+    #[arg(long, value_name = "CACHE_DIR")]
+    pub cache: Vec<PathBuf>,
+    /// Labels to print per image.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub top_k: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PredictFormat,
+    /// Output file (required for parquet; stdout otherwise).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The backbone the head was trained on, when it is not a built-in model (path to .onnx);
+    /// its preprocessing flags go with it.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Images per inference batch.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A head saved by `headstart fit`.
+    #[arg(value_name = "HEAD_DIR")]
+    pub head: PathBuf,
+    /// Output .onnx file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Take uint8 NHWC images at the model's input size and do cast, normalisation and
+    /// transpose inside the graph (resize and crop stay outside).
+    #[arg(long, conflicts_with = "head_only")]
+    pub with_preprocessing: bool,
+    /// Export only the head: features -> probabilities.
+    #[arg(long)]
+    pub head_only: bool,
+    /// The backbone the head was trained on, when it is not a built-in model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Feature caches (from `headstart extract`) or Parquet files with a `feature` column.
+    #[arg(required = true, value_name = "CACHE_DIR")]
+    pub caches: Vec<PathBuf>,
+    /// Where to save the head (head.safetensors, head.json, metrics.json, confusion matrix SVG).
+    #[arg(long, value_name = "HEAD_DIR")]
+    pub out: PathBuf,
+    /// Head: softmax (logistic regression), mlp (one hidden layer) or ncm (nearest class mean).
+    #[arg(long, default_value = "softmax", value_name = "KIND")]
+    pub head: String,
+    /// Hidden units of the mlp head; a comma list sweeps them.
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    pub hidden: Vec<usize>,
+    /// Solver: auto (L-BFGS for softmax, Adam for mlp), lbfgs, adam, linfa (linfa-logistic reference).
+    #[arg(long, default_value = "auto", value_name = "SOLVER")]
+    pub solver: String,
+    /// Inverse L2 strength with scikit-learn's meaning; a comma list sweeps it (picked on validation).
+    #[arg(long, value_delimiter = ',', default_value = "1.0", value_name = "C")]
+    pub c: Vec<f64>,
+    /// Class weights: none or balanced (n / (k * n_class)).
+    #[arg(long, default_value = "none", value_name = "MODE")]
+    pub class_weight: String,
+    /// Feature normalisation: standard, l2 or none.
+    #[arg(long, default_value = "standard", value_name = "MODE")]
+    pub normalize: String,
+    /// Fraction held out for validation when the cache gives no val split.
+    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    pub val_fraction: f64,
+    /// Seed of the hash split and of the solvers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Views used for training (default: all stored views); evaluation uses `original`.
+    #[arg(long, value_delimiter = ',', value_name = "VIEWS")]
+    pub views: Vec<String>,
+    /// Drop held-out images that duplicate a training image (same bytes or near-identical features).
+    #[arg(long)]
+    pub dedupe: bool,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A head saved by `headstart fit`.
+    #[arg(value_name = "HEAD_DIR")]
+    pub head: PathBuf,
+    /// Labelled feature caches made with the same model.
+    #[arg(required = true, value_name = "CACHE_DIR")]
+    pub caches: Vec<PathBuf>,
+    /// Only rows of this split (train, val, test).
+    #[arg(long, value_name = "SPLIT")]
+    pub split: Option<String>,
+    /// Print the metrics as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which backbone and how images are preprocessed for it.
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
-    /// Built-in backbone name or path to an .onnx file.
-    #[arg(long, default_value = "efficientnet-lite0", value_name = "NAME|PATH")]
-    pub model: String,
+    /// Built-in backbone name or path to an .onnx file [default: efficientnet-lite0; for
+    /// predict and export: the model the head was trained on, when it is built in].
+    #[arg(long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
     /// Feature tensor: `auto` (the model's features, or the input of a classifier's final
     /// fully connected layer) or any tensor name (see `headstart models inspect`).
     #[arg(long, default_value = "auto", value_name = "auto|TENSOR")]

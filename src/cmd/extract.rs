@@ -12,8 +12,9 @@ use headstart_models::preprocess::{Filter, Layout};
 use super::Ctx;
 use crate::cli::{CacheCommand, DeviceArgs, ExtractArgs, FilterArg, LayoutArg, ModelArgs};
 
-/// Resolves `--model`, `--features` and the preprocessing flags.
-pub fn resolve_model(ctx: &Ctx, m: &ModelArgs) -> Result<ResolvedBackbone> {
+/// Resolves `--model` (or `default` when not given), `--features` and the preprocessing flags.
+pub fn resolve_model(ctx: &Ctx, m: &ModelArgs, default: &str) -> Result<ResolvedBackbone> {
+    let spec = m.model.as_deref().unwrap_or(default);
     let features: FeatureSel = m.features.parse().map_err(anyhow::Error::msg)?;
     let overrides = PreprocessOverrides {
         preset: m.preset.clone(),
@@ -155,7 +156,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .session(session_config(ctx, &a.device)?)
         .build()?;
     let rt = ctx.runtime()?;
-    let model = resolve_model(ctx, &a.model)?;
+    let model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
     let bar = Bar::new(ctx.quiet);
     let summary = extractor.run(rt, &model, &bar)?;
     bar.0.finish_and_clear();

@@ -3,6 +3,9 @@
 mod demo;
 mod doctor;
 mod extract;
+mod fit;
+mod export;
+mod predict;
 mod models;
 
 use std::path::PathBuf;
@@ -73,5 +76,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Models(m) => models::run(&ctx, m),
         Command::Extract(a) => extract::run(&ctx, a),
         Command::Cache(c) => extract::cache(c),
+        Command::Fit(a) => fit::run(&ctx, a),
+        Command::Eval(a) => fit::eval(a),
+        Command::Predict(a) => predict::run(&ctx, a),
+        Command::Export(a) => export::run(&ctx, a),
     }
 }

@@ -1,0 +1,72 @@
+//! `headstart fit` and `headstart eval`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use headstart_fit::{EvalOptions, FitParams, Head, Role};
+
+use super::Ctx;
+use crate::cli::{EvalArgs, FitArgs};
+
+/// Builds checked fit parameters from the flags.
+pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
+    let mut p = FitParams::new();
+    p.head = a.head.parse()?;
+    if !a.hidden.is_empty() {
+        p.hidden = a.hidden.clone();
+    }
+    p.solver = a.solver.parse()?;
+    p.c = a.c.clone();
+    p.class_weight = a.class_weight.parse()?;
+    p.normalize = a.normalize.parse()?;
+    p.val_fraction = a.val_fraction;
+    p.seed = a.seed;
+    p.views = (!a.views.is_empty()).then(|| a.views.clone());
+    p.dedupe = a.dedupe;
+    Ok(p.check()?)
+}
+
+pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
+    let params = params(&a)?;
+    let table = headstart_cache::read_features(&a.caches)?;
+    ctx.log(&format!(
+        "loaded {} rows of {}-d features from {}",
+        table.len(),
+        table.dim,
+        a.caches.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+    ));
+    let outcome = headstart_fit::fit(&table, &params)?;
+    outcome
+        .save(&a.out)
+        .with_context(|| format!("saving the head to {}", a.out.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", outcome.to_text());
+        println!("saved head to {}", a.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn eval(a: EvalArgs) -> Result<ExitCode> {
+    let head = Head::load(&a.head)?;
+    let table = headstart_cache::read_features(&a.caches)?;
+    let split = match &a.split {
+        None => None,
+        Some(s) => Some(Role::parse(s).with_context(|| format!("unknown split `{s}`; use train, val or test"))?),
+    };
+    let metrics = headstart_fit::evaluate_with(
+        &head,
+        &table,
+        &EvalOptions {
+            split,
+            ..EvalOptions::default()
+        },
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        print!("{}", metrics.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
