@@ -35,7 +35,7 @@ pub fn resolve_model(ctx: &Ctx, m: &ModelArgs, default: &str) -> Result<Resolved
     };
     Ok(headstart_extract::resolve(
         &ctx.home,
-        &m.model,
+        spec,
         &features,
         &overrides,
         &|s| ctx.log(s),
