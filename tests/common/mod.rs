@@ -81,11 +81,17 @@ pub fn runtime_lib() -> PathBuf {
 /// Copies the first `per_class` images of each class of the sample train split to `dst/<class>/`.
 pub fn sample_subset(dst: &Path, per_class: usize) {
     let src = repo().join("data/fashion-mnist-mini/train");
-    let mut classes: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut classes: Vec<_> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     classes.sort();
     for class in classes {
         let name = class.file_name().unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(&class).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&class)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         std::fs::create_dir_all(dst.join(name)).unwrap();
         for f in files.into_iter().take(per_class) {

@@ -78,10 +78,7 @@ pub fn list(input: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
         {
             return Err(ExtractError::Input {
                 path: input.to_path_buf(),
-                message: format!(
-                    "`{}` is listed twice with different label or split",
-                    it.rel
-                ),
+                message: format!("`{}` is listed twice with different label or split", it.rel),
             });
         }
     }

@@ -491,13 +491,14 @@ impl Extractor {
                 let (rows, parts) = write_result?;
                 Ok((rows, parts, None))
             });
+        // Files that changed and now fail must not keep serving their old features,
+        // also when --strict or a failed stage ends the run.
+        let stale = stale.into_inner().unwrap_or_default();
+        cache.write_tombstones(&stale)?;
         if let Some(e) = strict_err.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(e);
         }
         let (rows_written, parts_written, _) = outcome?;
-        // Files that changed and now fail must not keep serving their old features.
-        let stale = stale.into_inner().unwrap_or_default();
-        cache.write_tombstones(&stale)?;
         let errors = errors.into_inner().unwrap_or_default();
         let errors_file = cache.write_errors(&errors)?;
 

@@ -51,7 +51,8 @@ impl Preprocessor {
             Filter::Lanczos3 => ResizeAlg::Convolution(FilterType::Lanczos3),
         };
         self.wide.clear();
-        self.wide.extend(img.as_raw().iter().map(|&v| u16::from(v) * 257));
+        self.wide
+            .extend(img.as_raw().iter().map(|&v| u16::from(v) * 257));
         let src = ImageRef::new(
             img.width(),
             img.height(),

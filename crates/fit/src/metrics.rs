@@ -185,6 +185,36 @@ impl Metrics {
         }
     }
 
+    /// The confusion matrix as a text table (rows: true class, columns: predicted).
+    pub fn confusion_text(&self) -> String {
+        let short: Vec<String> = self
+            .class_names
+            .iter()
+            .map(|n| n.chars().take(6).collect())
+            .collect();
+        let w = self
+            .class_names
+            .iter()
+            .map(|n| n.len())
+            .max()
+            .unwrap_or(0)
+            .max(11);
+        let mut out = String::new();
+        let _ = write!(out, "{:>w$}", "true \\ pred");
+        for s in &short {
+            let _ = write!(out, " {s:>6}");
+        }
+        out.push('\n');
+        for (name, row) in self.class_names.iter().zip(&self.confusion) {
+            let _ = write!(out, "{name:>w$}");
+            for v in row {
+                let _ = write!(out, " {v:>6}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// A readable table for the terminal.
     pub fn to_text(&self) -> String {
         let s = &self.summary;
