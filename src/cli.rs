@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 /// classifier heads on them in seconds, export one ONNX classifier.
 ///
 /// Exit status: 0 success, 1 error, 2 usage error, 3 some input files failed
-/// (the run finished; see the `errors` Parquet in the cache).
+/// (the run finished; `extract` records them in the cache's `errors` Parquet,
+/// `predict` prints a row with the error for each).
 #[derive(Debug, Parser)]
 #[command(name = "headstart", version, about, long_about)]
 pub struct Cli {
@@ -57,8 +58,20 @@ pub enum Command {
     /// Evaluate a saved head on other labelled features.
     Eval(EvalArgs),
     /// Classify images with a saved head (backbone + head), reusing cached features when possible.
+    ///
+    /// Prints each file's path and its top-k labels with probabilities. The backbone is the
+    /// built-in model the head was trained on unless --model says otherwise, and must have the
+    /// head's fingerprint; it is only loaded when some file's content hash is not in a --cache
+    /// (live `original` rows). A file that cannot be read or decoded gets a row with its error
+    /// and the command exits with status 3.
     Predict(PredictArgs),
     /// Export a head, alone or fused with its backbone, as one ONNX classifier.
+    ///
+    /// Outputs: `probabilities` (float [N, K]) and `label` (int64 [N], the most probable class).
+    /// Inputs: the backbone's float tensor (default), `image` (uint8 RGB [N, H, W, 3] at the
+    /// model's size, already cropped and resized) with --with-preprocessing, or `features`
+    /// (float [N, D]) with --head-only. Class names are in the metadata key
+    /// `headstart.class_names` (a JSON list), next to the model name and fingerprint.
     Export(ExportArgs),
 }
 
@@ -323,15 +336,31 @@ pub enum CacheCommand {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Sample data folder (class-folder layout with train/ and test/).
+    /// Sample data folder (class-folder layout with train/ and test/) [default: the bundled
+    /// Fashion-MNIST subset in data/fashion-mnist-mini].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Where the demo writes its cache, head, classifier.onnx and predictions.
+    #[arg(long, default_value = "headstart-demo", value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
     /// Fetch the pinned ONNX Runtime (CPU) wheel through pip, verify it and install the library into the cache.
-    Install,
+    ///
+    /// With --gpu: the GPU build instead (onnxruntime-gpu plus the CUDA 13 and cuDNN 9
+    /// libraries from NVIDIA's PyPI wheels, about 2 GB to download), all in one folder
+    /// of the cache. `--device cuda` / `tensorrt` then use it; it prints the library for --ort-lib.
+    Install {
+        /// Install the GPU build (CUDA 13, cuDNN 9; needs an NVIDIA driver r580 or newer to run).
+        #[arg(long)]
+        gpu: bool,
+        /// With --gpu: add the TensorRT 10 libraries (wheels from https://pypi.nvidia.com:
+        /// set PIP_EXTRA_INDEX_URL=https://pypi.nvidia.com or HEADSTART_WHEELHOUSE).
+        #[arg(long, requires = "gpu")]
+        tensorrt: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

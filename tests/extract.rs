@@ -131,17 +131,7 @@ struct Reference {
 fn reference() -> &'static Reference {
     static R: OnceLock<Reference> = OnceLock::new();
     R.get_or_init(|| {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("extract-reference-")
-                && !Path::new("/proc").join(pid).exists()
-            {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-        let root = base.join(format!("extract-reference-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = common::scratch("extract-reference");
         let input = root.join("input");
         common::sample_subset(&input, 1);
         std::fs::create_dir_all(input.join("photo")).unwrap();

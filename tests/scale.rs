@@ -134,17 +134,7 @@ struct Reference {
 fn reference() -> &'static Reference {
     static R: OnceLock<Reference> = OnceLock::new();
     R.get_or_init(|| {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("scale-reference-")
-                && !Path::new("/proc").join(pid).exists()
-            {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-        let root = base.join(format!("scale-reference-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = common::scratch("scale-reference");
         let input = root.join("input");
         common::sample_subset(&input, PER_CLASS);
         let cache = root.join("cache");

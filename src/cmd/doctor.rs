@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use headstart_extract::Device;
+use headstart_extract::backbone::probe_device;
 use headstart_extract::runtime;
 use headstart_models::zoo;
 
@@ -16,26 +18,46 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
         "cores:          {}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let (lib, how) = match &ctx.ort_lib {
-        Some(p) => (Some(p.clone()), "from --ort-lib / ORT_DYLIB_PATH"),
-        None => {
-            let p = runtime::cached_path(&ctx.home);
-            if p.is_file() {
-                (Some(p), "cached")
-            } else {
-                (None, "")
-            }
-        }
+    let cpu_lib = runtime::cached_path(&ctx.home);
+    let gpu = runtime::gpu::installed(&ctx.home);
+    // One library can be loaded per process: an explicit one, else the GPU build (its
+    // providers are a superset of the CPU build's), else the CPU build.
+    let (lib, how) = match (&ctx.ort_lib, &gpu) {
+        (Some(p), _) => (Some(p.clone()), "from --ort-lib / ORT_DYLIB_PATH"),
+        (None, Some((p, _))) => (Some(p.clone()), "GPU build, cached"),
+        (None, None) if cpu_lib.is_file() => (Some(cpu_lib.clone()), "cached"),
+        (None, None) => (None, ""),
     };
-    match lib {
-        None => {
+    if ctx.ort_lib.is_none() {
+        if gpu.is_some() && cpu_lib.is_file() {
+            println!(
+                "runtime:        ONNX Runtime {} (CPU build) at {} (cached)",
+                runtime::ORT_VERSION,
+                cpu_lib.display()
+            );
+        } else if !cpu_lib.is_file() {
             println!("runtime:        not installed");
             problems.push("ONNX Runtime is not installed: run `headstart runtime install` (or pass --ort-lib PATH)".to_string());
         }
-        Some(path) => match runtime::init(&path) {
+    }
+    if let Some((p, m)) = &gpu {
+        println!(
+            "gpu runtime:    ONNX Runtime {} (GPU build: CUDA 13, cuDNN 9{}) at {}",
+            m.onnxruntime,
+            if m.tensorrt { ", TensorRT 10" } else { "" },
+            p.display()
+        );
+    }
+    if let Some(path) = lib {
+        match runtime::init(&path) {
             Ok(rt) => {
                 println!(
-                    "runtime:        ONNX Runtime {} at {} ({how})",
+                    "{}ONNX Runtime {} at {} ({how})",
+                    if how.starts_with("GPU") {
+                        "loaded:         "
+                    } else {
+                        "runtime:        "
+                    },
                     rt.version,
                     path.display()
                 );
@@ -43,13 +65,53 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
                     .into_iter()
                     .map(|(n, ok)| format!("{n} {}", if ok { "yes" } else { "no" }))
                     .collect();
-                println!("providers:      {}", eps.join(", "));
+                println!("providers:      {} (compiled in)", eps.join(", "));
+                if let Some(p) = &rt.preload {
+                    println!(
+                        "gpu libraries:  {} of {} loaded",
+                        p.loaded.len(),
+                        p.loaded.len() + p.failed.len()
+                    );
+                    for f in &p.failed {
+                        println!("                cannot load {f}");
+                    }
+                }
+                let trt = gpu.as_ref().is_some_and(|(_, m)| m.tensorrt);
+                let probes = [
+                    ("cuda", Device::Cuda(0), runtime::providers()[1].1),
+                    (
+                        "tensorrt",
+                        Device::TensorRt(0),
+                        runtime::providers()[2].1 && (trt || ctx.ort_lib.is_some()),
+                    ),
+                ];
+                for (name, device, compiled) in probes {
+                    if !compiled {
+                        continue;
+                    }
+                    match probe_device(rt, device) {
+                        Ok(ep) => println!(
+                            "--device {name}:{}{ep} registers on GPU 0",
+                            " ".repeat(6usize.saturating_sub(name.len()))
+                        ),
+                        Err(e) => println!(
+                            "--device {name}:{}not usable here: {}",
+                            " ".repeat(6usize.saturating_sub(name.len())),
+                            e.replace('\n', " ")
+                        ),
+                    }
+                }
             }
             Err(e) => {
                 println!("runtime:        cannot load {} ({how})", path.display());
                 problems.push(e.to_string());
             }
-        },
+        }
+    }
+    if gpu.is_none() {
+        println!(
+            "gpu runtime:    not installed (`headstart runtime install --gpu` for --device cuda)"
+        );
     }
     match zoo::installed(&ctx.home, zoo::DEFAULT_MODEL) {
         Some(m) => println!(

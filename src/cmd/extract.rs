@@ -155,7 +155,8 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .flush_every(a.flush_every, std::time::Duration::from_secs(60))
         .session(session_config(ctx, &a.device)?)
         .build()?;
-    let rt = ctx.runtime()?;
+    let device: Device = a.device.device.parse().map_err(anyhow::Error::msg)?;
+    let rt = ctx.runtime_for(device)?;
     let model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
     let bar = Bar::new(ctx.quiet);
     let summary = extractor.run(rt, &model, &bar)?;

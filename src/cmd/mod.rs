@@ -2,11 +2,11 @@
 
 mod demo;
 mod doctor;
+mod export;
 mod extract;
 mod fit;
-mod export;
-mod predict;
 mod models;
+mod predict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,11 +50,87 @@ impl Ctx {
 
     /// Locates (provisioning if needed) and loads ONNX Runtime.
     pub fn runtime(&self) -> Result<&'static headstart_extract::runtime::Runtime> {
-        let lib = headstart_extract::runtime::locate(&self.home, self.ort_lib.as_deref(), &|m| {
-            self.log(m)
-        })?;
+        self.runtime_for(headstart_extract::Device::Cpu)
+    }
+
+    /// Like [`Ctx::runtime`], for sessions on `device`: a GPU device loads the GPU build
+    /// from the cache (`runtime install --gpu`) when it is there and `--ort-lib` is not given.
+    pub fn runtime_for(
+        &self,
+        device: headstart_extract::Device,
+    ) -> Result<&'static headstart_extract::runtime::Runtime> {
+        let gpu = !matches!(device, headstart_extract::Device::Cpu);
+        let lib = headstart_extract::runtime::locate_for(
+            &self.home,
+            self.ort_lib.as_deref(),
+            gpu,
+            &|m| self.log(m),
+        )?;
         Ok(headstart_extract::runtime::init(&lib.path)?)
     }
+}
+
+/// `headstart runtime install [--gpu [--tensorrt]]`.
+fn runtime_install(ctx: &Ctx, gpu: bool, tensorrt: bool) -> Result<ExitCode> {
+    use headstart_extract::runtime;
+    let (path, how) = if gpu {
+        runtime::gpu::install_gpu(&ctx.home, tensorrt, &|m| ctx.log(m))?
+    } else {
+        runtime::install(&ctx.home, &|m| ctx.log(m))?
+    };
+    let state = match how {
+        headstart_provision::Provisioned::Cached => "already installed",
+        headstart_provision::Provisioned::Installed => "installed",
+    };
+    let rt = runtime::init(&path)?;
+    if !gpu {
+        println!("ONNX Runtime {} {state} at {}", rt.version, path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "ONNX Runtime {} (GPU build) {state} at {}",
+        rt.version,
+        path.display()
+    );
+    println!(
+        "  --device cuda / tensorrt use it automatically; or pass --ort-lib {}",
+        path.display()
+    );
+    if let Some(p) = &rt.preload {
+        println!(
+            "  NVIDIA libraries loaded: {} of {}",
+            p.loaded.len(),
+            p.loaded.len() + p.failed.len()
+        );
+        for f in &p.failed {
+            println!("  not loadable here: {f}");
+        }
+    }
+    let probes = [
+        (
+            "CUDAExecutionProvider",
+            headstart_extract::Device::Cuda(0),
+            true,
+        ),
+        (
+            "TensorrtExecutionProvider",
+            headstart_extract::Device::TensorRt(0),
+            tensorrt,
+        ),
+    ];
+    for (name, device, wanted) in probes {
+        if !wanted {
+            continue;
+        }
+        match headstart_extract::backbone::probe_device(rt, device) {
+            Ok(_) => println!("  {name}: registers on GPU 0"),
+            Err(e) => println!(
+                "  {name}: does not register on this machine: {}",
+                e.lines().next().unwrap_or("")
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the parsed command line.
@@ -63,15 +139,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Doctor => doctor::run(&ctx),
-        Command::Runtime(RuntimeCommand::Install) => {
-            let (path, how) = headstart_extract::runtime::install(&ctx.home, &|m| ctx.log(m))?;
-            let rt = headstart_extract::runtime::init(&path)?;
-            let state = match how {
-                headstart_provision::Provisioned::Cached => "already installed",
-                headstart_provision::Provisioned::Installed => "installed",
-            };
-            println!("ONNX Runtime {} {state} at {}", rt.version, path.display());
-            Ok(ExitCode::SUCCESS)
+        Command::Runtime(RuntimeCommand::Install { gpu, tensorrt }) => {
+            runtime_install(&ctx, gpu, tensorrt)
         }
         Command::Models(m) => models::run(&ctx, m),
         Command::Extract(a) => extract::run(&ctx, a),

@@ -99,3 +99,20 @@ pub fn sample_subset(dst: &Path, per_class: usize) {
         }
     }
 }
+
+/// A fresh folder `target/tmp/<prefix>-<pid>` for this test binary; folders left
+/// by earlier, finished runs (their process is gone) are removed.
+pub fn scratch(prefix: &str) -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(&format!("{prefix}-"))
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let root = base.join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    root
+}

@@ -480,8 +480,11 @@ impl Cache {
         })
     }
 
-    /// Removes temporary files left by writers that no longer run.
+    /// Removes temporary files left by crashed writers: those of this machine
+    /// whose process is gone, and any untouched for [`STALE_TEMP`] (shards on other
+    /// machines may be writing into the same directory; a part write takes seconds).
     pub fn clean_temp(&self) -> usize {
+        let host = crate::write::host_tag();
         let mut n = 0;
         for dir in [
             self.parts_dir(),
@@ -496,16 +499,22 @@ impl Cache {
                 if !(name.starts_with('.') && name.ends_with(".tmp")) {
                     continue;
                 }
-                // `.{name}.{nanos}-{pid}-{counter}.tmp`
-                let pid = name
-                    .rsplit('.')
-                    .nth(1)
-                    .and_then(|seq| seq.split('-').nth(1))
-                    .and_then(|p| p.parse::<u32>().ok());
-                let alive = pid.is_some_and(|p| {
-                    p == std::process::id() || Path::new(&format!("/proc/{p}")).exists()
-                });
-                if !alive && std::fs::remove_file(e.path()).is_ok() {
+                // `.{name}.{host}.{nanos}-{pid}-{counter}.tmp`
+                let mut fields = name.rsplit('.').skip(1);
+                let seq = fields.next().unwrap_or_default();
+                let same_host = fields.next() == Some(host.as_str());
+                let pid = seq.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+                let dead_here = same_host
+                    && pid.is_some_and(|p| {
+                        p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()
+                    });
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= STALE_TEMP);
+                if (dead_here || stale) && std::fs::remove_file(e.path()).is_ok() {
                     n += 1;
                 }
             }
@@ -513,6 +522,9 @@ impl Cache {
         n
     }
 }
+
+/// Age after which a writer's temporary file counts as abandoned.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 #[cfg(test)]
 mod tests {
@@ -604,15 +616,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
         write(&cache, &[("a.png", "h1", "original", 1.0)]);
-        std::fs::write(
-            cache
-                .parts_dir()
-                .join(".x.parquet.00000000000000000001-99999999-000000.tmp"),
-            b"junk",
-        )
-        .unwrap();
+        let host = crate::write::host_tag();
+        // A crashed local writer (no such pid), a live writer on another machine,
+        // and an abandoned file from another machine.
+        let dead_local = cache.parts_dir().join(format!(
+            ".a.parquet.{host}.00000000000000000001-99999999-000000.tmp"
+        ));
+        let other_live = cache
+            .parts_dir()
+            .join(".b.parquet.elsewhere.00000000000000000001-1-000000.tmp");
+        let other_old = cache
+            .parts_dir()
+            .join(".c.parquet.elsewhere.00000000000000000001-1-000001.tmp");
+        for p in [&dead_local, &other_live, &other_old] {
+            std::fs::write(p, b"junk").unwrap();
+        }
+        let long_ago =
+            std::time::SystemTime::now() - STALE_TEMP - std::time::Duration::from_secs(1);
+        File::options()
+            .write(true)
+            .open(&other_old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
         assert_eq!(cache.read().unwrap().len(), 1);
-        assert_eq!(cache.clean_temp(), 1);
+        assert_eq!(cache.clean_temp(), 2);
+        assert!(!dead_local.exists() && other_live.exists() && !other_old.exists());
         let e = Cache::open_or_create(dir.path(), &info("other", 2))
             .unwrap_err()
             .to_string();

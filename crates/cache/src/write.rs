@@ -89,12 +89,28 @@ pub(crate) fn next_seq() -> String {
     )
 }
 
+/// This machine's name as used in temporary file names (dots replaced).
+pub(crate) fn host_tag() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().replace(['.', '/'], "_"))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+    .clone()
+}
+
+/// `.{name}.{host}.{seq}.tmp` next to `path`: hidden from readers, and naming the
+/// machine and process that writes it so crashed writers' leftovers can be cleaned.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", next_seq()))
+    path.with_file_name(format!(".{name}.{}.{}.tmp", host_tag(), next_seq()))
 }
 
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {

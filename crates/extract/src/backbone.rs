@@ -79,7 +79,7 @@ impl Default for SessionConfig {
     }
 }
 
-const GPU_FIX: &str = "run `headstart runtime install --gpu` (ONNX Runtime GPU build plus CUDA/cuDNN/TensorRT wheels) and pass its library with --ort-lib, check `headstart doctor`, or add --allow-cpu-fallback to run on CPU";
+const GPU_FIX: &str = "run `headstart runtime install --gpu` (add --tensorrt for TensorRT): `extract --device cuda` then loads that GPU build of ONNX Runtime by itself, other commands with the --ort-lib PATH it prints; check `headstart doctor`, or add --allow-cpu-fallback to run on CPU";
 
 /// A loaded backbone that maps input tensors to named float outputs.
 pub struct Backbone {
@@ -124,14 +124,15 @@ impl Backbone {
         let provider = match register_device(&mut builder, cfg) {
             Ok(p) => p,
             Err((provider, message)) if cfg.allow_cpu_fallback => {
+                let message = with_preload_failures(rt, message);
                 tracing_fallback(&provider, &message);
                 CPU_PROVIDER.to_string()
             }
             Err((provider, message)) => {
                 return Err(ExtractError::Device {
                     provider,
-                    message,
-                    fix: GPU_FIX.into(),
+                    fix: gpu_fix(rt, &message).into(),
+                    message: with_preload_failures(rt, message),
                 });
             }
         };
@@ -204,6 +205,42 @@ impl Backbone {
         }
         Ok(result)
     }
+}
+
+/// What to do about a provider that did not register.
+fn gpu_fix(rt: &Runtime, message: &str) -> &'static str {
+    if message.contains("libcuda.so.1") {
+        "no NVIDIA driver was found (libcuda.so.1 comes with the driver; CUDA 13 needs r580 or newer): run on a machine with an NVIDIA GPU and driver (in a container: the NVIDIA container toolkit, e.g. `--gpus all`), or add --allow-cpu-fallback to run on CPU"
+    } else if rt.preload.is_some() {
+        "check `headstart doctor` (it lists the GPU runtime's libraries and whether each provider registers), or add --allow-cpu-fallback to run on CPU"
+    } else {
+        GPU_FIX
+    }
+}
+
+/// Adds the NVIDIA libraries that could not be preloaded to a registration error.
+fn with_preload_failures(rt: &Runtime, message: String) -> String {
+    let message = message.trim_end().to_string();
+    match &rt.preload {
+        Some(p) if !p.failed.is_empty() => format!(
+            "{message}\n(libraries of the GPU runtime that could not be loaded: {})",
+            p.failed.join("; ")
+        ),
+        _ => message,
+    }
+}
+
+/// Registers `device`'s provider on a throwaway session builder: `Ok(provider name)`
+/// when it registers (its libraries load and it accepts the device id), else the reason.
+/// `headstart doctor` uses this; a model is not needed.
+pub fn probe_device(rt: &Runtime, device: Device) -> Result<String, String> {
+    let mut builder = Session::builder(&rt.env).map_err(|e| e.to_string())?;
+    let cfg = SessionConfig {
+        device,
+        intra_threads: 1,
+        ..SessionConfig::default()
+    };
+    register_device(&mut builder, &cfg).map_err(|(_, message)| with_preload_failures(rt, message))
 }
 
 fn tracing_fallback(provider: &str, message: &str) {

@@ -2,7 +2,8 @@
 //!
 //! Order: an explicit path (`--ort-lib` / `ORT_DYLIB_PATH`), else the copy in the
 //! headstart cache, else the pinned `onnxruntime` wheel fetched through pip and
-//! installed atomically into the cache.
+//! installed atomically into the cache. For a GPU device, the GPU build installed by
+//! `headstart runtime install --gpu` ([`gpu`]) is used when it is in the cache.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -11,6 +12,8 @@ use headstart_provision::{Home, Provisioned, Wheel, ensure_file, fetch_wheel, re
 use ort::ep::ExecutionProvider;
 
 use crate::ExtractError;
+
+pub mod gpu;
 
 /// The ONNX Runtime version headstart provisions.
 pub const ORT_VERSION: &str = "1.32.0";
@@ -45,6 +48,8 @@ pub enum LibSource {
     Cache,
     /// Fetched and installed just now.
     Installed,
+    /// The GPU build in the cache (`headstart runtime install --gpu`).
+    GpuCache,
 }
 
 /// A located runtime library.
@@ -108,6 +113,36 @@ pub fn locate(
     })
 }
 
+/// Finds the runtime library for a session on a GPU (`gpu`) or the CPU.
+///
+/// An explicit path always wins. For a GPU, the GPU build in the cache is used when it
+/// is installed; when it is not, the CPU build is used (and the GPU provider will then
+/// fail to register with a message saying how to install the GPU build). Which one was
+/// picked is logged.
+pub fn locate_for(
+    home: &Home,
+    explicit: Option<&Path>,
+    gpu: bool,
+    log: &dyn Fn(&str),
+) -> Result<RuntimeLib, ExtractError> {
+    if explicit.is_none() && gpu {
+        if let Some((path, _)) = gpu::installed(home) {
+            log(&format!(
+                "using the GPU build of ONNX Runtime at {} (--ort-lib overrides)",
+                path.display()
+            ));
+            return Ok(RuntimeLib {
+                path,
+                source: LibSource::GpuCache,
+            });
+        }
+        log(
+            "no GPU build of ONNX Runtime in the cache (`headstart runtime install --gpu` installs it); loading the CPU build",
+        );
+    }
+    locate(home, explicit, log)
+}
+
 /// The loaded runtime.
 #[derive(Debug)]
 pub struct Runtime {
@@ -115,7 +150,17 @@ pub struct Runtime {
     pub path: PathBuf,
     /// Its version, e.g. `1.32.0`.
     pub version: String,
+    /// For a GPU build installed by headstart: the NVIDIA libraries opened before it.
+    pub preload: Option<gpu::Preload>,
     pub(crate) env: ort::environment::Environment,
+}
+
+impl Runtime {
+    /// The ONNX Runtime environment, for sessions other than a
+    /// [`Backbone`](crate::Backbone) (e.g. running an exported classifier).
+    pub fn env(&self) -> &ort::environment::Environment {
+        &self.env
+    }
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -141,6 +186,12 @@ pub fn init(path: &Path) -> Result<&'static Runtime, ExtractError> {
     if !path.exists() {
         return Err(load_err("no such file".into()));
     }
+    // A GPU build installed by headstart: open its NVIDIA libraries first, so that the
+    // CUDA / TensorRT providers find them without LD_LIBRARY_PATH.
+    let preload = gpu::manifest_of(path).map(|m| {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        gpu::preload(dir, &m.preload)
+    });
     // The Debug form carries the dlopen reason; Display only says "failed to load".
     let builder = ort::init_from(path).map_err(|e| load_err(format!("{e:?}")))?;
     let env = builder
@@ -154,6 +205,7 @@ pub fn init(path: &Path) -> Result<&'static Runtime, ExtractError> {
     Ok(RUNTIME.get_or_init(|| Runtime {
         path: path.to_path_buf(),
         version,
+        preload,
         env,
     }))
 }

@@ -1,12 +1,14 @@
 //! ONNX graph tools for headstart: the protobuf types (from the `onnx-protobuf`
 //! crate), small builders for tensors, nodes and value infos, and model-level
 //! helpers shared by the backbone importer, `models inspect` and `export`;
-//! [`inspect`] summarizes a model and [`features`] finds (or exposes) the
-//! feature tensor of a user's backbone.
+//! [`inspect`] summarizes a model, [`features`] finds (or exposes) the
+//! feature tensor of a user's backbone and [`export`] builds classifier models
+//! from a head, alone or fused with its backbone.
 //!
 //! This crate never runs a model; it only reads, edits and writes ONNX graphs.
 
 pub mod build;
+pub mod export;
 pub mod features;
 pub mod inspect;
 

@@ -9,7 +9,7 @@
 
 mod wheel;
 
-pub use wheel::{Wheel, fetch_wheel, read_member};
+pub use wheel::{Wheel, extract_members, fetch_wheel, read_member, sha256_file};
 
 use std::fs::{self, File};
 use std::io::{self, Write};
