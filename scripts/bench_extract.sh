@@ -2,11 +2,14 @@
 # Extract throughput, side by side in one run:
 #   ort      ONNX Runtime alone on pre-made random tensors (crates/extract/examples/bench_ort.rs)
 #   headstart  `headstart extract IMAGES --out CACHE --batch-size 32` end to end
-#   python   onnxruntime + Pillow + numpy + multiprocessing + pyarrow (scripts/bench_extract_python.py)
+#   python   onnxruntime + Pillow + numpy + multiprocessing + pyarrow (scripts/bench_extract_python.py),
+#            decode pool bounded to ~2 batches ahead (like headstart's queue)
+#   pyunb    the same with plain Pool.imap: decodes everything ahead, unbounded memory
+#            (set BENCH_PY_UNBOUNDED=0 to skip it)
 # Same model (the default backbone, efficientnet-lite0), same ONNX Runtime
 # version, same thread settings (intra-op threads = cores, spinning off), same
-# images. Rounds alternate the order of the three (ort, headstart, python, then
-# python, headstart, ort, ...) so drifting machine load does not favour one.
+# images. Rounds alternate the order (ort, headstart, python, pyunb, then
+# pyunb, python, headstart, ort, ...) so drifting machine load does not favour one.
 #
 #   bash scripts/bench_extract.sh [N=2000]
 #
@@ -30,6 +33,7 @@ export HEADSTART_HOME="${HEADSTART_HOME:-/tmp/hs-bench-home}"
 WORK="${BENCH_DIR:-/tmp/hs-bench}"
 VENV="${BENCH_VENV:-/tmp/hs-bench-venv}"
 ROUNDS="${BENCH_ROUNDS:-2}"
+PY_UNBOUNDED="${BENCH_PY_UNBOUNDED:-1}"
 BATCH=32
 mkdir -p "$WORK" "$HEADSTART_HOME"
 LOG="$WORK/extract-$N-$(date +%Y%m%d-%H%M%S)"
@@ -105,19 +109,27 @@ run_python() {
     run python "$1" "$PY" "$ROOT/scripts/bench_extract_python.py" --model "$MODEL" \
         --input "$IMAGES" --out "$WORK/py.parquet" --batch-size "$BATCH"
 }
+run_pyunb() {
+    rm -f "$WORK/py.parquet"
+    run pyunb "$1" "$PY" "$ROOT/scripts/bench_extract_python.py" --model "$MODEL" \
+        --input "$IMAGES" --out "$WORK/py.parquet" --batch-size "$BATCH" --unbounded
+}
+ALL="ort headstart python"
+[ "$PY_UNBOUNDED" = 1 ] && ALL="$ALL pyunb"
+REV="$(echo "$ALL" | tr ' ' '\n' | tac | tr '\n' ' ')"
 
 say "load before: $(uptime)"
 for r in $(seq 1 "$ROUNDS"); do
-    if [ $((r % 2)) -eq 1 ]; then order="ort headstart python"; else order="python headstart ort"; fi
+    if [ $((r % 2)) -eq 1 ]; then order="$ALL"; else order="$REV"; fi
     say "round $r/$ROUNDS: $order   ($(cut -d' ' -f1-3 /proc/loadavg))"
     for c in $order; do "run_$c" "$r"; done
 done
 say "load after: $(uptime)"
 
 # --- report --------------------------------------------------------------------------
-"$PY" - "$LOG" "$N" "$ROUNDS" <<'EOF'
+"$PY" - "$LOG" "$N" "$ROUNDS" "$PY_UNBOUNDED" <<'EOF'
 import json, os, re, statistics, sys
-log, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+log, n, rounds, unb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 def rss(name, r):
     t = open(os.path.join(log, f"{name}-{r}.time")).read()
     return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
@@ -140,6 +152,7 @@ for r in range(1, rounds + 1):
     p = json.load(open(os.path.join(log, f"python-{r}.json")))
     assert h["extracted"] == n and h["failed"] == 0, h
     assert p["extracted"] == n and p["failed"] == 0, p
+    u = json.load(open(os.path.join(log, f"pyunb-{r}.json"))) if unb else None
     ort = o["images_per_second"]
     hs = n / wall("headstart", r)
     py = n / wall("python", r)
@@ -150,21 +163,28 @@ for r in range(1, rounds + 1):
                      hs_decode=h["decode_seconds"], hs_infer=h["inference_seconds"], hs_wall=h["wall_seconds"],
                      py_infer=p["inference_seconds"], py_run=p["run_seconds"],
                      cpu_ort=1000 * cpu("ort", r) / (n + 32), cpu_hs=1000 * cpu("headstart", r) / n,
-                     cpu_py=1000 * cpu("python", r) / n))
+                     cpu_py=1000 * cpu("python", r) / n,
+                     pyunb=n / wall("pyunb", r) if unb else float("nan"),
+                     rss_pyunb=rss("pyunb", r) if unb else float("nan"),
+                     cpu_pyunb=1000 * cpu("pyunb", r) / n if unb else float("nan")))
+    rows[-1]["hs_pyunb"] = rows[-1]["hs"] / rows[-1]["pyunb"]
 print(f"\nextract benchmark: {n} images, batch {32}, efficientnet-lite0, CPU, {os.cpu_count()} cores; logs in {log}")
-print(f"{'round':>5} {'ort img/s':>10} {'headstart':>10} {'(own)':>7} {'python':>8} {'hs/ort':>7} {'hs/py':>6} {'RSS hs':>8} {'RSS py*':>8} {'RSS ort':>8}  load(1/5/15 after hs)")
+print(f"{'round':>6} {'ort':>6} {'hs':>6} {'(own)':>6} {'py':>6} {'pyunb':>6} {'hs/ort':>6} {'hs/py':>6} {'hs/pyunb':>8} "
+      f"{'RSS hs':>7} {'RSS py*':>7} {'pyunb*':>7} {'RSS ort':>7}  load(1/5/15 after hs)")
 for x in rows:
-    print(f"{x['round']:>5} {x['ort']:>10.2f} {x['hs']:>10.2f} {x['hs_internal']:>7.2f} {x['py']:>8.2f} {x['hs_ort']:>7.3f} {x['hs_py']:>6.3f} "
-          f"{x['rss_hs']:>7.0f}M {x['rss_py']:>7.0f}M {x['rss_ort']:>7.0f}M  {x['load']}")
+    print(f"{x['round']:>6} {x['ort']:>6.2f} {x['hs']:>6.2f} {x['hs_internal']:>6.2f} {x['py']:>6.2f} {x['pyunb']:>6.2f} {x['hs_ort']:>6.3f} {x['hs_py']:>6.3f} {x['hs_pyunb']:>8.3f} "
+          f"{x['rss_hs']:>6.0f}M {x['rss_py']:>6.0f}M {x['rss_pyunb']:>6.0f}M {x['rss_ort']:>6.0f}M  {x['load']}")
 med = lambda k: statistics.median(x[k] for x in rows)
-print(f"{'median':>5} {med('ort'):>10.2f} {med('hs'):>10.2f} {med('hs_internal'):>7.2f} {med('py'):>8.2f} {med('hs_ort'):>7.3f} {med('hs_py'):>6.3f}")
+print(f"{'median':>6} {med('ort'):>6.2f} {med('hs'):>6.2f} {med('hs_internal'):>6.2f} {med('py'):>6.2f} {med('pyunb'):>6.2f} {med('hs_ort'):>6.3f} {med('hs_py'):>6.3f} {med('hs_pyunb'):>8.3f}")
+print("(images/s; ort = ONNX Runtime alone, hs = headstart extract, py = Python pipeline with bounded look-ahead, pyunb = with unbounded Pool.imap)")
 print("headstart breakdown (median): wall %.1f s, inference %.1f s, decode %.1f s summed over threads" %
       (med("hs_wall"), med("hs_infer"), med("hs_decode")))
 print("python breakdown (median): run %.1f s, inference %.1f s" % (med("py_run"), med("py_infer")))
-print("CPU time per image (user+sys, median): ort %.1f ms (incl. warm-up batch), headstart %.1f ms, python %.1f ms (all processes)" %
-      (med("cpu_ort"), med("cpu_hs"), med("cpu_py")))
+print("CPU time per image (user+sys, median): ort %.1f ms (incl. warm-up batch), headstart %.1f ms, python %.1f ms, pyunb %.1f ms (all processes)" %
+      (med("cpu_ort"), med("cpu_hs"), med("cpu_py"), med("cpu_pyunb")))
 print("* python RSS: /usr/bin/time -v reports the largest single process (the main one), not the sum with its workers")
 print(f"target 1: headstart >= 0.9 x ort   -> {'met' if med('hs_ort') >= 0.9 else 'NOT met'} ({med('hs_ort'):.3f})")
-print(f"target 2: headstart >= 1.3 x python -> {'met' if med('hs_py') >= 1.3 else 'NOT met'} ({med('hs_py'):.3f})")
+print(f"target 2: headstart >= 1.3 x python -> {'met' if med('hs_py') >= 1.3 else 'NOT met'} ({med('hs_py'):.3f} bounded"
+      + (f", {med('hs_pyunb'):.3f} unbounded)" if unb else ")"))
 json.dump(rows, open(os.path.join(log, "summary.json"), "w"), indent=1)
 EOF

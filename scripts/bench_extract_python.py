@@ -9,8 +9,12 @@ in batches, and stream the features to Parquet with pyarrow (zstd, a row group
 every 2048 rows).
 
 Decoding and preprocessing run in a multiprocessing pool (one worker per core
-by default) that works ahead of inference through `imap` (ordered, chunked), so
-it overlaps with ONNX Runtime in the main process. ONNX Runtime gets the same
+by default) that works ahead of inference, so it overlaps with ONNX Runtime in
+the main process. Work is submitted in chunks of --chunksize images with at
+most --window chunks in flight (default 8 x 8 = 64 images, two batches, like
+headstart's queue), so memory stays bounded; --unbounded uses plain
+`Pool.imap` instead, which decodes the whole input as fast as it can and
+buffers every tensor in the main process until inference reaches it. ONNX Runtime gets the same
 settings as headstart's default session: intra_op_num_threads = cores,
 allow_spinning 0 (intra and inter), all graph optimisations, sequential
 execution, CPU provider.
@@ -44,6 +48,9 @@ from PIL import Image
 EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 _PRE = None
+
+# Cores this process may run on (what Rust's available_parallelism reports).
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def list_images(root):
@@ -92,6 +99,24 @@ def prepare(job):
         return rel, label, None, f"{type(e).__name__}: {e}"
 
 
+def prepare_chunk(jobs):
+    return [prepare(j) for j in jobs]
+
+
+def bounded_imap(pool, jobs, chunksize, window):
+    """Ordered results of prepare over jobs, at most window chunks in flight."""
+    from collections import deque
+
+    chunks = (jobs[i : i + chunksize] for i in range(0, len(jobs), chunksize))
+    inflight = deque()
+    for c in chunks:
+        inflight.append(pool.apply_async(prepare_chunk, (c,)))
+        if len(inflight) >= window:
+            yield from inflight.popleft().get()
+    while inflight:
+        yield from inflight.popleft().get()
+
+
 def worker_peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
@@ -103,9 +128,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="Parquet file to write")
     ap.add_argument("--output-name", default=None, help="feature output (default: the sidecar's feature_tensor)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT intra_op_num_threads")
+    ap.add_argument("--workers", type=int, default=CORES)
+    ap.add_argument("--threads", type=int, default=CORES, help="ORT intra_op_num_threads")
     ap.add_argument("--chunksize", type=int, default=8)
+    ap.add_argument("--window", type=int, default=8, help="chunks in flight (bounded mode)")
+    ap.add_argument("--unbounded", action="store_true", help="plain Pool.imap, no back-pressure")
     ap.add_argument("--row-group", type=int, default=2048)
     args = ap.parse_args(argv)
 
@@ -190,7 +217,12 @@ def main(argv=None):
     t_run = time.perf_counter()
     ctx = mp.get_context("fork")
     with ctx.Pool(args.workers, initializer=_init, initargs=(pre,)) as pool:
-        for rel, label, digest, x in pool.imap(prepare, jobs, chunksize=args.chunksize):
+        results = (
+            pool.imap(prepare, jobs, chunksize=args.chunksize)
+            if args.unbounded
+            else bounded_imap(pool, jobs, args.chunksize, args.window)
+        )
+        for rel, label, digest, x in results:
             if digest is None:
                 failed += 1
                 continue
@@ -219,6 +251,7 @@ def main(argv=None):
                 "images_per_second": rows / (end - t_start),
                 "intra_threads": args.threads,
                 "workers": args.workers,
+                "mode": "unbounded" if args.unbounded else f"bounded {args.window}x{args.chunksize}",
                 "batch_size": args.batch_size,
                 "ort_version": ort.__version__,
                 "peak_rss_mib_main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,

@@ -135,6 +135,10 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
         "  confusion matrix   {}",
         head_dir.join("confusion_test.svg").display()
     );
+    println!(
+        "  classifier         {} (float NCHW input; outputs probabilities, label)",
+        onnx.display()
+    );
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
