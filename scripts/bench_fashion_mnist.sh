@@ -110,7 +110,7 @@ load = open(os.path.join(log, "load.txt")).read().strip().replace("\n", "; ")
 print(f"\nFashion-MNIST subset, efficientnet-lite0 features ({e.get('feature_dim')}-d); logs in {log}")
 print(f"extract: {e['extracted']} images in {t1 - t0:.1f} s wall ({e['extracted'] / (t1 - t0):.1f} images/s), failed {e['failed']}")
 print(f"{'':28} {'train':>6} {'val acc':>8} {'test acc':>8} {'fit s':>7}")
-print(f"{'headstart fit (softmax, C=1)':28} {get(f, 'split', 'train') or '':>6} {hs_val:>8.4f} {hs_test:>8.4f} {f.get('fit_seconds', t3 - t2):>7.2f}")
+print(f"{'headstart fit (softmax, C=1)':28} {get(f, 'split', 'train_rows') or '':>6} {hs_val:>8.4f} {hs_test:>8.4f} {f.get('fit_seconds', t3 - t2):>7.2f}")
 for k, name in (("features", "sklearn lbfgs, same features"), ("pixels", "sklearn lbfgs, raw pixels")):
     r = s[k]
     print(f"{name:28} {r['train_rows']:>6} {r['val_accuracy']:>8.4f} {r['test_accuracy']:>8.4f} {r['fit_seconds']:>7.2f}")
