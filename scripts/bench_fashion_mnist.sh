@@ -91,6 +91,8 @@ echo "fit $(cut -d' ' -f1-3 /proc/loadavg)" >>"$LOG/load.txt"
 "$PY" "$ROOT/scripts/bench_fashion_sklearn.py" "$CACHE" --c 1 --pixels "$DATA" >"$LOG/sklearn.json"
 echo "sklearn $(cut -d' ' -f1-3 /proc/loadavg)" >>"$LOG/load.txt"
 
+echo "$t0 $t1 $t2 $t3" >"$LOG/times.txt"
+# The report below can be re-run on a finished LOG: python3 - LOG $(cat LOG/times.txt) < (this heredoc)
 "$PY" - "$LOG" "$t0" "$t1" "$t2" "$t3" <<'EOF'
 import json, os, sys
 log = sys.argv[1]
@@ -104,8 +106,8 @@ def get(d, *ks):
             return None
         d = d.get(k) if isinstance(d, dict) else None
     return d
-hs_val = get(f, "val_metrics", "summary", "accuracy")
-hs_test = get(f, "test_metrics", "summary", "accuracy")
+hs_val = get(f, "val_metrics", "accuracy") or get(f, "val_metrics", "summary", "accuracy")
+hs_test = get(f, "test_metrics", "accuracy") or get(f, "test_metrics", "summary", "accuracy")
 load = open(os.path.join(log, "load.txt")).read().strip().replace("\n", "; ")
 print(f"\nFashion-MNIST subset, efficientnet-lite0 features ({e.get('feature_dim')}-d); logs in {log}")
 print(f"extract: {e['extracted']} images in {t1 - t0:.1f} s wall ({e['extracted'] / (t1 - t0):.1f} images/s), failed {e['failed']}")

@@ -11,6 +11,12 @@
 //!     [--intra-threads N] [--home DIR] [--ort-lib PATH]
 //!
 //! The cache directory is `--home`, else `$HEADSTART_HOME`, else ~/.cache/headstart.
+//!
+//! `--preprocess DIR` instead times, on one thread, what `headstart extract` does
+//! to every file before inference (read, content hash, decode, crop+resize,
+//! normalise) over the images under DIR with the library's own functions, and
+//! prints milliseconds per image per stage, split by file type. That is the CPU
+//! the pipeline spends on top of ONNX Runtime.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,6 +32,7 @@ struct Args {
     intra: Option<usize>,
     home: Option<PathBuf>,
     ort_lib: Option<PathBuf>,
+    preprocess: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -39,6 +46,7 @@ fn parse() -> Result<Args, String> {
         ort_lib: std::env::var_os("ORT_DYLIB_PATH")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from),
+        preprocess: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,9 +60,10 @@ fn parse() -> Result<Args, String> {
             "--intra-threads" => a.intra = Some(num(v()?)?),
             "--home" => a.home = Some(v()?.into()),
             "--ort-lib" => a.ort_lib = Some(v()?.into()),
+            "--preprocess" => a.preprocess = Some(v()?.into()),
             "-h" | "--help" => {
                 println!(
-                    "bench_ort [--images N] [--batch-size B] [--warmup BATCHES] [--model NAME|PATH] [--intra-threads N] [--home DIR] [--ort-lib PATH]"
+                    "bench_ort [--images N] [--batch-size B] [--warmup BATCHES] [--model NAME|PATH] [--intra-threads N] [--home DIR] [--ort-lib PATH] [--preprocess IMAGE_DIR]"
                 );
                 std::process::exit(0);
             }
@@ -102,6 +111,9 @@ fn run(a: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
         &PreprocessOverrides::default(),
         &log,
     )?;
+    if let Some(dir) = &a.preprocess {
+        return preprocess_costs(dir, model.preprocess.clone(), a.images);
+    }
     let mut cfg = SessionConfig::default();
     if let Some(n) = a.intra {
         cfg.intra_threads = n;
@@ -155,6 +167,97 @@ fn run(a: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
         "open_seconds": open_seconds,
         "images_per_second": done as f64 / secs,
         "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+/// Single-threaded cost of the pre-inference stages over the files under `dir`.
+fn preprocess_costs(
+    dir: &std::path::Path,
+    pre: headstart_models::preprocess::Preprocess,
+    limit: usize,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    use headstart_extract::tensor::{Preprocessor, normalize_into};
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension()
+                    .and_then(|x| x.to_str())
+                    .map(|x| x.to_ascii_lowercase())
+                    .as_deref(),
+                Some("jpg" | "jpeg" | "png")
+            ) {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files.truncate(limit);
+    let mut pp = Preprocessor::new(pre.clone());
+    let mut tensor = vec![0f32; pre.tensor_len()];
+    // [read, hash, decode, resize, normalise] seconds and count, per extension.
+    let mut acc: std::collections::BTreeMap<String, ([f64; 5], usize, u64)> = Default::default();
+    for f in &files {
+        let ext = f
+            .extension()
+            .and_then(|x| x.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let t = Instant::now();
+        let bytes = std::fs::read(f)?;
+        let t_read = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let hash = headstart_extract::pipeline::content_hash(&bytes);
+        let t_hash = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let img = headstart_extract::decode::decode_rgb8(&bytes)?;
+        let t_decode = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let resized = pp.resize(&img)?.to_vec();
+        let t_resize = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        normalize_into(&pre, &resized, &mut tensor);
+        let t_norm = t.elapsed().as_secs_f64();
+        std::hint::black_box((&hash, &tensor));
+        let e = acc.entry(ext).or_default();
+        for (s, v) in
+            e.0.iter_mut()
+                .zip([t_read, t_hash, t_decode, t_resize, t_norm])
+        {
+            *s += v;
+        }
+        e.1 += 1;
+        e.2 += u64::from(img.width()) * u64::from(img.height());
+    }
+    let mut by_type = serde_json::Map::new();
+    let mut total = [0f64; 5];
+    for (ext, (s, n, px)) in &acc {
+        for (t, v) in total.iter_mut().zip(s) {
+            *t += v;
+        }
+        let ms = |v: f64| 1000.0 * v / *n as f64;
+        by_type.insert(
+            ext.clone(),
+            serde_json::json!({
+                "images": n, "mean_kpx": *px as f64 / *n as f64 / 1000.0,
+                "read_ms": ms(s[0]), "hash_ms": ms(s[1]), "decode_ms": ms(s[2]),
+                "resize_ms": ms(s[3]), "normalize_ms": ms(s[4]),
+                "total_ms": ms(s.iter().sum()),
+            }),
+        );
+    }
+    let n = files.len().max(1) as f64;
+    Ok(serde_json::json!({
+        "mode": "preprocess", "dir": dir, "images": files.len(), "threads": 1,
+        "read_ms": 1000.0 * total[0] / n, "hash_ms": 1000.0 * total[1] / n,
+        "decode_ms": 1000.0 * total[2] / n, "resize_ms": 1000.0 * total[3] / n,
+        "normalize_ms": 1000.0 * total[4] / n,
+        "total_ms": 1000.0 * total.iter().sum::<f64>() / n,
+        "by_type": by_type,
     }))
 }
 
