@@ -94,14 +94,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::describe;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")

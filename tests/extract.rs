@@ -35,14 +35,7 @@ fn extract(input: &Path, out: &Path, extra: &[&str]) -> Output {
     common::run(&args)
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::describe;
 
 /// The `--json` summary of a run that exited with `code`.
 fn summary(out: &Output, code: i32) -> Value {

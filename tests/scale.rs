@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,6 @@ use std::process::{Child, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use headstart_cache::read_features;
 use serde_json::Value;
 
 const TOL: f32 = 1e-5;
@@ -35,14 +33,7 @@ fn args<'a>(input: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::describe;
 
 fn summary_of(out: &Output) -> Value {
     assert!(out.status.success(), "{}", describe(out));
@@ -55,24 +46,7 @@ fn n(v: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `{key}` in {v}"))
 }
 
-/// (label, split, content hash, feature) by (path, view); panics on a repeated key.
-type Rows = BTreeMap<(String, String), (Option<String>, Option<String>, String, Vec<f32>)>;
-
-fn rows(cache: &Path) -> Rows {
-    let t = read_features(&[cache.to_path_buf()]).expect("read cache");
-    let mut m = Rows::new();
-    for i in 0..t.len() {
-        let key = (t.paths[i].clone(), t.views[i].clone());
-        let v = (
-            t.labels[i].clone(),
-            t.splits[i].clone(),
-            t.content_hashes[i].clone(),
-            t.row(i).to_vec(),
-        );
-        assert!(m.insert(key.clone(), v).is_none(), "{key:?} is live twice");
-    }
-    m
-}
+use common::{Rows, rows};
 
 /// Same keys, labels, splits and hashes; features within [`TOL`].
 fn assert_same(got: &Rows, want: &Rows, what: &str) {

@@ -3,43 +3,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use common::rows;
+
 use std::path::Path;
 use std::process::{Command, Output};
-
-use headstart_cache::read_features;
 
 /// Images per class of the input: 20 images in all.
 const PER_CLASS: usize = 2;
 const TOL: f32 = 1e-5;
 
-/// (label, split, content hash, feature) by (path, view); panics on a repeated key.
-type Rows = BTreeMap<(String, String), (Option<String>, Option<String>, String, Vec<f32>)>;
-
-fn rows(cache: &Path) -> Rows {
-    let t = read_features(&[cache.to_path_buf()]).expect("read cache");
-    let mut m = Rows::new();
-    for i in 0..t.len() {
-        let key = (t.paths[i].clone(), t.views[i].clone());
-        let v = (
-            t.labels[i].clone(),
-            t.splits[i].clone(),
-            t.content_hashes[i].clone(),
-            t.row(i).to_vec(),
-        );
-        assert!(m.insert(key.clone(), v).is_none(), "{key:?} is live twice");
-    }
-    m
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::describe;
 
 fn shards_sh(input: &Path, cache: &Path, n: &str, extra: &[&str]) -> Output {
     Command::new("bash")

@@ -4,6 +4,7 @@
 //! the target directory. The code's locks make concurrent test binaries safe.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -115,4 +116,34 @@ pub fn scratch(prefix: &str) -> PathBuf {
     let root = base.join(format!("{prefix}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     root
+}
+
+/// (label, split, content hash, feature) by (path, view); panics on a repeated key.
+pub type Rows = BTreeMap<(String, String), (Option<String>, Option<String>, String, Vec<f32>)>;
+
+/// The live rows of a cache keyed by (path, view).
+pub fn rows(cache: &Path) -> Rows {
+    let t = headstart_cache::read_features(&[cache.to_path_buf()]).expect("read cache");
+    let mut m = Rows::new();
+    for i in 0..t.len() {
+        let key = (t.paths[i].clone(), t.views[i].clone());
+        let v = (
+            t.labels[i].clone(),
+            t.splits[i].clone(),
+            t.content_hashes[i].clone(),
+            t.row(i).to_vec(),
+        );
+        assert!(m.insert(key.clone(), v).is_none(), "{key:?} is live twice");
+    }
+    m
+}
+
+/// Status, stdout and stderr of a finished command, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
