@@ -315,7 +315,7 @@ pub struct ExtractArgs {
     /// Write a part at least every N images (crash safety: a kill loses at most this much work).
     #[arg(long, default_value_t = 2048, value_name = "N")]
     pub flush_every: usize,
-    /// Print the summary as JSON on stdout.
+    /// Print the summary as one line of JSON on stdout (JSON Lines when shards share a log).
     #[arg(long)]
     pub json: bool,
 }

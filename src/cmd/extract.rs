@@ -162,7 +162,11 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
     let summary = extractor.run(rt, &model, &bar)?;
     bar.0.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        // One line, one write: shards sharing a stdout (scripts/shards.sh, array jobs
+        // logging to one file) must not interleave their summaries.
+        let mut line = serde_json::to_string(&summary)?;
+        line.push('\n');
+        std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes())?;
     } else {
         print!("{summary}");
     }
