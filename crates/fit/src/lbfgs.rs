@@ -37,12 +37,15 @@ const C1: f64 = 1e-4;
 const C2: f64 = 0.9;
 const MAX_LINE_EVALS: usize = 30;
 
-/// Minimises from `theta` in place. `monitor` sees each new iterate and
+/// Minimises from `theta` in place. `precond` applies a fixed symmetric
+/// positive definite `M` (the initial inverse-Hessian shape, scaled each
+/// iteration; a no-op for plain L-BFGS). `monitor` sees each new iterate and
 /// returns true to stop (validation early stopping).
-pub(crate) fn minimize<O: LineObjective, F: FnMut(&[f32]) -> bool>(
+pub(crate) fn minimize<O: LineObjective, P: Fn(&mut [f32]), F: FnMut(&[f32]) -> bool>(
     obj: &mut O,
     theta: &mut [f32],
     cfg: LbfgsConfig,
+    precond: P,
     mut monitor: F,
 ) -> Result<LbfgsReport, FitError> {
     let n = theta.len();
@@ -64,6 +67,7 @@ pub(crate) fn minimize<O: LineObjective, F: FnMut(&[f32]) -> bool>(
     let mut s_new = vec![0.0f32; n];
     let mut y_new = vec![0.0f32; n];
     let mut alpha_hist = vec![0.0f64; m];
+    let mut my = vec![0.0f32; n];
     let mut iterations = 0;
     let mut converged = gnorm <= cfg.tol * g_ref;
     while !converged && iterations < cfg.max_iter {
@@ -79,9 +83,12 @@ pub(crate) fn minimize<O: LineObjective, F: FnMut(&[f32]) -> bool>(
                 .zip(&y_hist[i])
                 .for_each(|(pv, yv)| *pv -= af * yv);
         }
+        precond(&mut p);
         if let Some(&last) = order.last() {
-            let yy = dot(&y_hist[last], &y_hist[last]);
-            let gamma = (1.0 / (rho[last] * yy)) as f32;
+            my.copy_from_slice(&y_hist[last]);
+            precond(&mut my);
+            let ymy = dot(&y_hist[last], &my);
+            let gamma = (1.0 / (rho[last] * ymy)) as f32;
             p.iter_mut().for_each(|v| *v *= gamma);
         }
         for &i in &order {
@@ -99,10 +106,11 @@ pub(crate) fn minimize<O: LineObjective, F: FnMut(&[f32]) -> bool>(
             rho.clear();
             head = 0;
             p.iter_mut().zip(&g).for_each(|(pv, gv)| *pv = -gv);
-            dphi0 = -gnorm * gnorm;
+            precond(&mut p);
+            dphi0 = dot(&g, &p);
         }
         let alpha0 = if s_hist.is_empty() {
-            (1.0 / gnorm).min(1.0)
+            (1.0 / dot(&p, &p).sqrt()).min(1.0)
         } else {
             1.0
         };
@@ -457,6 +465,7 @@ mod tests {
                 tol: 1e-5,
                 g_ref: None,
             },
+            |_: &mut [f32]| {},
             |_| false,
         )
         .unwrap();

@@ -26,6 +26,7 @@ mod mlp;
 mod ncm;
 mod normalize;
 mod params;
+mod precond;
 mod reference;
 mod rng;
 mod split;

@@ -11,7 +11,13 @@ use crate::FitError;
 use crate::adam::{self, AdamConfig};
 use crate::engine::{Design, Model, logits_all, score};
 use crate::lbfgs::{self, EarlyStop, FullBatchLine, LbfgsConfig};
-use crate::linear::{Linear, SoftmaxLine, null_grad_norm, priors};
+use crate::linear::{
+    Linear, SoftmaxLine, class_mean_direction, class_sums, null_grad_norm, priors,
+};
+use crate::precond::Precond;
+
+/// Directions in the softmax L-BFGS preconditioner.
+const PRECOND_RANK: usize = 32;
 use crate::mlp::Mlp;
 use crate::ncm;
 use crate::params::{CheckedFitParams, HeadKind, SelectBy, Solver};
@@ -163,6 +169,7 @@ fn softmax_chain(
     let pri = priors(train, lin.k);
     let mut theta = lin.init(&pri);
     let mut g_ref: Option<f64> = None;
+    let mut precond: Option<Precond> = None;
     let mut rows: Vec<SweepRow> = Vec::new();
     let mut best = ChainBest {
         idx: None,
@@ -186,8 +193,21 @@ fn softmax_chain(
                     )?;
                     epochs = r.epochs;
                 }
-                let gr = *g_ref.get_or_insert_with(|| null_grad_norm(train, lin.k, scale));
                 let mut obj = SoftmaxLine::new(lin, train, scale, lambda);
+                let pc =
+                    precond.get_or_insert_with(|| Precond::estimate(train, PRECOND_RANK, p.seed));
+                let gr = match g_ref {
+                    Some(gr) => gr,
+                    None => {
+                        let sums = class_sums(train, lin.k);
+                        let gr = null_grad_norm(train, lin.k, scale, &sums);
+                        if epochs == 0 {
+                            let dir = class_mean_direction(lin, train, &sums, pc);
+                            obj.step_to_min(&mut theta, &dir);
+                        }
+                        *g_ref.insert(gr)
+                    }
+                };
                 let mut es = EarlyStop::new(p.lbfgs_patience);
                 let r = lbfgs::minimize(
                     &mut obj,
@@ -198,6 +218,7 @@ fn softmax_chain(
                         tol: p.tol,
                         g_ref: Some(gr),
                     },
+                    |q: &mut [f32]| pc.apply(q, lin.k),
                     |th| es.observe(score(&lin, th, val).0, th),
                 )?;
                 iterations = r.iterations;
@@ -294,6 +315,7 @@ fn mlp_chain(
                     tol: p.tol,
                     g_ref: None,
                 },
+                |_: &mut [f32]| {},
                 |th| es.observe(score(&mlp, th, val).0, th),
             )?;
             iterations = r.iterations;
