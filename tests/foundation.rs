@@ -244,3 +244,19 @@ fn inspect_finds_or_explains_feature_tensors() {
     let text = common::run_ok(&["models", "inspect", "efficientnet-lite0"]);
     assert!(text.contains("features") && text.contains("1280"), "{text}");
 }
+
+/// Regression: a missing head.json printed its io error twice
+/// ("...: No such file or directory (os error 2): No such file or directory (os error 2)").
+#[test]
+fn errors_name_the_file_and_say_the_cause_once() {
+    let dir = common::scratch("no-head");
+    let out = common::run(&[
+        "eval",
+        dir.join("head").to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("head.json"), "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
