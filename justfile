@@ -52,6 +52,10 @@ bench-extract n="2000":
 bench-fit:
     bash scripts/bench_fit.sh
 
+# Fashion-MNIST, full set: headstart's head vs scikit-learn vs raw pixels (~25 min).
+bench-fashion:
+    bash scripts/bench_fashion_mnist.sh
+
 # Fetch the full Fashion-MNIST (70,000 PNGs, MIT, Zalando) into data/fashion-mnist/
 # from the Debian package dataset-fashion-mnist (about 31 MB). Not committed.
 fetch-fashion-mnist:
