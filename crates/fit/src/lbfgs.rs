@@ -309,6 +309,11 @@ impl EarlyStop {
         self.bad >= self.patience
     }
 
+    /// Whether stopping is on (patience above 0).
+    pub fn enabled(&self) -> bool {
+        self.patience > 0
+    }
+
     /// Puts the best iterate into `theta` (when stopping is enabled).
     pub fn restore(self, theta: &mut [f32]) {
         if let Some((_, saved)) = self.best {

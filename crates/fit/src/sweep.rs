@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::FitError;
 use crate::adam::{self, AdamConfig};
 use crate::engine::{Design, Model, logits_all, score};
-use crate::lbfgs::{self, EarlyStop, FullBatchLine, LbfgsConfig};
+use crate::lbfgs::{self, EarlyStop, FullBatchLine, LbfgsConfig, LbfgsReport};
 use crate::linear::{
     Linear, SoftmaxLine, class_mean_direction, class_sums, null_grad_norm, priors,
 };
@@ -138,6 +138,53 @@ fn adam_cfg(p: &CheckedFitParams, max_epochs: usize, patience: usize) -> AdamCon
     }
 }
 
+/// What one candidate's solver run reports, for its sweep row.
+#[derive(Default)]
+struct Run {
+    iterations: usize,
+    best_iteration: Option<usize>,
+    epochs: usize,
+    objective: Option<f64>,
+    converged: Option<bool>,
+}
+
+impl Run {
+    /// Takes an L-BFGS report and puts the early-stopping choice into `theta`.
+    fn lbfgs(&mut self, r: LbfgsReport, es: EarlyStop, theta: &mut [f32]) {
+        self.iterations = r.iterations;
+        self.best_iteration = es.enabled().then_some(es.best_at);
+        // The objective is known for the last iterate only.
+        self.objective = (self.best_iteration.is_none_or(|b| b == r.iterations)).then_some(r.f);
+        self.converged = Some(r.converged);
+        es.restore(theta);
+    }
+
+    /// The sweep row, from the validation `(log-loss, accuracy)`.
+    fn row(
+        self,
+        c: f64,
+        hidden: Option<usize>,
+        solver: Solver,
+        (ll, acc): (f64, f64),
+        t0: Instant,
+    ) -> SweepRow {
+        SweepRow {
+            c: Some(c),
+            hidden,
+            solver,
+            val_log_loss: ll,
+            val_accuracy: acc,
+            train_objective: self.objective,
+            iterations: self.iterations,
+            best_iteration: self.best_iteration,
+            epochs: self.epochs,
+            converged: self.converged,
+            seconds: t0.elapsed().as_secs_f64(),
+            selected: false,
+        }
+    }
+}
+
 /// Keeps the best of a chain: marks rows and stores parameters.
 struct ChainBest {
     idx: Option<usize>,
@@ -178,8 +225,7 @@ fn softmax_chain(
     for (i, c) in sorted_cs(p).into_iter().enumerate() {
         let t0 = Instant::now();
         let lambda = 1.0 / (c * s_total);
-        let (mut iterations, mut epochs, mut objective, mut converged, mut best_iteration) =
-            (0, 0, None, None, None);
+        let mut run = Run::default();
         match solver {
             Solver::Lbfgs | Solver::Auto => {
                 if i == 0 && p.warmup_epochs > 0 {
@@ -191,7 +237,7 @@ fn softmax_chain(
                         lambda,
                         adam_cfg(p, p.warmup_epochs, 0),
                     )?;
-                    epochs = r.epochs;
+                    run.epochs = r.epochs;
                 }
                 let mut obj = SoftmaxLine::new(lin, train, scale, lambda);
                 let pc =
@@ -201,7 +247,7 @@ fn softmax_chain(
                     None => {
                         let sums = class_sums(train, lin.k);
                         let gr = null_grad_norm(train, lin.k, scale, &sums);
-                        if epochs == 0 {
+                        if run.epochs == 0 {
                             let dir = class_mean_direction(lin, train, &sums, pc);
                             obj.step_to_min(&mut theta, &dir);
                         }
@@ -221,14 +267,7 @@ fn softmax_chain(
                     |q: &mut [f32]| pc.apply(q, lin.k),
                     |th| es.observe(score(&lin, th, val).0, th),
                 )?;
-                iterations = r.iterations;
-                if p.lbfgs_patience > 0 {
-                    best_iteration = Some(es.best_at);
-                }
-                // The objective is known for the last iterate only.
-                objective = (best_iteration.is_none_or(|b| b == r.iterations)).then_some(r.f);
-                es.restore(&mut theta);
-                converged = Some(r.converged);
+                run.lbfgs(r, es, &mut theta);
             }
             Solver::Adam => {
                 let r = adam::train(
@@ -239,29 +278,15 @@ fn softmax_chain(
                     lambda,
                     adam_cfg(p, p.max_epochs, p.patience),
                 )?;
-                epochs = r.epochs;
+                run.epochs = r.epochs;
             }
             Solver::Linfa => {
                 let warm = (i > 0).then_some(theta.as_slice());
                 theta = fit_linfa(train, lin.k, c, p.max_iter, warm)?;
-                objective = Some(softmax_objective(lin, &theta, train, lambda));
+                run.objective = Some(softmax_objective(lin, &theta, train, lambda));
             }
         }
-        let (ll, acc) = score(&lin, &theta, val);
-        rows.push(SweepRow {
-            c: Some(c),
-            hidden: None,
-            solver,
-            val_log_loss: ll,
-            val_accuracy: acc,
-            train_objective: objective,
-            iterations,
-            best_iteration,
-            epochs,
-            converged,
-            seconds: t0.elapsed().as_secs_f64(),
-            selected: false,
-        });
+        rows.push(run.row(c, None, solver, score(&lin, &theta, val), t0));
         best.offer(&mut rows, i, &theta, p.select_by);
     }
     Ok((
@@ -301,8 +326,7 @@ fn mlp_chain(
     for (i, c) in sorted_cs(p).into_iter().enumerate() {
         let t0 = Instant::now();
         let lambda = 1.0 / (c * s_total);
-        let (mut iterations, mut epochs, mut objective, mut converged, mut best_iteration) =
-            (0, 0, None, None, None);
+        let mut run = Run::default();
         if solver == Solver::Lbfgs {
             let mut obj = FullBatchLine::new(&mlp, train, scale, lambda);
             let mut es = EarlyStop::new(p.lbfgs_patience);
@@ -318,13 +342,7 @@ fn mlp_chain(
                 |_: &mut [f32]| {},
                 |th| es.observe(score(&mlp, th, val).0, th),
             )?;
-            iterations = r.iterations;
-            if p.lbfgs_patience > 0 {
-                best_iteration = Some(es.best_at);
-            }
-            objective = (best_iteration.is_none_or(|b| b == r.iterations)).then_some(r.f);
-            es.restore(&mut theta);
-            converged = Some(r.converged);
+            run.lbfgs(r, es, &mut theta);
         } else {
             let r = adam::train(
                 &mlp,
@@ -334,23 +352,9 @@ fn mlp_chain(
                 lambda,
                 adam_cfg(p, p.max_epochs, p.patience),
             )?;
-            epochs = r.epochs;
+            run.epochs = r.epochs;
         }
-        let (ll, acc) = score(&mlp, &theta, val);
-        rows.push(SweepRow {
-            c: Some(c),
-            hidden: Some(mlp.h),
-            solver,
-            val_log_loss: ll,
-            val_accuracy: acc,
-            train_objective: objective,
-            iterations,
-            best_iteration,
-            epochs,
-            converged,
-            seconds: t0.elapsed().as_secs_f64(),
-            selected: false,
-        });
+        rows.push(run.row(c, Some(mlp.h), solver, score(&mlp, &theta, val), t0));
         best.offer(&mut rows, i, &theta, p.select_by);
     }
     Ok((
