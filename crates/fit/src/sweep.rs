@@ -138,6 +138,15 @@ fn adam_cfg(p: &CheckedFitParams, max_epochs: usize, patience: usize) -> AdamCon
     }
 }
 
+fn lbfgs_cfg(p: &CheckedFitParams, g_ref: Option<f64>) -> LbfgsConfig {
+    LbfgsConfig {
+        max_iter: p.max_iter,
+        memory: p.lbfgs_memory,
+        tol: p.tol,
+        g_ref,
+    }
+}
+
 /// What one candidate's solver run reports, for its sweep row.
 #[derive(Default)]
 struct Run {
@@ -258,12 +267,7 @@ fn softmax_chain(
                 let r = lbfgs::minimize(
                     &mut obj,
                     &mut theta,
-                    LbfgsConfig {
-                        max_iter: p.max_iter,
-                        memory: p.lbfgs_memory,
-                        tol: p.tol,
-                        g_ref: Some(gr),
-                    },
+                    lbfgs_cfg(p, Some(gr)),
                     |q: &mut [f32]| pc.apply(q, lin.k),
                     |th| es.observe(score(&lin, th, val).0, th),
                 )?;
@@ -333,12 +337,7 @@ fn mlp_chain(
             let r = lbfgs::minimize(
                 &mut obj,
                 &mut theta,
-                LbfgsConfig {
-                    max_iter: p.max_iter,
-                    memory: p.lbfgs_memory,
-                    tol: p.tol,
-                    g_ref: None,
-                },
+                lbfgs_cfg(p, None),
                 |_: &mut [f32]| {},
                 |th| es.observe(score(&mlp, th, val).0, th),
             )?;
