@@ -221,14 +221,7 @@ impl Live {
         let cfg = super::extract::session_config(ctx, &a.device)?;
         let model = super::export::resolve_for_head(ctx, head, &a.model)?;
         let rt = ctx.runtime_for(cfg.device)?;
-        let backbone = Backbone::open(
-            rt,
-            &model.name,
-            &model.onnx,
-            model.preprocess.clone(),
-            &[model.feature_tensor.as_str()],
-            &cfg,
-        )?;
+        let backbone = Backbone::open_features(rt, &model, &cfg)?;
         Ok(Live { model, backbone })
     }
 }

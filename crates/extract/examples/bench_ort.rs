@@ -119,14 +119,7 @@ fn run(a: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
         cfg.intra_threads = n;
     }
     let t_open = Instant::now();
-    let mut net = Backbone::open(
-        rt,
-        &model.name,
-        &model.onnx,
-        model.preprocess.clone(),
-        &[model.feature_tensor.as_str()],
-        &cfg,
-    )?;
+    let mut net = Backbone::open_features(rt, &model, &cfg)?;
     let open_seconds = t_open.elapsed().as_secs_f64();
 
     let len = model.preprocess.tensor_len();

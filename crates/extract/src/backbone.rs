@@ -7,6 +7,7 @@ use ort::ep::ExecutionProvider as _;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 
 use crate::ExtractError;
+use crate::model::ResolvedBackbone;
 use crate::runtime::Runtime;
 
 /// Where the model runs.
@@ -99,6 +100,22 @@ fn builder_err(
 }
 
 impl Backbone {
+    /// Opens a resolved model with its feature tensor as the one output.
+    pub fn open_features(
+        rt: &Runtime,
+        model: &ResolvedBackbone,
+        cfg: &SessionConfig,
+    ) -> Result<Backbone, ExtractError> {
+        Backbone::open(
+            rt,
+            &model.name,
+            &model.onnx,
+            model.preprocess.clone(),
+            &[model.feature_tensor.as_str()],
+            cfg,
+        )
+    }
+
     /// Opens the ONNX model in `onnx` (bytes; the runtime must be initialised) and
     /// checks that `outputs` and the preprocessing input exist in the graph.
     /// `name` only labels errors.

@@ -334,14 +334,7 @@ impl Extractor {
         }
         let items = listing.items;
 
-        let mut net = Backbone::open(
-            rt,
-            &model.name,
-            &model.onnx,
-            model.preprocess.clone(),
-            &[model.feature_tensor.as_str()],
-            &cfg.session,
-        )?;
+        let mut net = Backbone::open_features(rt, model, &cfg.session)?;
         let dim = match model.feature_dim {
             Some(d) => d,
             None => {
