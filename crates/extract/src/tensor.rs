@@ -12,7 +12,7 @@ pub struct Preprocessor {
     pre: Preprocess,
     resizer: Resizer,
     nearest: Vec<u8>,
-    line: Vec<[f32; 4]>,
+    line: Vec<f32>,
     rows: Vec<f32>,
     resized: Vec<f32>,
 }
@@ -63,62 +63,31 @@ impl Preprocessor {
         let (ow, stride) = (out_w as usize * 3, img.width() as usize * 3);
         let src = img.as_raw();
         // Horizontal pass over the source rows the vertical pass reads, each
-        // clamped to 0..=255 as Pillow's intermediate image is.
-        let rows = ensure(&mut self.rows, (y1 - y0) * ow);
-        // Source pixels widened to f32 RGBx, so each tap is one 4-lane FMA.
-        // Zero-padded by one window so every tap window reads in bounds.
+        // clamped to 0..=255 as Pillow's intermediate image is. One float of
+        // slack at the end: each pixel is stored as four lanes.
+        let rows = ensure(&mut self.rows, (y1 - y0) * ow + 1);
+        // One source row widened to packed f32 RGB, zero-padded by a window
+        // (plus a lane) so every tap reads four floats in bounds.
+        let n = (x1 - x0) * 3;
         self.line.clear();
-        self.line.resize(x1 - x0 + hc.window, [0.0; 4]);
+        self.line.resize(n + hc.window * 3 + 1, 0.0);
         let line = &mut self.line[..];
-        for (sy, out) in (y0..y1).zip(rows.chunks_exact_mut(ow)) {
+        let weights4 = hc.broadcast();
+        for (sy, out) in (y0..y1).zip(0..) {
             let off = sy * stride + x0 * 3;
-            for (l, v) in line
-                .iter_mut()
-                .zip(src[off..off + (x1 - x0) * 3].chunks_exact(3))
-            {
-                *l = [f32::from(v[0]), f32::from(v[1]), f32::from(v[2]), 0.0];
+            for (l, &v) in line[..n].iter_mut().zip(&src[off..off + n]) {
+                *l = f32::from(v);
             }
-            let mut groups = out.chunks_exact_mut(12);
-            let mut i = 0;
-            for px4 in groups.by_ref() {
-                let acc = taps4(&hc, i, line, x0);
-                for (px, a) in px4.chunks_exact_mut(3).zip(&acc) {
-                    px.iter_mut()
-                        .zip(a)
-                        .for_each(|(p, v)| *p = v.clamp(0.0, 255.0));
-                }
-                i += 4;
-            }
-            for px in groups.into_remainder().chunks_exact_mut(3) {
-                let taps = &hc.weights[i * hc.window..(i + 1) * hc.window];
-                let q = &line[hc.start[i] as usize - x0..];
-                let mut a = [0.0f32; 4];
-                for (&wk, q) in taps.iter().zip(q) {
-                    a.iter_mut().zip(q).for_each(|(a, v)| *a += wk * v);
-                }
-                px.iter_mut()
-                    .zip(&a)
-                    .for_each(|(p, v)| *p = v.clamp(0.0, 255.0));
-                i += 1;
-            }
+            horizontal_row(&hc, &weights4, line, &mut rows[out * ow..out * ow + ow + 1]);
         }
-        // Vertical pass: contiguous rows, so it vectorises.
+        // Vertical pass: contiguous rows, sixteen columns at a time.
         for (out, (&sy, taps)) in self
             .resized
             .chunks_exact_mut(ow)
             .zip(vc.start.iter().zip(vc.weights.chunks_exact(vc.window)))
         {
-            out.fill(0.0);
-            for (k, &wk) in taps.iter().enumerate() {
-                if wk == 0.0 {
-                    continue; // includes the zero padding past the last row
-                }
-                let r = (sy as usize + k - y0) * ow;
-                for (o, &v) in out.iter_mut().zip(&rows[r..r + ow]) {
-                    *o += wk * v;
-                }
-            }
-            out.iter_mut().for_each(|v| *v = v.clamp(0.0, 255.0));
+            let first = (sy as usize - y0) * ow;
+            vertical_row(taps, &rows[first..], ow, out);
         }
         Ok(&self.resized)
     }
@@ -190,51 +159,123 @@ pub fn normalize_into<T: Copy + Into<f32>>(pre: &Preprocess, rgb: &[T], out: &mu
     }
 }
 
-/// Horizontal taps of output pixels `i..i + 4` over an RGBx source line: four
-/// independent accumulator chains (one alone is bound by the add latency).
-#[inline]
-fn taps4(hc: &Coefficients, i: usize, line: &[[f32; 4]], x0: usize) -> [[f32; 4]; 4] {
-    let w = hc.window;
-    let taps: [&[f32]; 4] = std::array::from_fn(|j| &hc.weights[(i + j) * w..(i + j + 1) * w]);
-    // `line` is zero-padded by a window, so every tap reads in bounds.
-    let src: [&[[f32; 4]]; 4] = std::array::from_fn(|j| {
-        let s = hc.start[i + j] as usize - x0;
-        &line[s..s + w]
-    });
-    let n = w;
+/// One row of the horizontal pass: `out[3*i..3*i + 3]` is output pixel `i`
+/// of the packed-RGB f32 `line` (which starts at source column `hc.first()`), clamped
+/// to 0..=255. Each pixel is stored as four lanes, so `out` has one float of
+/// slack; the next pixel overwrites the spare lane.
+fn horizontal_row(hc: &Coefficients, weights4: &[[f32; 4]], line: &[f32], out: &mut [f32]) {
+    let (w, x0) = (hc.window, hc.first());
+    let n_out = hc.start.len();
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
-            _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_set1_ps, _mm_setzero_ps, _mm_storeu_ps,
+            _mm_add_ps, _mm_loadu_ps, _mm_max_ps, _mm_min_ps, _mm_mul_ps, _mm_set1_ps,
+            _mm_setzero_ps, _mm_storeu_ps,
         };
-        let mut out = [[0.0f32; 4]; 4];
-        // SAFETY: SSE is part of the x86_64 baseline; every load reads one
-        // `[f32; 4]` (16 bytes) and every store writes one.
+        // Bounds for the unchecked reads and writes below.
+        assert!((hc.max_start - x0 + w) * 3 < line.len());
+        assert!(weights4.len() >= n_out * w && out.len() > 3 * n_out);
+        // SAFETY: SSE is part of the x86_64 baseline. Tap `k < w` of pixel `i`
+        // reads `line[3*(s - x0 + k)..][..4]` and `weights4[i*w + k]`, pixel `i`
+        // writes `out[3*i..3*i + 4]`: all in bounds by the asserts above.
         unsafe {
-            let mut acc = [_mm_setzero_ps(); 4];
-            for k in 0..n {
-                for j in 0..4 {
-                    let v = _mm_loadu_ps(src[j][k].as_ptr());
-                    acc[j] = _mm_add_ps(acc[j], _mm_mul_ps(_mm_set1_ps(taps[j][k]), v));
+            let (lo, hi) = (_mm_setzero_ps(), _mm_set1_ps(255.0));
+            let lp = line.as_ptr();
+            let wp = weights4.as_ptr();
+            let op = out.as_mut_ptr();
+            let mut i = 0;
+            // Four pixels at a time: four independent accumulator chains
+            // (one alone is bound by the add latency).
+            while i + 4 <= n_out {
+                let s: [usize; 4] = std::array::from_fn(|j| (hc.start[i + j] as usize - x0) * 3);
+                let mut acc = [_mm_setzero_ps(); 4];
+                for k in 0..w {
+                    for j in 0..4 {
+                        let v = _mm_loadu_ps(lp.add(s[j] + 3 * k));
+                        let wk = _mm_loadu_ps((*wp.add((i + j) * w + k)).as_ptr());
+                        acc[j] = _mm_add_ps(acc[j], _mm_mul_ps(wk, v));
+                    }
                 }
+                for (j, a) in acc.into_iter().enumerate() {
+                    _mm_storeu_ps(op.add(3 * (i + j)), _mm_min_ps(_mm_max_ps(a, lo), hi));
+                }
+                i += 4;
             }
-            for j in 0..4 {
-                _mm_storeu_ps(out[j].as_mut_ptr(), acc[j]);
+            while i < n_out {
+                let s = (hc.start[i] as usize - x0) * 3;
+                let mut acc = _mm_setzero_ps();
+                for k in 0..w {
+                    let v = _mm_loadu_ps(lp.add(s + 3 * k));
+                    let wk = _mm_loadu_ps((*wp.add(i * w + k)).as_ptr());
+                    acc = _mm_add_ps(acc, _mm_mul_ps(wk, v));
+                }
+                _mm_storeu_ps(op.add(3 * i), _mm_min_ps(_mm_max_ps(acc, lo), hi));
+                i += 1;
             }
         }
-        out
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let mut out = [[0.0f32; 4]; 4];
-        for k in 0..n {
-            for j in 0..4 {
-                for c in 0..4 {
-                    out[j][c] += taps[j][k] * src[j][k][c];
+        let _ = weights4;
+        for (i, (&s, taps)) in hc.start.iter().zip(hc.weights.chunks_exact(w)).enumerate() {
+            let q = &line[(s as usize - x0) * 3..];
+            let mut a = [0.0f32; 3];
+            for (k, &wk) in taps.iter().enumerate() {
+                for c in 0..3 {
+                    a[c] += wk * q[3 * k + c];
                 }
             }
+            for c in 0..3 {
+                out[3 * i + c] = a[c].clamp(0.0, 255.0);
+            }
         }
-        out
+    }
+}
+
+/// One row of the vertical pass: `out[c]` is the sum over the taps `k` of
+/// `taps[k] * rows[k * stride + c]`, clamped to 0..=255.
+fn vertical_row(taps: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+    let n = out.len();
+    // Taps past the last row are zero padding and are never read.
+    let used = taps.iter().rposition(|&w| w != 0.0).map_or(0, |k| k + 1);
+    assert!(n <= stride && rows.len() >= used.saturating_sub(1) * stride + n);
+    let mut c = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_add_ps, _mm_loadu_ps, _mm_max_ps, _mm_min_ps, _mm_mul_ps, _mm_set1_ps,
+            _mm_setzero_ps, _mm_storeu_ps,
+        };
+        // SAFETY: SSE is part of the x86_64 baseline; reads stay within
+        // `rows[k * stride + c..][..16]` for `k < used` and `c + 16 <= n`, and
+        // writes within `out[c..c + 16]`, in bounds by the assert above.
+        unsafe {
+            let (lo, hi) = (_mm_setzero_ps(), _mm_set1_ps(255.0));
+            while c + 16 <= n {
+                let mut acc = [_mm_setzero_ps(); 4];
+                for (k, &wk) in taps[..used].iter().enumerate() {
+                    let r = rows.as_ptr().add(k * stride + c);
+                    let wk = _mm_set1_ps(wk);
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        *a = _mm_add_ps(*a, _mm_mul_ps(wk, _mm_loadu_ps(r.add(4 * q))));
+                    }
+                }
+                for (q, a) in acc.into_iter().enumerate() {
+                    _mm_storeu_ps(
+                        out.as_mut_ptr().add(c + 4 * q),
+                        _mm_min_ps(_mm_max_ps(a, lo), hi),
+                    );
+                }
+                c += 16;
+            }
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate().skip(c) {
+        let mut a = 0.0;
+        for (k, &wk) in taps[..used].iter().enumerate() {
+            a += wk * rows[k * stride + i];
+        }
+        *o = a.clamp(0.0, 255.0);
     }
 }
 
@@ -251,6 +292,9 @@ fn ensure(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// box but inside the image contribute.
 struct Coefficients {
     window: usize,
+    /// The smallest and the largest of `start`.
+    min_start: usize,
+    max_start: usize,
     start: Vec<u32>,
     weights: Vec<f32>,
 }
@@ -293,13 +337,20 @@ impl Coefficients {
         }
         Coefficients {
             window,
+            min_start: start.iter().copied().min().unwrap_or(0) as usize,
+            max_start: start.iter().copied().max().unwrap_or(0) as usize,
             start,
             weights,
         }
     }
 
+    /// The weights with each one repeated over four lanes.
+    fn broadcast(&self) -> Vec<[f32; 4]> {
+        self.weights.iter().map(|&w| [w; 4]).collect()
+    }
+
     fn first(&self) -> usize {
-        self.start.iter().copied().min().unwrap_or(0) as usize
+        self.min_start
     }
 
     /// One past the last source index any weight touches.
