@@ -192,6 +192,7 @@ fn preprocess_costs(
     files.truncate(limit);
     let mut pp = Preprocessor::new(pre.clone());
     let mut tensor = vec![0f32; pre.tensor_len()];
+    let mut buf = Vec::new();
     // [read, hash, decode, resize, normalise] seconds and count, per extension.
     let mut acc: std::collections::BTreeMap<String, ([f64; 5], usize, u64)> = Default::default();
     for f in &files {
@@ -207,7 +208,10 @@ fn preprocess_costs(
         let hash = headstart_extract::pipeline::content_hash(&bytes);
         let t_hash = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let img = headstart_extract::decode::decode_rgb8(&bytes)?;
+        let (w, h) = headstart_extract::decode::decode_rgb8_into(&bytes, &mut buf)?;
+        let img =
+            headstart_extract::tensor::RgbView::from_raw(w, h, &buf[..w as usize * h as usize * 3])
+                .ok_or("decode buffer too small")?;
         let t_decode = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let resized = pp.resize(&img)?.to_vec();

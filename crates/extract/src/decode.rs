@@ -3,7 +3,8 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use image::metadata::Orientation;
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 /// Largest accepted width or height, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
@@ -15,6 +16,18 @@ pub const MAX_ALLOC: u64 = 512 << 20;
 /// Orientation from EXIF is applied; grey, grey+alpha, RGBA, 16-bit and CMYK are
 /// converted to RGB8 (alpha dropped); animated images give their first frame.
 pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, String> {
+    let mut buf = Vec::new();
+    let (w, h) = decode_rgb8_into(bytes, &mut buf)?;
+    buf.truncate(w as usize * h as usize * 3);
+    RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| format!("decoder returned too few pixels for {w}x{h}"))
+}
+
+/// [`decode_rgb8`] into `buf`, reusing its allocation: returns `(width, height)`,
+/// and the pixels are `buf[..width * height * 3]`. `buf` grows as needed and
+/// never shrinks, so a thread that decodes many plain RGB8 files (most JPEGs
+/// and PNGs) neither allocates nor zero-fills a pixel buffer per file.
+pub fn decode_rgb8_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -48,12 +61,25 @@ pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, String> {
             MAX_ALLOC >> 20
         ));
     }
+    if decoder.color_type() == ColorType::Rgb8 && orientation == Orientation::NoTransforms {
+        let n = w as usize * h as usize * 3;
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
+        decoder
+            .read_image(&mut buf[..n])
+            .map_err(|e| e.to_string())?;
+        return Ok((w, h));
+    }
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);
-    Ok(match img {
+    let rgb = match img {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
-    })
+    };
+    let dims = rgb.dimensions();
+    *buf = rgb.into_raw();
+    Ok(dims)
 }
 
 /// Whether JPEG `bytes` reach their end-of-image marker: walks the marker

@@ -14,11 +14,11 @@ use serde::Serialize;
 
 use crate::ExtractError;
 use crate::backbone::{Backbone, SessionConfig};
-use crate::decode::decode_rgb8;
+use crate::decode::decode_rgb8_into;
 use crate::input::{self, Item};
 use crate::model::ResolvedBackbone;
 use crate::runtime::Runtime;
-use crate::tensor::{Preprocessor, normalize_into};
+use crate::tensor::{Preprocessor, RgbView, normalize_into};
 
 /// An augmented view stored as its own row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -299,7 +299,9 @@ struct Job {
     hash: std::sync::Arc<str>,
     /// How many views of this item were queued.
     queued: usize,
-    tensor: Vec<f32>,
+    /// The view's resized pixels (`H*W*3` RGB on the 0..=255 scale); the
+    /// inference stage normalises them straight into its batch buffer.
+    pixels: Vec<f32>,
 }
 
 /// (item, view, content hash, views queued for the item).
@@ -441,13 +443,16 @@ impl Extractor {
                 });
                 pool.install(|| {
                     items.par_iter().enumerate().for_each_init(
-                        || Preprocessor::new(model.preprocess.clone()),
-                        |pre, (i, item)| {
+                        || (Preprocessor::new(model.preprocess.clone()), Vec::new()),
+                        |(pre, buf), (i, item)| {
                             if abort.load(Ordering::Relaxed) {
                                 return;
                             }
                             let t0 = Instant::now();
-                            let r = prepare(i, item, &index, &cfg.views, pre);
+                            let r = prepare(i, item, &index, &cfg.views, pre, buf);
+                            if buf.len() > KEEP_DECODE_BUFFER {
+                                *buf = Vec::new(); // a rare huge image: not kept per thread
+                            }
                             stats
                                 .decode_ns
                                 .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -554,6 +559,10 @@ enum Prepared {
     },
 }
 
+/// Largest decode buffer (bytes) a decode thread keeps between files: a
+/// 4096x4096 RGB image.
+const KEEP_DECODE_BUFFER: usize = 4096 * 4096 * 3;
+
 /// Reads, hashes and (when not cached) decodes one file and queues its views.
 fn prepare(
     i: usize,
@@ -561,6 +570,7 @@ fn prepare(
     index: &LiveIndex,
     views: &[View],
     pre: &mut Preprocessor,
+    buf: &mut Vec<u8>,
 ) -> Prepared {
     let bytes = match std::fs::read(&item.abs) {
         Ok(b) => b,
@@ -580,8 +590,8 @@ fn prepare(
     if missing.is_empty() {
         return Prepared::Cached;
     }
-    let img = match decode_rgb8(&bytes) {
-        Ok(img) => img,
+    let (w, h) = match decode_rgb8_into(&bytes, buf) {
+        Ok(dims) => dims,
         Err(message) => {
             return Prepared::Failed {
                 stage: "decode",
@@ -590,10 +600,16 @@ fn prepare(
         }
     };
     drop(bytes);
-    let p = pre.preprocess().clone();
-    let (h, w) = (p.height as usize, p.width as usize);
+    let n = w as usize * h as usize * 3;
+    let Some(img) = RgbView::from_raw(w, h, &buf[..n]) else {
+        return Prepared::Failed {
+            stage: "decode",
+            message: format!("decoder returned too few pixels for {w}x{h}"),
+        };
+    };
+    let out_w = pre.preprocess().width as usize;
     let resized = match pre.resize(&img) {
-        Ok(r) => r.to_vec(),
+        Ok(r) => r,
         Err(message) => {
             return Prepared::Failed {
                 stage: "preprocess",
@@ -604,17 +620,10 @@ fn prepare(
     let queued = missing.len();
     let mut jobs = Vec::with_capacity(queued);
     for view in missing {
-        let mut tensor = vec![0f32; p.tensor_len()];
-        match view {
-            View::Original => normalize_into(&p, &resized, &mut tensor),
-            View::Hflip => {
-                let mut flipped = resized.clone();
-                for row in flipped.chunks_exact_mut(w * 3) {
-                    let px: &mut [[f32; 3]] = row.as_chunks_mut::<3>().0;
-                    px.reverse();
-                }
-                debug_assert_eq!(flipped.len(), h * w * 3);
-                normalize_into(&p, &flipped, &mut tensor);
+        let mut pixels = resized.to_vec();
+        if view == View::Hflip {
+            for row in pixels.chunks_exact_mut(out_w * 3) {
+                row.as_chunks_mut::<3>().0.reverse();
             }
         }
         jobs.push(Job {
@@ -622,7 +631,7 @@ fn prepare(
             view,
             hash: hash.clone(),
             queued,
-            tensor,
+            pixels,
         });
     }
     Prepared::Queued(jobs)
@@ -636,19 +645,20 @@ fn infer_stage(
     stats: &Stats,
     abort: &AtomicBool,
 ) -> Result<(), ExtractError> {
-    let len = net.preprocess().tensor_len();
-    let mut batch = Vec::with_capacity(batch_size * len);
+    let pre = net.preprocess().clone();
+    let len = pre.tensor_len();
+    // Allocated once; each job is normalised into its slot.
+    let mut batch = vec![0f32; batch_size * len];
     let mut keys = Vec::with_capacity(batch_size);
-    let mut run_batch = |batch: &mut Vec<f32>, keys: &mut Vec<Key>| -> Result<(), ExtractError> {
+    let mut run_batch = |batch: &[f32], keys: &mut Vec<Key>| -> Result<(), ExtractError> {
         if keys.is_empty() {
             return Ok(());
         }
         let t0 = Instant::now();
-        let mut out = net.run(batch, keys.len())?;
+        let mut out = net.run(&batch[..keys.len() * len], keys.len())?;
         stats
             .infer_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        batch.clear();
         let features = out.swap_remove(0);
         if features.iter().any(|v| !v.is_finite()) {
             return Err(ExtractError::Ort {
@@ -666,16 +676,18 @@ fn infer_stage(
         if abort.load(Ordering::Relaxed) {
             break;
         }
-        batch.extend_from_slice(&job.tensor);
+        let slot = keys.len() * len;
+        normalize_into(&pre, &job.pixels, &mut batch[slot..slot + len]);
+        drop(job.pixels);
         keys.push((job.item, job.view, job.hash, job.queued));
         if keys.len() == batch_size
-            && let Err(e) = run_batch(&mut batch, &mut keys)
+            && let Err(e) = run_batch(&batch, &mut keys)
         {
             abort.store(true, Ordering::SeqCst);
             return Err(e);
         }
     }
-    if let Err(e) = run_batch(&mut batch, &mut keys) {
+    if let Err(e) = run_batch(&batch, &mut keys) {
         abort.store(true, Ordering::SeqCst);
         return Err(e);
     }

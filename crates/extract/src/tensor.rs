@@ -5,7 +5,13 @@ use fast_image_resize::{
     images::{Image, ImageRef},
 };
 use headstart_models::preprocess::{ChannelOrder, Filter, Layout, Preprocess};
-use image::RgbImage;
+use std::ops::Deref;
+
+use image::{ImageBuffer, Rgb, RgbImage};
+
+/// An RGB8 image over any byte container: an owned [`RgbImage`], or a view of a
+/// reused decode buffer (`RgbView<&[u8]>`).
+pub type RgbView<C> = ImageBuffer<Rgb<u8>, C>;
 
 /// Reusable per-thread state for [`Preprocessor::tensor_into`].
 pub struct Preprocessor {
@@ -45,7 +51,7 @@ impl Preprocessor {
     /// exact convolution to within 1e-3 of a level. An 8-bit resampler with 16-bit
     /// coefficients (fast_image_resize's u8 path) is off by up to 2 levels,
     /// enough to move ImageNet probabilities by 0.01.
-    pub fn resize(&mut self, img: &RgbImage) -> Result<&[f32], String> {
+    pub fn resize<C: Deref<Target = [u8]>>(&mut self, img: &RgbView<C>) -> Result<&[f32], String> {
         let (w, h) = (f64::from(img.width()), f64::from(img.height()));
         let side = f64::from(self.pre.crop_fraction) * w.min(h);
         let (left, top) = ((w - side) / 2.0, (h - side) / 2.0);
@@ -93,9 +99,9 @@ impl Preprocessor {
     }
 
     /// Nearest-neighbour: exact on 8-bit samples, so fast_image_resize's u8 path.
-    fn resize_nearest(
+    fn resize_nearest<C: Deref<Target = [u8]>>(
         &mut self,
-        img: &RgbImage,
+        img: &RgbView<C>,
         (left, top, side): (f64, f64, f64),
     ) -> Result<&[f32], String> {
         let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
