@@ -152,6 +152,30 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_buffer_gives_each_image_its_own_pixels() {
+        let rgb = |w, h, seed: u32| {
+            DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Rgb([(x * 7 + seed) as u8, (y * 11) as u8, (x ^ y) as u8])
+            }))
+        };
+        let grey = DynamicImage::ImageLuma8(image::ImageBuffer::from_fn(2, 3, |x, y| {
+            image::Luma([(40 * x + 9 * y) as u8])
+        }));
+        // Large, then smaller (buffer kept longer than the image), then a
+        // converted one (buffer replaced), then large again.
+        let files = [rgb(9, 7, 1), rgb(3, 2, 5), grey, rgb(8, 8, 3)].map(png);
+        let mut buf = Vec::new();
+        for f in &files {
+            let (w, h) = decode_rgb8_into(f, &mut buf).unwrap();
+            let fresh = decode_rgb8(f).unwrap();
+            assert_eq!((w, h), fresh.dimensions());
+            assert_eq!(&buf[..(w * h * 3) as usize], fresh.as_raw().as_slice());
+        }
+        // A failed decode leaves an error, not a stale image.
+        assert!(decode_rgb8_into(b"not an image", &mut buf).is_err());
+    }
+
+    #[test]
     fn truncated_jpeg_is_an_error() {
         let img = DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(64, 48, |x, y| {
             image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
