@@ -208,10 +208,7 @@ fn preprocess_costs(
         let hash = headstart_extract::pipeline::content_hash(&bytes);
         let t_hash = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let (w, h) = headstart_extract::decode::decode_rgb8_into(&bytes, &mut buf)?;
-        let img =
-            headstart_extract::tensor::RgbView::from_raw(w, h, &buf[..w as usize * h as usize * 3])
-                .ok_or("decode buffer too small")?;
+        let img = headstart_extract::decode::decode_rgb8_into(&bytes, &mut buf)?;
         let t_decode = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let resized = pp.resize(&img)?.to_vec();

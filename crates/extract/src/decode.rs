@@ -6,6 +6,8 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use crate::tensor::RgbView;
+
 /// Largest accepted width or height, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
 /// Largest allocation the decoder may make for one image, in bytes.
@@ -17,17 +19,19 @@ pub const MAX_ALLOC: u64 = 512 << 20;
 /// converted to RGB8 (alpha dropped); animated images give their first frame.
 pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, String> {
     let mut buf = Vec::new();
-    let (w, h) = decode_rgb8_into(bytes, &mut buf)?;
+    let (w, h) = decode_rgb8_into(bytes, &mut buf)?.dimensions();
     buf.truncate(w as usize * h as usize * 3);
-    RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| format!("decoder returned too few pixels for {w}x{h}"))
+    RgbImage::from_raw(w, h, buf).ok_or_else(|| too_few_pixels(w, h))
 }
 
-/// [`decode_rgb8`] into `buf`, reusing its allocation: returns `(width, height)`,
-/// and the pixels are `buf[..width * height * 3]`. `buf` grows as needed and
-/// never shrinks, so a thread that decodes many plain RGB8 files (most JPEGs
-/// and PNGs) neither allocates nor zero-fills a pixel buffer per file.
-pub fn decode_rgb8_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), String> {
+/// [`decode_rgb8`] into `buf`, reusing its allocation: the image is a view of
+/// `buf`'s first `width * height * 3` bytes. `buf` grows as needed and never
+/// shrinks, so a thread that decodes many plain RGB8 files (most JPEGs and
+/// PNGs) neither allocates nor zero-fills a pixel buffer per file.
+pub fn decode_rgb8_into<'a>(
+    bytes: &[u8],
+    buf: &'a mut Vec<u8>,
+) -> Result<RgbView<&'a [u8]>, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -69,7 +73,7 @@ pub fn decode_rgb8_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), S
         decoder
             .read_image(&mut buf[..n])
             .map_err(|e| e.to_string())?;
-        return Ok((w, h));
+        return RgbView::from_raw(w, h, &buf[..n]).ok_or_else(|| too_few_pixels(w, h));
     }
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     img.apply_orientation(orientation);
@@ -77,9 +81,13 @@ pub fn decode_rgb8_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), S
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     };
-    let dims = rgb.dimensions();
+    let (w, h) = rgb.dimensions();
     *buf = rgb.into_raw();
-    Ok(dims)
+    RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
+}
+
+fn too_few_pixels(w: u32, h: u32) -> String {
+    format!("the decoder returned too few pixels for {w}x{h}")
 }
 
 /// Whether JPEG `bytes` reach their end-of-image marker: walks the marker
@@ -166,10 +174,10 @@ mod tests {
         let files = [rgb(9, 7, 1), rgb(3, 2, 5), grey, rgb(8, 8, 3)].map(png);
         let mut buf = Vec::new();
         for f in &files {
-            let (w, h) = decode_rgb8_into(f, &mut buf).unwrap();
+            let view = decode_rgb8_into(f, &mut buf).unwrap();
             let fresh = decode_rgb8(f).unwrap();
-            assert_eq!((w, h), fresh.dimensions());
-            assert_eq!(&buf[..(w * h * 3) as usize], fresh.as_raw().as_slice());
+            assert_eq!(view.dimensions(), fresh.dimensions());
+            assert_eq!(*view.as_raw(), fresh.as_raw().as_slice());
         }
         // A failed decode leaves an error, not a stale image.
         assert!(decode_rgb8_into(b"not an image", &mut buf).is_err());

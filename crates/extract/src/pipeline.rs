@@ -18,7 +18,7 @@ use crate::decode::decode_rgb8_into;
 use crate::input::{self, Item};
 use crate::model::ResolvedBackbone;
 use crate::runtime::Runtime;
-use crate::tensor::{Preprocessor, RgbView, normalize_into};
+use crate::tensor::{Preprocessor, normalize_into};
 
 /// An augmented view stored as its own row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -590,8 +590,8 @@ fn prepare(
     if missing.is_empty() {
         return Prepared::Cached;
     }
-    let (w, h) = match decode_rgb8_into(&bytes, buf) {
-        Ok(dims) => dims,
+    let img = match decode_rgb8_into(&bytes, buf) {
+        Ok(img) => img,
         Err(message) => {
             return Prepared::Failed {
                 stage: "decode",
@@ -600,13 +600,6 @@ fn prepare(
         }
     };
     drop(bytes);
-    let n = w as usize * h as usize * 3;
-    let Some(img) = RgbView::from_raw(w, h, &buf[..n]) else {
-        return Prepared::Failed {
-            stage: "decode",
-            message: format!("decoder returned too few pixels for {w}x{h}"),
-        };
-    };
     let out_w = pre.preprocess().width as usize;
     let resized = match pre.resize(&img) {
         Ok(r) => r,
