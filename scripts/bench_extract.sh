@@ -20,11 +20,18 @@
 #   BENCH_ROUNDS    rounds of the three        (default 2)
 #   BENCH_PHOTOS    scikit-image wheel or photo folder for make_bench_images.py
 #                   (default /tmp/dl/skimage/*.whl; else the venv gets scikit-image)
+#   BENCH_INTRA     ONNX Runtime intra-op threads for all of them (default: cores).
+#                   Below the core count, ORT leaves cores free for decoding.
 #
 # Throughput is images / wall-clock seconds of each whole process (startup,
 # session creation and Parquet writing included for headstart and python;
 # for ort only the timed inference loop, i.e. the most favourable ceiling).
 # Peak RSS of every process is taken with /usr/bin/time -v.
+#
+# Before each round a short probe (ORT alone, 160 images, default threads)
+# shows whether something outside this machine is slowing it: the table's
+# `probe` column. On the 2-core benchmark VM a calm host gives about 73 images/s;
+# compare rounds only where the probes agree.
 set -euo pipefail
 
 N="${1:-2000}"
@@ -34,6 +41,7 @@ WORK="${BENCH_DIR:-/tmp/hs-bench}"
 VENV="${BENCH_VENV:-/tmp/hs-bench-venv}"
 ROUNDS="${BENCH_ROUNDS:-2}"
 PY_UNBOUNDED="${BENCH_PY_UNBOUNDED:-1}"
+INTRA="${BENCH_INTRA:-}"
 BATCH=32
 mkdir -p "$WORK" "$HEADSTART_HOME"
 LOG="$WORK/extract-$N-$(date +%Y%m%d-%H%M%S)"
@@ -97,22 +105,32 @@ run() {
     echo "$t0 $t1" >"$LOG/$name-$round.wall"
     printf '%s %s %s\n' "$name" "$round" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$LOG/load.txt"
 }
+# The same intra-op thread setting for all three, when BENCH_INTRA is set.
+ORT_INTRA=() HS_INTRA=() PY_INTRA=()
+if [ -n "$INTRA" ]; then
+    ORT_INTRA=(--intra-threads "$INTRA") HS_INTRA=(--intra-threads "$INTRA") PY_INTRA=(--threads "$INTRA")
+fi
 run_ort() {
-    run ort "$1" "$BENCH_ORT" --images "$N" --batch-size "$BATCH" --warmup 1
+    run ort "$1" "$BENCH_ORT" --images "$N" --batch-size "$BATCH" --warmup 1 "${ORT_INTRA[@]}"
 }
 run_headstart() {
     rm -rf "$WORK/cache-hs"
-    run headstart "$1" "$HS" extract "$IMAGES" --out "$WORK/cache-hs" --batch-size "$BATCH" --json --quiet
+    run headstart "$1" "$HS" extract "$IMAGES" --out "$WORK/cache-hs" --batch-size "$BATCH" \
+        "${HS_INTRA[@]}" --json --quiet
 }
 run_python() {
     rm -f "$WORK/py.parquet"
     run python "$1" "$PY" "$ROOT/scripts/bench_extract_python.py" --model "$MODEL" \
-        --input "$IMAGES" --out "$WORK/py.parquet" --batch-size "$BATCH"
+        --input "$IMAGES" --out "$WORK/py.parquet" --batch-size "$BATCH" "${PY_INTRA[@]}"
 }
 run_pyunb() {
     rm -f "$WORK/py.parquet"
     run pyunb "$1" "$PY" "$ROOT/scripts/bench_extract_python.py" --model "$MODEL" \
-        --input "$IMAGES" --out "$WORK/py.parquet" --batch-size "$BATCH" --unbounded
+        --input "$IMAGES" --out "$WORK/py.parquet" --batch-size "$BATCH" --unbounded "${PY_INTRA[@]}"
+}
+# probe ROUND: a short ORT-alone run at default threads, to spot a slowed host.
+probe() {
+    "$BENCH_ORT" --images 160 --batch-size "$BATCH" --warmup 1 >"$LOG/probe-$1.json" 2>/dev/null
 }
 ALL="ort headstart python"
 [ "$PY_UNBOUNDED" = 1 ] && ALL="$ALL pyunb"
@@ -121,15 +139,16 @@ REV="$(echo "$ALL" | tr ' ' '\n' | tac | tr '\n' ' ')"
 say "load before: $(uptime)"
 for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) -eq 1 ]; then order="$ALL"; else order="$REV"; fi
+    probe "$r"
     say "round $r/$ROUNDS: $order   ($(cut -d' ' -f1-3 /proc/loadavg))"
     for c in $order; do "run_$c" "$r"; done
 done
 say "load after: $(uptime)"
 
 # --- report --------------------------------------------------------------------------
-"$PY" - "$LOG" "$N" "$ROUNDS" "$PY_UNBOUNDED" <<'EOF'
+"$PY" - "$LOG" "$N" "$ROUNDS" "$PY_UNBOUNDED" "${INTRA:-cores}" <<'EOF'
 import json, os, re, statistics, sys
-log, n, rounds, unb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+log, n, rounds, unb, intra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
 def rss(name, r):
     t = open(os.path.join(log, f"{name}-{r}.time")).read()
     return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
@@ -156,7 +175,8 @@ for r in range(1, rounds + 1):
     ort = o["images_per_second"]
     hs = n / wall("headstart", r)
     py = n / wall("python", r)
-    rows.append(dict(round=r, ort=ort, hs=hs, hs_internal=h["images_per_second"], py=py,
+    probe = json.load(open(os.path.join(log, f"probe-{r}.json")))["images_per_second"]
+    rows.append(dict(round=r, probe=probe, ort=ort, hs=hs, hs_internal=h["images_per_second"], py=py,
                      hs_ort=hs / ort, hs_py=hs / py,
                      rss_hs=rss("headstart", r), rss_py=rss("python", r), rss_ort=rss("ort", r),
                      load=load.get(("headstart", r), "?"),
@@ -168,15 +188,16 @@ for r in range(1, rounds + 1):
                      rss_pyunb=rss("pyunb", r) if unb else float("nan"),
                      cpu_pyunb=1000 * cpu("pyunb", r) / n if unb else float("nan")))
     rows[-1]["hs_pyunb"] = rows[-1]["hs"] / rows[-1]["pyunb"]
-print(f"\nextract benchmark: {n} images, batch {32}, efficientnet-lite0, CPU, {os.cpu_count()} cores; logs in {log}")
-print(f"{'round':>6} {'ort':>6} {'hs':>6} {'(own)':>6} {'py':>6} {'pyunb':>6} {'hs/ort':>6} {'hs/py':>6} {'hs/pyunb':>8} "
+print(f"\nextract benchmark: {n} images, batch {32}, efficientnet-lite0, CPU, {os.cpu_count()} cores, "
+      f"intra-op threads {intra}; logs in {log}")
+print(f"{'round':>6} {'probe':>6} {'ort':>6} {'hs':>6} {'(own)':>6} {'py':>6} {'pyunb':>6} {'hs/ort':>6} {'hs/py':>6} {'hs/pyunb':>8} "
       f"{'RSS hs':>7} {'RSS py*':>7} {'pyunb*':>7} {'RSS ort':>7}  load(1/5/15 after hs)")
 for x in rows:
-    print(f"{x['round']:>6} {x['ort']:>6.2f} {x['hs']:>6.2f} {x['hs_internal']:>6.2f} {x['py']:>6.2f} {x['pyunb']:>6.2f} {x['hs_ort']:>6.3f} {x['hs_py']:>6.3f} {x['hs_pyunb']:>8.3f} "
+    print(f"{x['round']:>6} {x['probe']:>6.1f} {x['ort']:>6.2f} {x['hs']:>6.2f} {x['hs_internal']:>6.2f} {x['py']:>6.2f} {x['pyunb']:>6.2f} {x['hs_ort']:>6.3f} {x['hs_py']:>6.3f} {x['hs_pyunb']:>8.3f} "
           f"{x['rss_hs']:>6.0f}M {x['rss_py']:>6.0f}M {x['rss_pyunb']:>6.0f}M {x['rss_ort']:>6.0f}M  {x['load']}")
 med = lambda k: statistics.median(x[k] for x in rows)
-print(f"{'median':>6} {med('ort'):>6.2f} {med('hs'):>6.2f} {med('hs_internal'):>6.2f} {med('py'):>6.2f} {med('pyunb'):>6.2f} {med('hs_ort'):>6.3f} {med('hs_py'):>6.3f} {med('hs_pyunb'):>8.3f}")
-print("(images/s; ort = ONNX Runtime alone, hs = headstart extract, py = Python pipeline with bounded look-ahead, pyunb = with unbounded Pool.imap)")
+print(f"{'median':>6} {med('probe'):>6.1f} {med('ort'):>6.2f} {med('hs'):>6.2f} {med('hs_internal'):>6.2f} {med('py'):>6.2f} {med('pyunb'):>6.2f} {med('hs_ort'):>6.3f} {med('hs_py'):>6.3f} {med('hs_pyunb'):>8.3f}")
+print("(images/s; probe = ORT alone on 160 images at default threads before the round, ~73 on a calm 2-core host; ort = ONNX Runtime alone, hs = headstart extract, py = Python pipeline with bounded look-ahead, pyunb = with unbounded Pool.imap)")
 print("headstart breakdown (median): wall %.1f s, inference %.1f s, decode %.1f s summed over threads" %
       (med("hs_wall"), med("hs_infer"), med("hs_decode")))
 print("python breakdown (median): run %.1f s, inference %.1f s" % (med("py_run"), med("py_infer")))
