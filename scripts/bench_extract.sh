@@ -192,17 +192,19 @@ print(f"\nextract benchmark: {n} images, batch {32}, efficientnet-lite0, CPU, {o
       f"intra-op threads {intra}; logs in {log}")
 print(f"{'round':>6} {'probe':>6} {'ort':>6} {'hs':>6} {'(own)':>6} {'py':>6} {'pyunb':>6} {'hs/ort':>6} {'hs/py':>6} {'hs/pyunb':>8} "
       f"{'RSS hs':>7} {'RSS py*':>7} {'pyunb*':>7} {'RSS ort':>7}  load(1/5/15 after hs)")
+def dash(line):  # columns of a skipped competitor (BENCH_PY_UNBOUNDED=0)
+    return line.replace("nanM", "   -").replace(" nan ms", " - ms").replace(" nan", "   -")
 for x in rows:
-    print(f"{x['round']:>6} {x['probe']:>6.1f} {x['ort']:>6.2f} {x['hs']:>6.2f} {x['hs_internal']:>6.2f} {x['py']:>6.2f} {x['pyunb']:>6.2f} {x['hs_ort']:>6.3f} {x['hs_py']:>6.3f} {x['hs_pyunb']:>8.3f} "
-          f"{x['rss_hs']:>6.0f}M {x['rss_py']:>6.0f}M {x['rss_pyunb']:>6.0f}M {x['rss_ort']:>6.0f}M  {x['load']}")
+    print(dash(f"{x['round']:>6} {x['probe']:>6.1f} {x['ort']:>6.2f} {x['hs']:>6.2f} {x['hs_internal']:>6.2f} {x['py']:>6.2f} {x['pyunb']:>6.2f} {x['hs_ort']:>6.3f} {x['hs_py']:>6.3f} {x['hs_pyunb']:>8.3f} "
+          f"{x['rss_hs']:>6.0f}M {x['rss_py']:>6.0f}M {x['rss_pyunb']:>6.0f}M {x['rss_ort']:>6.0f}M  {x['load']}"))
 med = lambda k: statistics.median(x[k] for x in rows)
-print(f"{'median':>6} {med('probe'):>6.1f} {med('ort'):>6.2f} {med('hs'):>6.2f} {med('hs_internal'):>6.2f} {med('py'):>6.2f} {med('pyunb'):>6.2f} {med('hs_ort'):>6.3f} {med('hs_py'):>6.3f} {med('hs_pyunb'):>8.3f}")
+print(dash(f"{'median':>6} {med('probe'):>6.1f} {med('ort'):>6.2f} {med('hs'):>6.2f} {med('hs_internal'):>6.2f} {med('py'):>6.2f} {med('pyunb'):>6.2f} {med('hs_ort'):>6.3f} {med('hs_py'):>6.3f} {med('hs_pyunb'):>8.3f}"))
 print("(images/s; probe = ORT alone on 160 images at default threads before the round, ~73 on a calm 2-core host; ort = ONNX Runtime alone, hs = headstart extract, py = Python pipeline with bounded look-ahead, pyunb = with unbounded Pool.imap)")
 print("headstart breakdown (median): wall %.1f s, inference %.1f s, decode %.1f s summed over threads" %
       (med("hs_wall"), med("hs_infer"), med("hs_decode")))
 print("python breakdown (median): run %.1f s, inference %.1f s" % (med("py_run"), med("py_infer")))
-print("CPU time per image (user+sys, median): ort %.1f ms (incl. warm-up batch), headstart %.1f ms, python %.1f ms, pyunb %.1f ms (all processes)" %
-      (med("cpu_ort"), med("cpu_hs"), med("cpu_py"), med("cpu_pyunb")))
+print(dash("CPU time per image (user+sys, median): ort %.1f ms (incl. warm-up batch), headstart %.1f ms, python %.1f ms, pyunb %.1f ms (all processes)" %
+      (med("cpu_ort"), med("cpu_hs"), med("cpu_py"), med("cpu_pyunb"))))
 print("* python RSS: /usr/bin/time -v reports the largest single process (the main one), not the sum with its workers")
 print(f"target 1: headstart >= 0.9 x ort   -> {'met' if med('hs_ort') >= 0.9 else 'NOT met'} ({med('hs_ort'):.3f})")
 print(f"target 2: headstart >= 1.3 x python -> {'met' if med('hs_py') >= 1.3 else 'NOT met'} ({med('hs_py'):.3f} bounded"
