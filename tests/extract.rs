@@ -896,3 +896,101 @@ fn features_auto_finds_the_builtin_features() {
     }
     eprintln!("--features auto vs built-in: max abs diff {worst:e}");
 }
+
+// ------------------------------------------------------ non-finite features
+
+/// A backbone whose features are NaN for some images: sqrt of the normalised
+/// pixels, averaged per channel. Under `--preset imagenet` a white image gives
+/// positive inputs (finite features) and a black one negative inputs (NaN).
+fn sqrt_model(path: &Path) {
+    use headstart_onnx::build::{Dim, model, node, value_info};
+    use headstart_onnx::proto::GraphProto;
+    use headstart_onnx::proto::tensor_proto::DataType;
+    let mut g = GraphProto::new();
+    g.name = "sqrt-pool".into();
+    g.node
+        .push(node("Sqrt", "sqrt", &["input"], &["root"], vec![]));
+    g.node.push(node(
+        "GlobalAveragePool",
+        "pool",
+        &["root"],
+        &["pooled"],
+        vec![],
+    ));
+    g.node
+        .push(node("Flatten", "flat", &["pooled"], &["features"], vec![]));
+    let n = || Dim::Named("N".into());
+    g.input.push(value_info(
+        "input",
+        DataType::FLOAT,
+        &[n(), Dim::Fixed(3), Dim::Fixed(224), Dim::Fixed(224)],
+    ));
+    g.output.push(value_info(
+        "features",
+        DataType::FLOAT,
+        &[n(), Dim::Fixed(3)],
+    ));
+    let bytes = headstart_onnx::encode_model(&model(g, &[])).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Regression: one image with NaN features used to stop the whole run with an
+/// error that named no file. Now that image gets an `infer` error row, its old
+/// rows stop being live, and every other image is extracted.
+#[test]
+fn nan_features_fail_that_image_not_the_run() {
+    let dir = scratch();
+    let onnx = dir.path().join("sqrt-pool.onnx");
+    sqrt_model(&onnx);
+    let input = dir.path().join("input");
+    std::fs::create_dir_all(input.join("a")).unwrap();
+    let white = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(40, 30, Rgb([255u8, 255, 255])));
+    let black = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(40, 30, Rgb([0u8, 0, 0])));
+    std::fs::write(input.join("a/bright.png"), png_bytes(&white)).unwrap();
+    std::fs::write(input.join("a/dark.png"), png_bytes(&white)).unwrap();
+    let cache = dir.path().join("cache");
+    let model = [
+        "--model",
+        onnx.to_str().unwrap(),
+        "--features",
+        "features",
+        "--preset",
+        "imagenet",
+    ];
+    let s = extract_ok(&input, &cache, &model);
+    assert_eq!(n(&s, "extracted"), 2, "{s}");
+
+    // dark.png's bytes change to an image the model gives NaN features for.
+    std::fs::write(input.join("a/dark.png"), png_bytes(&black)).unwrap();
+    let with_hflip: Vec<&str> = model
+        .iter()
+        .copied()
+        .chain(["--views", "original,hflip"])
+        .collect();
+    for (extra, extracted, cached) in [(&model[..], 0, 1), (&with_hflip[..], 1, 0)] {
+        let s = summary(&extract(&input, &cache, extra), 3);
+        assert_eq!(
+            (n(&s, "extracted"), n(&s, "cached"), n(&s, "failed")),
+            (extracted, cached, 1),
+            "{extra:?}: {s}"
+        );
+        let errors = error_rows(Path::new(s["errors_file"].as_str().expect("errors_file")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (path, stage, message) = &errors[0];
+        assert_eq!((path.as_str(), stage.as_str()), ("a/dark.png", "infer"));
+        assert!(message.contains("NaN or infinite features"), "{message}");
+        let live: Vec<_> = rows(&cache).into_keys().collect();
+        let want: Vec<(String, String)> = if extracted == 0 {
+            vec![("a/bright.png".into(), "original".into())]
+        } else {
+            vec![
+                ("a/bright.png".into(), "hflip".into()),
+                ("a/bright.png".into(), "original".into()),
+            ]
+        };
+        assert_eq!(
+            live, want,
+            "{extra:?}: dark.png's old row must not stay live"
+        );
+    }
+}

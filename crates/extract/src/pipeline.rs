@@ -276,14 +276,16 @@ impl std::fmt::Display for Summary {
             "rows         {} written in {} part(s)",
             self.rows_written, self.parts_written
         )?;
+        // A rerun that only finds cached files has no extraction rate to show.
+        let rate = if self.extracted > 0 {
+            format!(" ({:.1} images/s)", self.images_per_second)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "time         {:.2} s wall ({:.1} images/s): decode {:.2} s (summed over threads), inference {:.2} s, write {:.2} s",
-            self.wall_seconds,
-            self.images_per_second,
-            self.decode_seconds,
-            self.inference_seconds,
-            self.write_seconds
+            "time         {:.2} s wall{rate}: decode {:.2} s (summed over threads), inference {:.2} s, write {:.2} s",
+            self.wall_seconds, self.decode_seconds, self.inference_seconds, self.write_seconds
         )?;
         if let Some(e) = &self.errors_file {
             writeln!(f, "errors       {} (path, stage, message)", e.display())?;
@@ -439,6 +441,8 @@ impl Extractor {
                         cfg.flush_interval,
                         &stats,
                         progress,
+                        &fail,
+                        &stale,
                     )
                 });
                 pool.install(|| {
@@ -653,12 +657,6 @@ fn infer_stage(
             .infer_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let features = out.swap_remove(0);
-        if features.iter().any(|v| !v.is_finite()) {
-            return Err(ExtractError::Ort {
-                context: "running the model".into(),
-                message: "the model produced NaN or infinite features; check the model and its preprocessing".into(),
-            });
-        }
         let _ = tx.send(Done {
             jobs: std::mem::take(keys),
             features,
@@ -697,31 +695,56 @@ fn write_stage(
     flush_interval: Duration,
     stats: &Stats,
     progress: &dyn Progress,
+    fail: &(dyn Fn(&str, &str, String) + Sync),
+    stale: &Mutex<Vec<String>>,
 ) -> Result<(usize, usize), ExtractError> {
     let mut w = PartWriter::new(cache, run.clone());
     let (mut rows, mut parts) = (0usize, 0usize);
     let mut last_flush = Instant::now();
     // Count an image as done when its last view is written.
     let mut views_left: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    // Images with a non-finite feature in some view: failed, not written.
+    let mut non_finite = std::collections::HashSet::new();
     for done in rx.iter() {
         let t0 = Instant::now();
         let dim = done.features.len() / done.jobs.len().max(1);
         for (k, (item, view, hash, queued)) in done.jobs.iter().enumerate() {
             let it = &items[*item];
-            w.push(Row {
-                path: &it.rel,
-                label: it.label.as_deref(),
-                split: it.split.as_deref(),
-                content_hash: hash,
-                view: view.name(),
-                feature: &done.features[k * dim..(k + 1) * dim],
-            })?;
-            rows += 1;
+            let feature = &done.features[k * dim..(k + 1) * dim];
+            if feature.iter().any(|v| !v.is_finite()) {
+                if non_finite.insert(*item) {
+                    fail(
+                        &it.rel,
+                        "infer",
+                        format!(
+                            "the model produced NaN or infinite features (view `{}`); check that the model and its preprocessing suit this image",
+                            view.name()
+                        ),
+                    );
+                    // Its other views, and rows from earlier runs, must not stay live.
+                    stale
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(it.rel.clone());
+                }
+            } else if !non_finite.contains(item) {
+                w.push(Row {
+                    path: &it.rel,
+                    label: it.label.as_deref(),
+                    split: it.split.as_deref(),
+                    content_hash: hash,
+                    view: view.name(),
+                    feature,
+                })?;
+                rows += 1;
+            }
             let left = views_left.entry(*item).or_insert(*queued);
             *left = left.saturating_sub(1);
             if *left == 0 {
                 views_left.remove(item);
-                stats.extracted.fetch_add(1, Ordering::Relaxed);
+                if !non_finite.contains(item) {
+                    stats.extracted.fetch_add(1, Ordering::Relaxed);
+                }
                 progress.advance(1);
             }
         }
@@ -739,4 +762,30 @@ fn write_stage(
         .write_ns
         .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
     Ok((rows, parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_shows_a_rate_only_when_something_was_extracted() {
+        let rerun = Summary {
+            images: 3,
+            cached: 3,
+            wall_seconds: 0.05,
+            ..Summary::default()
+        };
+        let text = rerun.to_string();
+        assert!(text.contains("time         0.05 s wall: decode"), "{text}");
+        assert!(!text.contains("images/s"), "{text}");
+        let run = Summary {
+            images: 3,
+            extracted: 3,
+            wall_seconds: 2.0,
+            images_per_second: 1.5,
+            ..Summary::default()
+        };
+        assert!(run.to_string().contains("2.00 s wall (1.5 images/s)"));
+    }
 }

@@ -42,7 +42,10 @@ pub enum FitError {
         dim: usize,
     },
     /// Features contain NaN or infinite values.
-    #[error("{count} row(s) have NaN or infinite features, e.g. {}", .paths.join(", "))]
+    #[error(
+        "{count} row(s) have NaN or infinite features, e.g. {}; drop those rows from the features file, or re-extract the images with `headstart extract` (which records such images as errors instead of caching them)",
+        .paths.join(", ")
+    )]
     NonFinite {
         /// Number of offending rows.
         count: usize,
