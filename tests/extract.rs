@@ -994,3 +994,71 @@ fn nan_features_fail_that_image_not_the_run() {
         );
     }
 }
+
+// ------------------------------------------------------------ relabelling
+
+/// Regression: a rerun after a manifest changed only a label or a split found
+/// the files "already cached" and kept the old label and split, so `fit`
+/// trained on stale labels. The rows are now rewritten with the new ones.
+#[test]
+fn relabelled_files_are_rewritten_on_rerun() {
+    let r = reference();
+    let dir = scratch();
+    let m = dir.path().join("lists");
+    std::fs::create_dir_all(m.join("imgs")).unwrap();
+    let good = reference_paths();
+    for (f, src) in ["imgs/a.png", "imgs/b.png"].iter().zip(&good) {
+        std::fs::copy(r.input.join(src), m.join(f)).unwrap();
+    }
+    let manifest = m.join("manifest.csv");
+    let cache = dir.path().join("cache");
+    let label_split = |cache: &Path| -> Vec<(String, Option<String>, Option<String>)> {
+        rows(cache)
+            .into_iter()
+            .map(|((p, _), rec)| (p, rec.label, rec.split))
+            .collect()
+    };
+    let own = |s: &str| Some(s.to_string());
+    for (csv, extracted, want) in [
+        (
+            "path,label,split\nimgs/a.png,bag,train\nimgs/b.png,coat,train\n",
+            2,
+            [own("bag"), own("train"), own("coat"), own("train")],
+        ),
+        // Unchanged: nothing to do.
+        (
+            "path,label,split\nimgs/a.png,bag,train\nimgs/b.png,coat,train\n",
+            0,
+            [own("bag"), own("train"), own("coat"), own("train")],
+        ),
+        // a.png relabelled, b.png moved to another split.
+        (
+            "path,label,split\nimgs/a.png,dress,train\nimgs/b.png,coat,test\n",
+            2,
+            [own("dress"), own("train"), own("coat"), own("test")],
+        ),
+        // Labels dropped: the rows become unlabelled.
+        (
+            "path\nimgs/a.png\nimgs/b.png\n",
+            2,
+            [None, None, None, None],
+        ),
+    ] {
+        std::fs::write(&manifest, csv).unwrap();
+        let s = extract_ok(&manifest, &cache, &[]);
+        assert_eq!(
+            (n(&s, "extracted"), n(&s, "cached")),
+            (extracted, 2 - extracted),
+            "{csv}: {s}"
+        );
+        let [la, sa, lb, sb] = want;
+        assert_eq!(
+            label_split(&cache),
+            vec![
+                ("imgs/a.png".to_string(), la, sa),
+                ("imgs/b.png".to_string(), lb, sb)
+            ],
+            "{csv}"
+        );
+    }
+}

@@ -88,11 +88,15 @@ fn required<'a>(
     })
 }
 
+/// Label and split of a stored row.
+pub type RowMeta = (Option<String>, Option<String>);
+
 /// The live rows of a cache, keyed for incremental extraction.
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    /// For each live path: its content hash and the views stored for it.
-    pub paths: HashMap<String, (String, HashSet<String>)>,
+    /// For each live path: its content hash, and the views stored for it with
+    /// each row's label and split.
+    pub paths: HashMap<String, (String, HashMap<String, RowMeta>)>,
     /// Rows stored but no longer live (superseded or deleted); `compact` drops them.
     pub dead_rows: usize,
     /// Parts and tombstone files in the cache.
@@ -108,11 +112,22 @@ impl LiveIndex {
         self.live.len()
     }
 
-    /// True if `path` is live with `hash` and has `view`.
-    pub fn has(&self, path: &str, hash: &str, view: &str) -> bool {
-        self.paths
-            .get(path)
-            .is_some_and(|(h, views)| h == hash && views.contains(view))
+    /// True if `path` is live with `hash` and has `view`, stored with this
+    /// `label` and `split` (a relabelled file needs its rows rewritten).
+    pub fn has(
+        &self,
+        path: &str,
+        hash: &str,
+        view: &str,
+        label: Option<&str>,
+        split: Option<&str>,
+    ) -> bool {
+        self.paths.get(path).is_some_and(|(h, views)| {
+            h == hash
+                && views
+                    .get(view)
+                    .is_some_and(|(l, s)| l.as_deref() == label && s.as_deref() == split)
+        })
     }
 }
 
@@ -120,8 +135,9 @@ impl Cache {
     /// Scans the keys of every part (not the features) and resolves which rows are live.
     pub fn live_index(&self) -> Result<LiveIndex, CacheError> {
         let entries = list_entries(&self.parts_dir())?;
-        // newest row per (path, view): (order, part, row, hash)
-        let mut newest: HashMap<(String, String), (usize, usize, usize, String)> = HashMap::new();
+        // newest row per (path, view): (order, part, row, hash, label and split)
+        type Newest = (usize, usize, usize, String, RowMeta);
+        let mut newest: HashMap<(String, String), Newest> = HashMap::new();
         // newest hash per path and its order; newest tombstone order per path
         let mut path_hash: HashMap<String, (usize, String)> = HashMap::new();
         let mut tomb: HashMap<String, usize> = HashMap::new();
@@ -144,7 +160,13 @@ impl Cache {
                     let part = parts.len();
                     parts.push(p.clone());
                     let mut row = 0usize;
-                    let cols = [columns::PATH, columns::CONTENT_HASH, columns::VIEW];
+                    let cols = [
+                        columns::PATH,
+                        columns::CONTENT_HASH,
+                        columns::VIEW,
+                        columns::LABEL,
+                        columns::SPLIT,
+                    ];
                     for batch in open_reader(p, Some(&cols))? {
                         let batch = batch.map_err(|e| CacheError::Format {
                             path: p.clone(),
@@ -157,12 +179,23 @@ impl Cache {
                             p,
                         )?;
                         let views = required(str_col(&batch, columns::VIEW, p)?, columns::VIEW, p)?;
+                        let labels = str_col(&batch, columns::LABEL, p)?;
+                        let splits = str_col(&batch, columns::SPLIT, p)?;
+                        let opt = |c: Option<&StringArray>, i: usize| {
+                            c.filter(|c| c.is_valid(i)).map(|c| c.value(i).to_string())
+                        };
                         for i in 0..batch.num_rows() {
                             let (path, hash, view) =
                                 (paths.value(i), hashes.value(i), views.value(i));
                             newest.insert(
                                 (path.to_string(), view.to_string()),
-                                (order, part, row, hash.to_string()),
+                                (
+                                    order,
+                                    part,
+                                    row,
+                                    hash.to_string(),
+                                    (opt(labels, i), opt(splits, i)),
+                                ),
                             );
                             path_hash.insert(path.to_string(), (order, hash.to_string()));
                             row += 1;
@@ -177,7 +210,7 @@ impl Cache {
             parts,
             ..LiveIndex::default()
         };
-        for ((path, view), (order, part, row, hash)) in newest {
+        for ((path, view), (order, part, row, hash, meta)) in newest {
             let Some((_, newest_hash)) = path_hash.get(&path) else {
                 continue;
             };
@@ -189,9 +222,9 @@ impl Cache {
             index
                 .paths
                 .entry(path)
-                .or_insert_with(|| (hash, HashSet::new()))
+                .or_insert_with(|| (hash, HashMap::new()))
                 .1
-                .insert(view);
+                .insert(view, meta);
         }
         index.live.sort_unstable();
         index.dead_rows = total_rows - index.live.len();
@@ -591,7 +624,10 @@ mod tests {
         );
         cache.write_tombstones(&["b.png".into()]).unwrap();
         let idx = cache.live_index().unwrap();
-        assert!(idx.has("a.png", "h9", "original"));
+        assert!(idx.has("a.png", "h9", "original", Some("a"), None));
+        // Another label or split is not the stored row.
+        assert!(!idx.has("a.png", "h9", "original", Some("b"), None));
+        assert!(!idx.has("a.png", "h9", "original", Some("a"), Some("test")));
         assert!(!idx.paths.contains_key("b.png"));
         assert_eq!(idx.dead_rows, 3);
         // b.png comes back after its tombstone: live again.

@@ -589,7 +589,10 @@ fn prepare(
     let missing: Vec<View> = views
         .iter()
         .copied()
-        .filter(|v| !index.has(&item.rel, &hash, v.name()))
+        .filter(|v| {
+            let (label, split) = (item.label.as_deref(), item.split.as_deref());
+            !index.has(&item.rel, &hash, v.name(), label, split)
+        })
         .collect();
     if missing.is_empty() {
         return Prepared::Cached;
