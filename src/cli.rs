@@ -276,7 +276,8 @@ pub struct DeviceArgs {
 
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// A class-folder tree (INPUT/<class>/**/img, optionally under train/ val/ test/),
+    /// A class-folder tree (INPUT/<class>/**/img, optionally under split folders:
+    /// train/ val/ test/, also training/ valid/ validation/ testing/, any case),
     /// a CSV or Parquet manifest (columns path, optional label, optional split), or with
     /// --unlabeled a plain folder of images.
     pub input: PathBuf,

@@ -14,8 +14,17 @@ use crate::ExtractError;
 /// File extensions treated as images when walking folders.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
 
-/// Split folder names recognised at the top of a class-folder tree.
-pub const SPLIT_NAMES: &[&str] = &["train", "val", "valid", "validation", "test"];
+/// Split folder names recognised at the top of a class-folder tree, in any
+/// letter case (`Train/`, `Testing/`, ...).
+pub const SPLIT_NAMES: &[&str] = &[
+    "train",
+    "training",
+    "val",
+    "valid",
+    "validation",
+    "test",
+    "testing",
+];
 
 /// One image to extract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +123,7 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
         .collect();
     let has_splits = kind == InputKind::ClassFolders
         && !top.is_empty()
-        && top.iter().any(|t| SPLIT_NAMES.contains(&t.as_str()));
+        && top.iter().any(|t| normalize_split(t).is_some());
     for entry in walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
@@ -370,6 +379,31 @@ mod tests {
         );
         let l = list(d.path(), InputKind::Unlabeled).unwrap();
         assert!(l.items.iter().all(|i| i.label.is_none()));
+    }
+
+    /// Regression: `Training/` and `Testing/` (as in many Kaggle sets) were
+    /// taken for two classes, so every image was labelled with its split.
+    #[test]
+    fn split_folders_in_any_case_are_splits_not_classes() {
+        let d = tempfile::tempdir().unwrap();
+        touch(&d.path().join("Training/glioma/a.jpg"));
+        touch(&d.path().join("Testing/glioma/b.jpg"));
+        touch(&d.path().join("VAL/meningioma/c.jpg"));
+        let l = list(d.path(), InputKind::ClassFolders).unwrap();
+        let got: Vec<_> = l
+            .items
+            .iter()
+            .map(|i| (i.label.as_deref(), i.split.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("glioma"), Some("test")),
+                (Some("glioma"), Some("train")),
+                (Some("meningioma"), Some("val"))
+            ]
+        );
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
     }
 
     #[test]
