@@ -308,6 +308,11 @@ pub struct ExtractArgs {
     /// Stop at the first file that cannot be read or decoded (default: record it and go on).
     #[arg(long)]
     pub strict: bool,
+    /// Let this run remove every image the cache holds when none of them is in INPUT
+    /// (without it, such a run is refused: it usually means another dataset was pointed
+    /// at the same --out). Files deleted from INPUT are always removed from the cache.
+    #[arg(long)]
+    pub prune: bool,
     /// Only extract shard I of N (0-based), chosen by a stable hash of each path.
     /// Defaults from JOB_COMPLETION_INDEX (+ HEADSTART_SHARD_COUNT), SLURM_ARRAY_TASK_ID/COUNT
     /// or AWS_BATCH_JOB_ARRAY_INDEX/SIZE when set.

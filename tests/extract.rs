@@ -746,6 +746,46 @@ fn incremental_reruns_do_only_new_work() {
     assert_eq!((n(&s, "extracted"), n(&s, "cached")), (0, 10), "{s}");
 }
 
+/// Regression: extracting another dataset into an existing cache silently
+/// marked every image already in it as deleted. A run that would remove all of
+/// them is now refused unless `--prune` says that is the intent.
+#[test]
+fn another_input_into_the_same_cache_is_refused_without_prune() {
+    let dir = scratch();
+    let first = dir.path().join("first");
+    common::sample_subset(&first, 1);
+    let cache = dir.path().join("cache");
+    let s = extract_ok(&first, &cache, &[]);
+    assert_eq!(n(&s, "extracted"), 10, "{s}");
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(second.join("bag")).unwrap();
+    let one = std::fs::read_dir(first.join("bag"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&one, second.join("bag/other.png")).unwrap();
+
+    let out = extract(&second, &cache, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds features of 10 image(s), none of which are in")
+            && err.contains("--prune"),
+        "{err}"
+    );
+    assert_eq!(rows(&cache).len(), 10, "a refused run changed the cache");
+
+    let s = extract_ok(&second, &cache, &["--prune"]);
+    assert_eq!((n(&s, "extracted"), n(&s, "deleted")), (1, 10), "{s}");
+    let live: Vec<_> = rows(&cache).into_keys().collect();
+    assert_eq!(
+        live,
+        vec![("bag/other.png".to_string(), "original".to_string())]
+    );
+}
+
 /// One cache holds one model and preprocessing: anything else is refused.
 #[test]
 fn another_model_or_preprocessing_is_refused() {

@@ -66,7 +66,8 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
         "extract features of the sample images (train and test) into the cache",
     );
     let cache = out.join("cache");
-    let summary = Extractor::builder(&data, &cache).build()?.run(
+    // The demo's cache belongs to the demo: another --data replaces what it held.
+    let summary = Extractor::builder(&data, &cache).prune(true).build()?.run(
         rt,
         &model,
         &super::extract::Bar::new(ctx.quiet),

@@ -151,6 +151,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .threads(a.threads)
         .views(views)
         .strict(a.strict)
+        .prune(a.prune)
         .shard(shard(a.shard.as_deref())?)
         .flush_every(a.flush_every, std::time::Duration::from_secs(60))
         .session(session_config(ctx, &a.device)?)

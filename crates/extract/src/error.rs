@@ -31,6 +31,15 @@ pub enum ExtractError {
     /// The cache could not be read or written.
     #[error(transparent)]
     Cache(#[from] headstart_cache::CacheError),
+    /// None of the cache's images are in this input: extracting it would remove them all.
+    #[error(
+        "{cache} holds features of {live} image(s), none of which are in {input}: is this another dataset? Extracting it here would remove them from the cache.\nfix: use another --out directory, or pass --prune to replace them"
+    )]
+    DifferentInput {
+        cache: PathBuf,
+        input: PathBuf,
+        live: usize,
+    },
     /// `--strict`: the first failing file stops the run.
     #[error("{path}: {stage} failed: {message} (--strict stops at the first failure)")]
     Strict {

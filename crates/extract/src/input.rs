@@ -55,6 +55,20 @@ pub enum InputKind {
 pub struct Listing {
     pub items: Vec<Item>,
     pub errors: Vec<ErrorRow>,
+    /// Folders (relative, `/`-separated) whose contents could not be listed:
+    /// images under them may still exist, so they are not treated as deleted.
+    pub unlisted: Vec<String>,
+}
+
+impl Listing {
+    /// Whether `rel` lies in a folder that could not be listed.
+    pub fn maybe_unlisted(&self, rel: &str) -> bool {
+        self.unlisted.iter().any(|d| {
+            d.is_empty()
+                || rel == d
+                || (rel.starts_with(d.as_str()) && rel[d.len()..].starts_with('/'))
+        })
+    }
 }
 
 /// Detects the kind of `input`: a file is a manifest, a folder is class folders
@@ -132,6 +146,7 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
             Ok(e) => e,
             Err(e) => {
                 let path = e.path().map(|p| rel_lossy(root, p)).unwrap_or_default();
+                out.unlisted.push(path.replace('\\', "/"));
                 out.errors.push(ErrorRow {
                     path,
                     stage: "list".into(),
@@ -379,6 +394,24 @@ mod tests {
         );
         let l = list(d.path(), InputKind::Unlabeled).unwrap();
         assert!(l.items.iter().all(|i| i.label.is_none()));
+    }
+
+    #[test]
+    fn paths_under_an_unlisted_folder_may_still_exist() {
+        let l = Listing {
+            unlisted: vec!["cat/nfs".into()],
+            ..Listing::default()
+        };
+        assert!(l.maybe_unlisted("cat/nfs/a.jpg"));
+        assert!(l.maybe_unlisted("cat/nfs"));
+        assert!(!l.maybe_unlisted("cat/nfs2/a.jpg"));
+        assert!(!l.maybe_unlisted("cat/a.jpg"));
+        // The root itself could not be listed: nothing counts as deleted.
+        let root = Listing {
+            unlisted: vec![String::new()],
+            ..Listing::default()
+        };
+        assert!(root.maybe_unlisted("dog/b.jpg"));
     }
 
     /// Regression: `Training/` and `Testing/` (as in many Kaggle sets) were

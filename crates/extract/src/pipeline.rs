@@ -121,6 +121,7 @@ pub struct ExtractorBuilder {
     threads: Option<usize>,
     views: Vec<View>,
     strict: bool,
+    prune: bool,
     shard: Option<Shard>,
     flush_rows: usize,
     flush_interval: Duration,
@@ -144,6 +145,7 @@ impl Extractor {
             threads: None,
             views: vec![View::Original],
             strict: false,
+            prune: false,
             shard: None,
             flush_rows: 2048,
             flush_interval: Duration::from_secs(60),
@@ -176,6 +178,13 @@ impl ExtractorBuilder {
     /// Stop at the first failing file.
     pub fn strict(mut self, v: bool) -> Self {
         self.strict = v;
+        self
+    }
+    /// Allow a run to remove every image the cache holds (in this shard) when
+    /// none of them is in the input; without it such a run is refused, as it
+    /// usually means another dataset was pointed at the same cache.
+    pub fn prune(mut self, v: bool) -> Self {
+        self.prune = v;
         self
     }
     /// Only extract this shard of the input.
@@ -336,7 +345,7 @@ impl Extractor {
             listing.items.retain(|it| shard.owns(&it.rel));
             listing.errors.retain(|e| shard.owns(&e.path));
         }
-        let items = listing.items;
+        let items = std::mem::take(&mut listing.items);
 
         let mut net = Backbone::open_features(rt, model, &cfg.session)?;
         let dim = match model.feature_dim {
@@ -359,15 +368,27 @@ impl Extractor {
         cache.clean_temp();
         let index = cache.live_index()?;
 
-        // Paths gone from the input (in this shard) stop being live.
+        // Paths gone from the input (in this shard) stop being live; paths under
+        // a folder that could not be listed are kept.
         let listed: std::collections::HashSet<&str> =
             items.iter().map(|i| i.rel.as_str()).collect();
-        let mut gone: Vec<String> = index
+        let owned: Vec<&String> = index
             .paths
             .keys()
-            .filter(|p| !listed.contains(p.as_str()) && cfg.shard.is_none_or(|s| s.owns(p)))
-            .cloned()
+            .filter(|p| cfg.shard.is_none_or(|s| s.owns(p)))
             .collect();
+        let mut gone: Vec<String> = owned
+            .iter()
+            .filter(|p| !listed.contains(p.as_str()) && !listing.maybe_unlisted(p))
+            .map(|p| p.to_string())
+            .collect();
+        if !cfg.prune && !items.is_empty() && !gone.is_empty() && gone.len() == owned.len() {
+            return Err(ExtractError::DifferentInput {
+                cache: cfg.out.clone(),
+                input: cfg.input.clone(),
+                live: owned.len(),
+            });
+        }
         gone.sort();
         cache.write_tombstones(&gone)?;
 
@@ -377,7 +398,7 @@ impl Extractor {
             shard: cfg.shard.map(|s| s.to_string()),
         };
         progress.start(items.len() as u64);
-        let errors = Mutex::new(listing.errors);
+        let errors = Mutex::new(std::mem::take(&mut listing.errors));
         let stats = Stats::default();
         let abort = AtomicBool::new(false);
         let strict_err: Mutex<Option<ExtractError>> = Mutex::new(None);
