@@ -20,6 +20,12 @@ pub enum CacheError {
     /// A file is truncated, not Parquet, or not in the expected layout.
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    /// Part files of a cache were given instead of the cache: they also hold
+    /// superseded and deleted rows.
+    #[error(
+        "{path} is part of the headstart cache {cache}, which also keeps superseded and deleted rows there; pass the cache directory {cache} instead, which reads only the live rows"
+    )]
+    InsideCache { path: PathBuf, cache: PathBuf },
     /// The cache was made with another model or preprocessing.
     #[error(
         "{dir} holds features of {cached}, but this run uses {requested}; use another --out directory (one cache per model and preprocessing)"

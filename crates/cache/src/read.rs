@@ -371,13 +371,28 @@ fn file_identity(path: &Path) -> Result<Identity, CacheError> {
     ))
 }
 
+/// The cache that `path` lies in, when it is a cache's `parts` folder or a file in it.
+fn enclosing_cache(path: &Path) -> Option<PathBuf> {
+    let parts = if path.is_dir() { path } else { path.parent()? };
+    let cache = parts.parent()?;
+    (parts.file_name()? == "parts" && cache.join("cache.json").is_file())
+        .then(|| cache.to_path_buf())
+}
+
 /// Reads features from any mix of cache directories, plain directories of Parquet
 /// files and single Parquet files (e.g. written by pyarrow, with the feature column
 /// as FixedSizeList or List). Refuses to mix model fingerprints or dimensions.
+/// A cache's `parts` folder, or a file in it, is refused: it also holds dead rows.
 pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
     let mut out = FeatureTable::default();
     let mut first: Option<(PathBuf, Option<String>, usize)> = None;
     for input in inputs {
+        if let Some(cache) = enclosing_cache(input) {
+            return Err(CacheError::InsideCache {
+                path: input.clone(),
+                cache,
+            });
+        }
         let mut t = if input.join("cache.json").is_file() {
             Cache::open(input)?.read()?
         } else if input.is_dir() {
@@ -740,5 +755,32 @@ mod tests {
             e.contains("fingerprint fp, 2-d") && e.contains("3-d"),
             "{e}"
         );
+    }
+
+    /// Regression: `fit CACHE/parts` read the parts as foreign Parquet, dead
+    /// rows (superseded, deleted) included.
+    #[test]
+    fn a_caches_parts_are_refused_in_favour_of_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("cache");
+        let cache = Cache::open_or_create(&c, &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        write(&cache, &[("a.png", "h2", "original", 2.0)]);
+        let part = std::fs::read_dir(c.join("parts"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .unwrap();
+        for bad in [c.join("parts"), part] {
+            let e = read_features(std::slice::from_ref(&bad))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("is part of the headstart cache")
+                    && e.contains(&format!("pass the cache directory {}", c.display())),
+                "{e}"
+            );
+        }
+        assert_eq!(read_features(&[c]).unwrap().len(), 1);
     }
 }
