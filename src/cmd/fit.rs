@@ -13,6 +13,10 @@ pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
     let mut p = FitParams::new();
     p.head = a.head.parse()?;
     if !a.hidden.is_empty() {
+        anyhow::ensure!(
+            p.head == headstart_fit::HeadKind::Mlp,
+            "--hidden sizes the hidden layer of an MLP head: add --head mlp, or drop --hidden"
+        );
         p.hidden = a.hidden.clone();
     }
     p.solver = a.solver.parse()?;
@@ -76,4 +80,31 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
         print!("{}", metrics.to_text());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn fit_args(flags: &[&str]) -> FitArgs {
+        let argv = ["headstart", "fit", "cache", "--out", "head"];
+        match Cli::try_parse_from(argv.iter().chain(flags))
+            .unwrap()
+            .command
+        {
+            Command::Fit(a) => a,
+            _ => unreachable!("parsed a fit command"),
+        }
+    }
+
+    /// Regression: `--hidden` with a softmax head was silently ignored.
+    #[test]
+    fn hidden_needs_an_mlp_head() {
+        let e = params(&fit_args(&["--hidden", "512"])).unwrap_err();
+        assert!(e.to_string().contains("add --head mlp"), "{e}");
+        assert!(params(&fit_args(&["--head", "mlp", "--hidden", "512"])).is_ok());
+        assert!(params(&fit_args(&[])).is_ok());
+    }
 }

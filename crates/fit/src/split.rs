@@ -129,6 +129,19 @@ pub(crate) fn plan(
     views: Option<&[String]>,
 ) -> Result<SplitPlan, FitError> {
     let n = t.len();
+    // A misspelt view would silently train without augmentation.
+    if let Some(vs) = views {
+        let stored: BTreeSet<&str> = t.views.iter().map(String::as_str).collect();
+        if let Some(v) = vs.iter().find(|v| !stored.contains(v.as_str())) {
+            return Err(FitError::param(
+                "views",
+                format!(
+                    "no row has view `{v}`; the features have: {}",
+                    stored.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
     // 1. Given splits of labeled rows.
     let mut given: Vec<Option<Role>> = vec![None; n];
     let mut unlabeled = 0usize;
@@ -432,6 +445,13 @@ pub(crate) mod tests {
         let p2 = plan(&t, 0.3, 1, Some(&only)).unwrap();
         assert!(p2.train.iter().all(|&r| t.views[r] == "original"));
         assert_eq!(p2.val, p.val);
+        // Regression: a misspelt view silently trained without augmentation.
+        let typo = vec!["original".to_string(), "hlfip".to_string()];
+        let e = plan(&t, 0.3, 1, Some(&typo)).unwrap_err().to_string();
+        assert!(
+            e.contains("no row has view `hlfip`; the features have: hflip, original"),
+            "{e}"
+        );
     }
 
     #[test]
