@@ -24,7 +24,7 @@ mod table;
 mod write;
 
 pub use error::CacheError;
-pub use read::{CompactStats, LiveIndex, read_features};
+pub use read::{CompactStats, LiveIndex, read_features, to_utf8};
 pub use table::FeatureTable;
 pub use write::{ErrorRow, PartWriter, Row};
 

@@ -60,28 +60,38 @@ fn open_reader(
         .map_err(CacheError::parquet(path))
 }
 
-fn str_col<'a>(
-    batch: &'a RecordBatch,
+/// A string column as Utf8, whichever string type wrote it (Utf8, LargeUtf8 as
+/// pandas and Polars write, Utf8View); `None` for any other type.
+pub fn to_utf8(a: &dyn Array) -> Option<StringArray> {
+    if let Some(s) = a.as_string_opt::<i32>() {
+        return Some(s.clone());
+    }
+    if let Some(s) = a.as_string_opt::<i64>() {
+        return Some(s.iter().collect());
+    }
+    a.as_string_view_opt().map(|s| s.iter().collect())
+}
+
+fn str_col(
+    batch: &RecordBatch,
     name: &str,
     path: &Path,
-) -> Result<Option<&'a StringArray>, CacheError> {
+) -> Result<Option<StringArray>, CacheError> {
     match batch.column_by_name(name) {
         None => Ok(None),
-        Some(c) => c
-            .as_string_opt::<i32>()
+        Some(c) => to_utf8(c.as_ref())
             .map(Some)
             .ok_or_else(|| CacheError::Format {
                 path: path.to_path_buf(),
-                message: format!("column `{name}` has type {}, expected Utf8", c.data_type()),
+                message: format!(
+                    "column `{name}` has type {}, expected a string",
+                    c.data_type()
+                ),
             }),
     }
 }
 
-fn required<'a>(
-    c: Option<&'a StringArray>,
-    name: &str,
-    path: &Path,
-) -> Result<&'a StringArray, CacheError> {
+fn required(c: Option<StringArray>, name: &str, path: &Path) -> Result<StringArray, CacheError> {
     c.ok_or_else(|| CacheError::Format {
         path: path.to_path_buf(),
         message: format!("missing column `{name}`; not a headstart cache part"),
@@ -194,7 +204,7 @@ impl Cache {
                                     part,
                                     row,
                                     hash.to_string(),
-                                    (opt(labels, i), opt(splits, i)),
+                                    (opt(labels.as_ref(), i), opt(splits.as_ref(), i)),
                                 ),
                             );
                             path_hash.insert(path.to_string(), (order, hash.to_string()));
@@ -311,16 +321,16 @@ fn append_file(
                 });
             }
             table.features.extend(values);
-            let p = opt(paths, i).unwrap_or_else(|| format!("{file_name}#{global}"));
+            let p = opt(paths.as_ref(), i).unwrap_or_else(|| format!("{file_name}#{global}"));
             table
                 .content_hashes
-                .push(opt(hashes, i).unwrap_or_else(|| format!("path:{p}")));
+                .push(opt(hashes.as_ref(), i).unwrap_or_else(|| format!("path:{p}")));
             table.paths.push(p);
-            table.labels.push(opt(labels, i));
-            table.splits.push(opt(splits, i));
+            table.labels.push(opt(labels.as_ref(), i));
+            table.splits.push(opt(splits.as_ref(), i));
             table
                 .views
-                .push(opt(views, i).unwrap_or_else(|| "original".into()));
+                .push(opt(views.as_ref(), i).unwrap_or_else(|| "original".into()));
         }
         row += batch.num_rows();
     }
@@ -731,7 +741,9 @@ mod tests {
             lb.append(true);
         }
         let feature: arrow_array::ArrayRef = Arc::new(lb.finish());
-        let label: arrow_array::ArrayRef = Arc::new(StringArray::from(vec!["x", "y"]));
+        // LargeUtf8, as pandas and Polars write strings.
+        let label: arrow_array::ArrayRef =
+            Arc::new(arrow_array::LargeStringArray::from(vec!["x", "y"]));
         let batch = RecordBatch::try_from_iter([("label", label), ("feature", feature)]).unwrap();
         let f = dir.path().join("foreign.parquet");
         let mut w =
@@ -744,6 +756,7 @@ mod tests {
         assert_eq!(t.row(1), &[4.0, 5.0, 6.0]);
         assert_eq!(t.views, vec!["original", "original"]);
         assert_eq!(t.paths[0], "foreign.parquet#0");
+        assert_eq!(t.labels, vec![Some("x".into()), Some("y".into())]);
 
         let c = dir.path().join("cache");
         let cache = Cache::open_or_create(&c, &info("fp", 2)).unwrap();

@@ -5,7 +5,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::Array;
-use arrow_array::cast::AsArray;
 use headstart_cache::ErrorRow;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -317,7 +316,7 @@ fn read_parquet_manifest(path: &Path) -> Result<ManifestRows, String> {
             match batch.column_by_name(n) {
                 None => Ok(None),
                 Some(c) => {
-                    let c = arrow_cast_utf8(c.as_ref())
+                    let c = headstart_cache::to_utf8(c.as_ref())
                         .ok_or_else(|| format!("column `{n}` must be a string column"))?;
                     Ok(Some(c))
                 }
@@ -338,16 +337,6 @@ fn read_parquet_manifest(path: &Path) -> Result<ManifestRows, String> {
         }
     }
     Ok(rows)
-}
-
-fn arrow_cast_utf8(a: &dyn Array) -> Option<arrow_array::StringArray> {
-    if let Some(s) = a.as_string_opt::<i32>() {
-        return Some(s.clone());
-    }
-    if let Some(s) = a.as_string_opt::<i64>() {
-        return Some(s.iter().collect());
-    }
-    a.as_string_view_opt().map(|s| s.iter().collect())
 }
 
 #[cfg(test)]
