@@ -73,7 +73,15 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             split,
             ..EvalOptions::default()
         },
-    )?;
+    )
+    .with_context(|| {
+        let caches: Vec<String> = a.caches.iter().map(|c| c.display().to_string()).collect();
+        format!(
+            "evaluating the head {} on {}",
+            a.head.display(),
+            caches.join(", ")
+        )
+    })?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {

@@ -91,9 +91,13 @@ pub fn merge_tables(tables: Vec<(String, FeatureTable)>) -> Result<FeatureTable,
                     fp_source = Some(source.clone());
                 }
                 Some(have) if have != fp => {
-                    return Err(FitError::FingerprintMismatch {
-                        head: format!("{have} ({})", fp_source.as_deref().unwrap_or("first cache")),
-                        cache: format!("{fp} ({source})"),
+                    return Err(FitError::MixedModels {
+                        first_source: fp_source
+                            .clone()
+                            .unwrap_or_else(|| "the first table".into()),
+                        first: have.clone(),
+                        source_name: source.clone(),
+                        second: fp.clone(),
                     });
                 }
                 _ => {}

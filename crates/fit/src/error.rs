@@ -41,6 +41,20 @@ pub enum FitError {
         /// The conflicting dimension.
         dim: usize,
     },
+    /// Two tables come from different models.
+    #[error(
+        "mixed models: {first_source} has features of fingerprint {first}, {source_name} of fingerprint {second}; features of one model only can be combined"
+    )]
+    MixedModels {
+        /// Where the first fingerprint came from.
+        first_source: String,
+        /// The first fingerprint seen.
+        first: String,
+        /// Where the conflicting fingerprint came from.
+        source_name: String,
+        /// The conflicting fingerprint.
+        second: String,
+    },
     /// Features contain NaN or infinite values.
     #[error(
         "{count} row(s) have NaN or infinite features, e.g. {}; drop those rows from the features file, or re-extract the images with `headstart extract` (which records such images as errors instead of caching them)",
@@ -113,7 +127,7 @@ pub enum FitError {
     NoEvalRows,
     /// Head and features come from different models.
     #[error(
-        "model fingerprint mismatch: head was trained on features of {head}, the cache has {cache}"
+        "model fingerprint mismatch: the head was trained on features of {head}, these features come from {cache}; extract the images with the head's model (`headstart extract IMAGES --out CACHE --model NAME|PATH`), or fit a head on these features"
     )]
     FingerprintMismatch {
         /// Fingerprint stored with the head.

@@ -209,8 +209,11 @@ impl Head {
             && head != cache
         {
             return Err(FitError::FingerprintMismatch {
-                head: head.to_string(),
-                cache: cache.to_string(),
+                head: match &self.meta.model_name {
+                    Some(name) => format!("{name} (fingerprint {head})"),
+                    None => format!("fingerprint {head}"),
+                },
+                cache: format!("fingerprint {cache}"),
             });
         }
         if dim != self.dim() {

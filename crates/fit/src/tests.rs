@@ -300,10 +300,14 @@ fn compatibility_and_evaluation_errors() {
     }
     let mut u = t.clone();
     u.model_fingerprint = Some("other".into());
-    assert!(matches!(
-        evaluate(&head, &u),
-        Err(FitError::FingerprintMismatch { .. })
-    ));
+    let e = evaluate(&head, &u).unwrap_err();
+    assert!(matches!(e, FitError::FingerprintMismatch { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("these features come from fingerprint other")
+            && msg.contains("extract the images with the head's model"),
+        "{msg}"
+    );
     let mut u = t.clone();
     u.views = vec!["hflip".into(); u.len()];
     assert!(matches!(evaluate(&head, &u), Err(FitError::NoEvalRows)));
