@@ -620,6 +620,14 @@ fn predict_with_cached_features_equals_recomputation() {
     }
     eprintln!("predict: cached vs recomputed features, max abs diff {worst:e}");
     assert!(worst <= 1e-6, "max abs diff {worst}");
+    // Regression: a bad --device went unnoticed when every file was cached.
+    let out = predict(&[s(head), input, "--cache", s(&f.cache), "--device", "cuda:x"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cuda:x"),
+        "{}",
+        describe(&out)
+    );
     // A cache of another model is refused, naming both fingerprints.
     let other = f.root.join("other-cache");
     std::fs::create_dir_all(&other).unwrap();

@@ -44,7 +44,10 @@ pub fn resolve_model(ctx: &Ctx, m: &ModelArgs, default: &str) -> Result<Resolved
 
 /// Session settings from `--device` and friends; the TensorRT engine cache lives in the headstart cache.
 pub fn session_config(ctx: &Ctx, d: &DeviceArgs) -> Result<SessionConfig> {
-    let device: Device = d.device.parse().map_err(anyhow::Error::msg)?;
+    let device: Device = d
+        .device
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--device {}: {e}", d.device))?;
     let mut cfg = SessionConfig {
         device,
         allow_cpu_fallback: d.allow_cpu_fallback,

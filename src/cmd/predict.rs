@@ -21,7 +21,7 @@ use headstart_extract::decode::decode_rgb8;
 use headstart_extract::input::{self, InputKind};
 use headstart_extract::pipeline::content_hash;
 use headstart_extract::tensor::Preprocessor;
-use headstart_extract::{Backbone, ResolvedBackbone};
+use headstart_extract::{Backbone, ResolvedBackbone, SessionConfig};
 use headstart_fit::Head;
 use serde::Serialize;
 
@@ -64,6 +64,8 @@ pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
     if matches!(a.format, PredictFormat::Parquet) && a.output.is_none() {
         bail!("--format parquet writes a file: pass --output FILE");
     }
+    // Checked here, although the backbone only opens when some file is not cached.
+    let session = super::extract::session_config(ctx, &a.device)?;
     let head = Head::load(&a.head)
         .with_context(|| format!("loading the head from {}", a.head.display()))?;
     let cached = load_caches(&head, &a.cache)?;
@@ -98,7 +100,7 @@ pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
         }
         if !to_decode.is_empty() {
             if live.is_none() {
-                live = Some(Live::open(ctx, &head, &a)?);
+                live = Some(Live::open(ctx, &head, &a, &session)?);
             }
             let net = live.as_mut().context("the backbone is open")?;
             let pre = net.backbone.preprocess().clone();
@@ -217,11 +219,10 @@ struct Live {
 }
 
 impl Live {
-    fn open(ctx: &Ctx, head: &Head, a: &PredictArgs) -> Result<Live> {
-        let cfg = super::extract::session_config(ctx, &a.device)?;
+    fn open(ctx: &Ctx, head: &Head, a: &PredictArgs, cfg: &SessionConfig) -> Result<Live> {
         let model = super::export::resolve_for_head(ctx, head, &a.model)?;
         let rt = ctx.runtime_for(cfg.device)?;
-        let backbone = Backbone::open_features(rt, &model, &cfg)?;
+        let backbone = Backbone::open_features(rt, &model, cfg)?;
         Ok(Live { model, backbone })
     }
 }
