@@ -152,6 +152,11 @@ pub fn resolve(
         (name, bytes, None, None, None)
     };
     let mut model = headstart_onnx::decode_model(&bytes, Path::new(spec))?;
+    if let Some((tensor, location)) = external_weights(&model) {
+        return Err(bad(format!(
+            "the model keeps weights outside the .onnx file (initializer `{tensor}` points at `{location}`); headstart reads single-file models: save it with its weights inside, e.g. in Python `onnx.save_model(onnx.load(PATH), OUT, save_as_external_data=False)` (possible under 2 GB)"
+        )));
+    }
     let summary = headstart_onnx::inspect::summarize(&model, bytes.len() as u64);
 
     // The feature tensor.
@@ -260,4 +265,51 @@ fn infer_from_input(input: &headstart_onnx::inspect::TensorInfo, mut p: Preproce
         }
     }
     p
+}
+
+/// The first initializer whose data lives in an external file, and that file.
+fn external_weights(model: &headstart_onnx::proto::ModelProto) -> Option<(String, String)> {
+    use headstart_onnx::proto::tensor_proto::DataLocation;
+    model
+        .graph
+        .as_ref()?
+        .initializer
+        .iter()
+        .find(|t| t.data_location.enum_value() == Ok(DataLocation::EXTERNAL))
+        .map(|t| {
+            let location = t
+                .external_data
+                .iter()
+                .find(|e| e.key == "location")
+                .map_or_else(|| "?".to_string(), |e| e.value.clone());
+            (t.name.clone(), location)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use headstart_onnx::build::{model, tensor_f32};
+    use headstart_onnx::proto::tensor_proto::DataLocation;
+    use headstart_onnx::proto::{GraphProto, StringStringEntryProto};
+
+    #[test]
+    fn weights_in_an_external_file_are_found() {
+        let mut g = GraphProto::new();
+        g.initializer.push(tensor_f32("w", &[1], &[1.0]));
+        let mut m = model(g, &[]);
+        assert_eq!(external_weights(&m), None);
+        let graph = m.graph.as_mut().unwrap();
+        let mut ext = tensor_f32("big", &[0], &[]);
+        ext.data_location = DataLocation::EXTERNAL.into();
+        let mut e = StringStringEntryProto::new();
+        e.key = "location".into();
+        e.value = "model.onnx.data".into();
+        ext.external_data.push(e);
+        graph.initializer.push(ext);
+        assert_eq!(
+            external_weights(&m),
+            Some(("big".into(), "model.onnx.data".into()))
+        );
+    }
 }
