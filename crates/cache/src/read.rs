@@ -21,6 +21,18 @@ enum Entry {
     Tomb(PathBuf),
 }
 
+impl Entry {
+    /// The sequence part of the file name (`<seq>.parquet`, `<seq>.tomb.json`).
+    fn seq(&self) -> String {
+        let (Entry::Part(p) | Entry::Tomb(p)) = self;
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        name.split('.').next().unwrap_or_default().to_string()
+    }
+}
+
 fn list_entries(dir: &Path) -> Result<Vec<Entry>, CacheError> {
     let mut named = Vec::new();
     let rd = match std::fs::read_dir(dir) {
@@ -144,7 +156,11 @@ impl LiveIndex {
 impl Cache {
     /// Scans the keys of every part (not the features) and resolves which rows are live.
     pub fn live_index(&self) -> Result<LiveIndex, CacheError> {
-        let entries = list_entries(&self.parts_dir())?;
+        self.live_index_of(&list_entries(&self.parts_dir())?)
+    }
+
+    /// [`Cache::live_index`] over the given entries only.
+    fn live_index_of(&self, entries: &[Entry]) -> Result<LiveIndex, CacheError> {
         // newest row per (path, view): (order, part, row, hash, label and split)
         type Newest = (usize, usize, usize, String, RowMeta);
         let mut newest: HashMap<(String, String), Newest> = HashMap::new();
@@ -243,7 +259,11 @@ impl Cache {
 
     /// Reads all live rows.
     pub fn read(&self) -> Result<FeatureTable, CacheError> {
-        let index = self.live_index()?;
+        self.read_index(&self.live_index()?)
+    }
+
+    /// The live rows that `index` lists.
+    fn read_index(&self, index: &LiveIndex) -> Result<FeatureTable, CacheError> {
         let mut table = FeatureTable {
             dim: self.info().feature_dim,
             model_fingerprint: Some(self.info().model_fingerprint.clone()),
@@ -499,12 +519,31 @@ impl Cache {
     /// Rewrites the live rows into fresh parts and removes the old parts and tombstones.
     ///
     /// Safe against crashes (the new parts are complete before anything is removed)
-    /// and against concurrent writers (only files listed at the start are removed).
+    /// and against concurrent writers: only the files listed at the start are read
+    /// and removed, and the new parts sort right after the newest of them, so rows
+    /// and tombstones written meanwhile stay newer than the compacted rows.
     pub fn compact(&self, run: crate::RunInfo) -> Result<CompactStats, CacheError> {
+        self.compact_with(run, &|| {})
+    }
+
+    /// [`Cache::compact`], calling `after_read` between reading and writing
+    /// (tests put a concurrent writer there).
+    fn compact_with(
+        &self,
+        run: crate::RunInfo,
+        after_read: &dyn Fn(),
+    ) -> Result<CompactStats, CacheError> {
         let before = list_entries(&self.parts_dir())?;
-        let index = self.live_index()?;
-        let table = self.read()?;
+        let index = self.live_index_of(&before)?;
+        let table = self.read_index(&index)?;
+        after_read();
         let mut w = crate::PartWriter::new(self, run);
+        if let Some(newest) = before.last() {
+            // A compacted part's own suffix is dropped: the parts it names are
+            // in `before` and removed below.
+            let seq = newest.seq();
+            w = w.with_seq_after(seq.split('~').next().unwrap_or_default());
+        }
         for i in 0..table.len() {
             w.push(crate::Row {
                 path: &table.paths[i],
@@ -768,6 +807,39 @@ mod tests {
             e.contains("fingerprint fp, 2-d") && e.contains("3-d"),
             "{e}"
         );
+    }
+
+    /// Regression: compacted parts were named by time, so a row or tombstone
+    /// written while `compact` ran sorted before the compacted rows, and the
+    /// stale row won (a re-extracted file kept its old feature, a deleted one
+    /// came back).
+    #[test]
+    fn writes_during_compaction_stay_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(
+            &cache,
+            &[
+                ("a.png", "h1", "original", 1.0),
+                ("b.png", "h2", "original", 2.0),
+            ],
+        );
+        write(&cache, &[("c.png", "h3", "original", 3.0)]);
+        cache.write_tombstones(&["c.png".into()]).unwrap();
+        cache
+            .compact_with(RunInfo::default(), &|| {
+                // A concurrent extract: a.png changed, b.png was deleted.
+                write(&cache, &[("a.png", "h9", "original", 9.0)]);
+                cache.write_tombstones(&["b.png".into()]).unwrap();
+            })
+            .unwrap();
+        let t = cache.read().unwrap();
+        assert_eq!(sorted(&t), vec![("a.png".into(), "original".into(), 9.0)]);
+        // A second compaction (of a compacted part) keeps the same rows.
+        cache.compact(RunInfo::default()).unwrap();
+        let t = cache.read().unwrap();
+        assert_eq!(sorted(&t), vec![("a.png".into(), "original".into(), 9.0)]);
+        assert_eq!(cache.live_index().unwrap().dead_rows, 0);
     }
 
     /// Regression: `fit CACHE/parts` read the parts as foreign Parquet, dead

@@ -146,6 +146,8 @@ pub struct PartWriter {
     hashes: Vec<String>,
     views: Vec<String>,
     features: Vec<f32>,
+    /// Name parts `<base>~c<n>` (sorting right after `<base>`) instead of by time.
+    seq_after: Option<(String, usize)>,
 }
 
 impl PartWriter {
@@ -160,7 +162,14 @@ impl PartWriter {
             hashes: Vec::new(),
             views: Vec::new(),
             features: Vec::new(),
+            seq_after: None,
         }
+    }
+
+    /// Names the parts so they sort right after sequence `base` (compaction).
+    pub(crate) fn with_seq_after(mut self, base: &str) -> PartWriter {
+        self.seq_after = Some((base.to_string(), 0));
+        self
     }
 
     /// Rows buffered so far.
@@ -259,7 +268,13 @@ impl PartWriter {
                     .collect(),
             ))
             .build();
-        let seq = next_seq();
+        let seq = match &mut self.seq_after {
+            Some((base, n)) => {
+                *n += 1;
+                format!("{base}~c{n:06}")
+            }
+            None => next_seq(),
+        };
         let dir = self.cache.parts_dir();
         let final_path = dir.join(format!("{seq}.parquet"));
         let tmp = temp_path(&final_path);
