@@ -226,7 +226,7 @@ impl ExtractorBuilder {
         }
         self.views.dedup();
         if self.flush_rows == 0 {
-            return Err(param("flush rows", "0".into(), "must be at least 1"));
+            return Err(param("--flush-every", "0".into(), "must be at least 1"));
         }
         Ok(Extractor { cfg: self })
     }
