@@ -348,6 +348,13 @@ mod tests {
         std::fs::write(p, b"x").unwrap();
     }
 
+    fn label_split(l: &Listing) -> Vec<(Option<&str>, Option<&str>)> {
+        l.items
+            .iter()
+            .map(|i| (i.label.as_deref(), i.split.as_deref()))
+            .collect()
+    }
+
     #[test]
     fn class_folders_with_and_without_splits() {
         let d = tempfile::tempdir().unwrap();
@@ -372,11 +379,7 @@ mod tests {
         touch(&d.path().join("train/cat/a.jpg"));
         touch(&d.path().join("validation/dog/b.jpg"));
         let l = list(d.path(), InputKind::ClassFolders).unwrap();
-        let got: Vec<_> = l
-            .items
-            .iter()
-            .map(|i| (i.label.as_deref(), i.split.as_deref()))
-            .collect();
+        let got = label_split(&l);
         assert_eq!(
             got,
             vec![(Some("cat"), Some("train")), (Some("dog"), Some("val"))]
@@ -412,11 +415,7 @@ mod tests {
         touch(&d.path().join("Testing/glioma/b.jpg"));
         touch(&d.path().join("VAL/meningioma/c.jpg"));
         let l = list(d.path(), InputKind::ClassFolders).unwrap();
-        let got: Vec<_> = l
-            .items
-            .iter()
-            .map(|i| (i.label.as_deref(), i.split.as_deref()))
-            .collect();
+        let got = label_split(&l);
         assert_eq!(
             got,
             vec![
