@@ -15,7 +15,7 @@ use crate::cli::{CacheCommand, DeviceArgs, ExtractArgs, FilterArg, LayoutArg, Mo
 /// Resolves `--model` (or `default` when not given), `--features` and the preprocessing flags.
 pub fn resolve_model(ctx: &Ctx, m: &ModelArgs, default: &str) -> Result<ResolvedBackbone> {
     let spec = m.model.as_deref().unwrap_or(default);
-    let features: FeatureSel = m.features.parse().map_err(anyhow::Error::msg)?;
+    let features: FeatureSel = m.features.parse()?;
     let overrides = PreprocessOverrides {
         preset: m.preset.clone(),
         size: m.size,
@@ -44,10 +44,7 @@ pub fn resolve_model(ctx: &Ctx, m: &ModelArgs, default: &str) -> Result<Resolved
 
 /// Session settings from `--device` and friends; the TensorRT engine cache lives in the headstart cache.
 pub fn session_config(ctx: &Ctx, d: &DeviceArgs) -> Result<SessionConfig> {
-    let device: Device = d
-        .device
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--device {}: {e}", d.device))?;
+    let device: Device = d.device.parse()?;
     let mut cfg = SessionConfig {
         device,
         allow_cpu_fallback: d.allow_cpu_fallback,
@@ -67,7 +64,7 @@ pub fn session_config(ctx: &Ctx, d: &DeviceArgs) -> Result<SessionConfig> {
 /// `--shard`, else the array index of a known scheduler.
 fn shard(flag: Option<&str>) -> Result<Option<Shard>> {
     if let Some(s) = flag {
-        return Ok(Some(s.parse().map_err(anyhow::Error::msg)?));
+        return Ok(Some(s.parse::<Shard>()?));
     }
     shard_from_env(&|k| std::env::var(k).ok())
 }
@@ -146,8 +143,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .views
         .iter()
         .map(|v| v.parse::<View>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
+        .collect::<Result<Vec<_>, _>>()?;
     let extractor = Extractor::builder(&a.input, &a.out)
         .unlabeled(a.unlabeled)
         .batch_size(a.batch_size)
@@ -159,7 +155,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .flush_every(a.flush_every, std::time::Duration::from_secs(60))
         .session(session_config(ctx, &a.device)?)
         .build()?;
-    let device: Device = a.device.device.parse().map_err(anyhow::Error::msg)?;
+    let device: Device = a.device.device.parse()?;
     let rt = ctx.runtime_for(device)?;
     let model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
     let bar = Bar::new(ctx.quiet);

@@ -109,10 +109,10 @@ pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
                 threads,
                 || Preprocessor::new(pre.clone()),
                 |prep, (_, bytes)| {
-                    let img = decode_rgb8(bytes).map_err(|m| failed("decode", m))?;
+                    let img = decode_rgb8(bytes).map_err(|e| failed("decode", e.to_string()))?;
                     let mut t = vec![0f32; pre.tensor_len()];
                     prep.tensor_into(&img, &mut t)
-                        .map_err(|m| failed("preprocess", m))?;
+                        .map_err(|e| failed("preprocess", e.to_string()))?;
                     Ok(t)
                 },
             );

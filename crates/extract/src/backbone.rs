@@ -23,16 +23,20 @@ pub enum Device {
 }
 
 impl std::str::FromStr for Device {
-    type Err = String;
+    type Err = ExtractError;
     /// `cpu`, `cuda`, `cuda:1`, `tensorrt`, `tensorrt:0`.
-    fn from_str(s: &str) -> Result<Device, String> {
+    fn from_str(s: &str) -> Result<Device, ExtractError> {
+        let bad = |message: String| ExtractError::Param {
+            name: "--device",
+            value: s.to_string(),
+            message,
+        };
         let (kind, id) = match s.split_once(':') {
             Some((k, id)) => (
                 k,
-                id.parse::<i32>()
-                    .ok()
-                    .filter(|i| *i >= 0)
-                    .ok_or_else(|| format!("device id `{id}` must be a non-negative integer"))?,
+                id.parse::<i32>().ok().filter(|i| *i >= 0).ok_or_else(|| {
+                    bad(format!("device id `{id}` must be a non-negative integer"))
+                })?,
             ),
             None => (s, 0),
         };
@@ -40,8 +44,8 @@ impl std::str::FromStr for Device {
             "cpu" if !s.contains(':') => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(id)),
             "tensorrt" | "trt" => Ok(Device::TensorRt(id)),
-            _ => Err(format!(
-                "unknown device `{s}`; use cpu, cuda[:ID] or tensorrt[:ID]"
+            _ => Err(bad(
+                "unknown device; use cpu, cuda[:ID] or tensorrt[:ID]".into()
             )),
         }
     }
@@ -322,11 +326,15 @@ mod tests {
 
     #[test]
     fn devices_parse() {
-        assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
-        assert_eq!("cuda".parse::<Device>(), Ok(Device::Cuda(0)));
-        assert_eq!("cuda:2".parse::<Device>(), Ok(Device::Cuda(2)));
-        assert_eq!("tensorrt:1".parse::<Device>(), Ok(Device::TensorRt(1)));
+        assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+        assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda(0));
+        assert_eq!("cuda:2".parse::<Device>().unwrap(), Device::Cuda(2));
+        assert_eq!("tensorrt:1".parse::<Device>().unwrap(), Device::TensorRt(1));
         assert!("cuda:-1".parse::<Device>().is_err());
-        assert!("tpu".parse::<Device>().unwrap_err().contains("cuda[:ID]"));
+        let e = "tpu".parse::<Device>().unwrap_err().to_string();
+        assert!(
+            e.contains("invalid --device `tpu`") && e.contains("cuda[:ID]"),
+            "{e}"
+        );
     }
 }

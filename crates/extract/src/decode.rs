@@ -6,6 +6,7 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use crate::ExtractError;
 use crate::tensor::RgbView;
 
 /// Largest accepted width or height, in pixels.
@@ -17,7 +18,7 @@ pub const MAX_ALLOC: u64 = 512 << 20;
 ///
 /// Orientation from EXIF is applied; grey, grey+alpha, RGBA, 16-bit and CMYK are
 /// converted to RGB8 (alpha dropped); animated images give their first frame.
-pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, String> {
+pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, ExtractError> {
     let mut buf = Vec::new();
     let (w, h) = decode_rgb8_into(bytes, &mut buf)?.dimensions();
     buf.truncate(w as usize * h as usize * 3);
@@ -31,18 +32,19 @@ pub fn decode_rgb8(bytes: &[u8]) -> Result<RgbImage, String> {
 pub fn decode_rgb8_into<'a>(
     bytes: &[u8],
     buf: &'a mut Vec<u8>,
-) -> Result<RgbView<&'a [u8]>, String> {
+) -> Result<RgbView<&'a [u8]>, ExtractError> {
+    let decode = |e: image::ImageError| ExtractError::Decode(e.to_string());
     if bytes.is_empty() {
-        return Err("empty file".into());
+        return Err(ExtractError::EmptyImage);
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ExtractError::Decode(e.to_string()))?;
     match reader.format() {
-        None => return Err("not a recognised image format".into()),
+        None => return Err(ExtractError::UnknownImageFormat),
         // The JPEG decoder fills missing data with grey instead of failing.
         Some(ImageFormat::Jpeg) if !jpeg_reaches_eoi(bytes) => {
-            return Err("truncated JPEG: the data ends before the end-of-image marker".into());
+            return Err(ExtractError::TruncatedJpeg);
         }
         Some(_) => {}
     }
@@ -51,31 +53,33 @@ pub fn decode_rgb8_into<'a>(
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
-    let orientation = decoder.orientation().map_err(|e| e.to_string())?;
+    let mut decoder = reader.into_decoder().map_err(decode)?;
+    let orientation = decoder.orientation().map_err(decode)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
-        return Err(format!("image has no pixels ({w}x{h})"));
+        return Err(ExtractError::NoPixels {
+            width: w,
+            height: h,
+        });
     }
     // `into_decoder` checks only the sides; the pixel buffer is checked here.
     if decoder.total_bytes() > MAX_ALLOC {
-        return Err(format!(
-            "Memory limit exceeded: a {w}x{h} image needs {} MiB to decode, over the {} MiB limit",
-            decoder.total_bytes() >> 20,
-            MAX_ALLOC >> 20
-        ));
+        return Err(ExtractError::ImageTooLarge {
+            width: w,
+            height: h,
+            mib: decoder.total_bytes() >> 20,
+            limit_mib: MAX_ALLOC >> 20,
+        });
     }
     if decoder.color_type() == ColorType::Rgb8 && orientation == Orientation::NoTransforms {
         let n = w as usize * h as usize * 3;
         if buf.len() < n {
             buf.resize(n, 0);
         }
-        decoder
-            .read_image(&mut buf[..n])
-            .map_err(|e| e.to_string())?;
+        decoder.read_image(&mut buf[..n]).map_err(decode)?;
         return RgbView::from_raw(w, h, &buf[..n]).ok_or_else(|| too_few_pixels(w, h));
     }
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(decode)?;
     img.apply_orientation(orientation);
     let rgb = match img {
         DynamicImage::ImageRgb8(rgb) => rgb,
@@ -86,8 +90,8 @@ pub fn decode_rgb8_into<'a>(
     RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
 }
 
-fn too_few_pixels(w: u32, h: u32) -> String {
-    format!("the decoder returned too few pixels for {w}x{h}")
+fn too_few_pixels(w: u32, h: u32) -> ExtractError {
+    ExtractError::Decode(format!("the decoder returned too few pixels for {w}x{h}"))
 }
 
 /// Whether JPEG `bytes` reach their end-of-image marker: walks the marker
@@ -196,7 +200,7 @@ mod tests {
         trailing.extend(b"trailing bytes");
         assert!(decode_rgb8(&trailing).is_ok());
         let e = decode_rgb8(&jpg[..jpg.len() - 40]).unwrap_err();
-        assert!(e.contains("truncated"), "{e}");
+        assert!(matches!(e, ExtractError::TruncatedJpeg), "{e}");
         // An APP1 segment holding a whole JPEG (like an EXIF thumbnail) does not
         // count as the end of the image.
         let mut with_thumb = jpg[..2].to_vec();
@@ -204,12 +208,15 @@ mod tests {
         with_thumb.extend(((jpg.len() + 2) as u16).to_be_bytes());
         with_thumb.extend(&jpg);
         with_thumb.extend(&jpg[2..jpg.len() - 40]);
-        assert!(decode_rgb8(&with_thumb).unwrap_err().contains("truncated"));
+        assert!(matches!(
+            decode_rgb8(&with_thumb),
+            Err(ExtractError::TruncatedJpeg)
+        ));
     }
 
     #[test]
     fn garbage_and_empty_are_errors() {
-        assert!(decode_rgb8(b"").unwrap_err().contains("empty"));
+        assert!(matches!(decode_rgb8(b""), Err(ExtractError::EmptyImage)));
         assert!(decode_rgb8(b"hello, I am text").is_err());
     }
 }

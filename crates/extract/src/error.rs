@@ -40,6 +40,38 @@ pub enum ExtractError {
         input: PathBuf,
         live: usize,
     },
+    /// An image file is empty.
+    #[error("empty file")]
+    EmptyImage,
+    /// The bytes are no image format this build reads.
+    #[error("not a recognised image format")]
+    UnknownImageFormat,
+    /// A JPEG ends before its end-of-image marker.
+    #[error("truncated JPEG: the data ends before the end-of-image marker")]
+    TruncatedJpeg,
+    /// An image with a zero side.
+    #[error("image has no pixels ({width}x{height})")]
+    NoPixels { width: u32, height: u32 },
+    /// An image whose pixels would need more memory than allowed (a decompression bomb).
+    #[error(
+        "Memory limit exceeded: a {width}x{height} image needs {mib} MiB to decode, over the {limit_mib} MiB limit"
+    )]
+    ImageTooLarge {
+        width: u32,
+        height: u32,
+        mib: u64,
+        limit_mib: u64,
+    },
+    /// The decoder rejected the image data.
+    #[error("{0}")]
+    Decode(String),
+    /// Resampling to the model's input size failed.
+    #[error("resize of a {width}x{height} image: {message}")]
+    Resize {
+        width: u32,
+        height: u32,
+        message: String,
+    },
     /// `--strict`: the first failing file stops the run.
     #[error("{path}: {stage} failed: {message} (--strict stops at the first failure)")]
     Strict {

@@ -24,10 +24,14 @@ pub enum FeatureSel {
 }
 
 impl std::str::FromStr for FeatureSel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<FeatureSel, String> {
+    type Err = ExtractError;
+    fn from_str(s: &str) -> Result<FeatureSel, ExtractError> {
         match s {
-            "" => Err("--features needs `auto` or a tensor name".into()),
+            "" => Err(ExtractError::Param {
+                name: "--features",
+                value: String::new(),
+                message: "needs `auto` or a tensor name".into(),
+            }),
             "auto" => Ok(FeatureSel::Auto),
             name => Ok(FeatureSel::Tensor(name.to_string())),
         }
@@ -204,7 +208,7 @@ pub fn resolve(
             overrides.apply(infer_from_input(input, base))
         }
     };
-    pre.validate().map_err(&bad)?;
+    pre.validate().map_err(|e| bad(e.to_string()))?;
 
     let fingerprint = {
         let mut h = blake3::Hasher::new();

@@ -41,12 +41,16 @@ impl View {
 }
 
 impl std::str::FromStr for View {
-    type Err = String;
-    fn from_str(s: &str) -> Result<View, String> {
+    type Err = ExtractError;
+    fn from_str(s: &str) -> Result<View, ExtractError> {
         match s.trim() {
             "original" => Ok(View::Original),
             "hflip" => Ok(View::Hflip),
-            other => Err(format!("unknown view `{other}`; views: original, hflip")),
+            other => Err(ExtractError::Param {
+                name: "--views",
+                value: other.to_string(),
+                message: "unknown view; views: original, hflip".into(),
+            }),
         }
     }
 }
@@ -76,22 +80,27 @@ impl std::fmt::Display for Shard {
 }
 
 impl std::str::FromStr for Shard {
-    type Err = String;
+    type Err = ExtractError;
     /// `I/N` with `0 <= I < N`.
-    fn from_str(s: &str) -> Result<Shard, String> {
+    fn from_str(s: &str) -> Result<Shard, ExtractError> {
+        let bad = |message: String| ExtractError::Param {
+            name: "--shard",
+            value: s.to_string(),
+            message,
+        };
         let (i, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("shard `{s}` must look like I/N, e.g. 0/4"))?;
+            .ok_or_else(|| bad("must look like I/N, e.g. 0/4".into()))?;
         let index: u32 = i
             .trim()
             .parse()
-            .map_err(|_| format!("shard index `{i}` is not a number"))?;
+            .map_err(|_| bad(format!("shard index `{i}` is not a number")))?;
         let count: u32 = n
             .trim()
             .parse()
-            .map_err(|_| format!("shard count `{n}` is not a number"))?;
+            .map_err(|_| bad(format!("shard count `{n}` is not a number")))?;
         if count == 0 || index >= count {
-            return Err(format!("shard `{s}`: need 0 <= I < N"));
+            return Err(bad("need 0 <= I < N".into()));
         }
         Ok(Shard { index, count })
     }
@@ -620,10 +629,10 @@ fn prepare(
     }
     let img = match decode_rgb8_into(&bytes, buf) {
         Ok(img) => img,
-        Err(message) => {
+        Err(e) => {
             return Prepared::Failed {
                 stage: "decode",
-                message,
+                message: e.to_string(),
             };
         }
     };
@@ -631,10 +640,10 @@ fn prepare(
     let out_w = pre.preprocess().width as usize;
     let resized = match pre.resize(&img) {
         Ok(r) => r,
-        Err(message) => {
+        Err(e) => {
             return Prepared::Failed {
                 stage: "preprocess",
-                message,
+                message: e.to_string(),
             };
         }
     };

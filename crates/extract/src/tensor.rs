@@ -9,6 +9,8 @@ use std::ops::Deref;
 
 use image::{ImageBuffer, Rgb, RgbImage};
 
+use crate::ExtractError;
+
 /// An RGB8 image over any byte container: an owned [`RgbImage`], or a view of a
 /// reused decode buffer (`RgbView<&[u8]>`).
 pub type RgbView<C> = ImageBuffer<Rgb<u8>, C>;
@@ -54,7 +56,10 @@ impl Preprocessor {
     /// exact convolution to within 1e-3 of a level. An 8-bit resampler with 16-bit
     /// coefficients (fast_image_resize's u8 path) is off by up to 2 levels,
     /// enough to move ImageNet probabilities by 0.01.
-    pub fn resize<C: Deref<Target = [u8]>>(&mut self, img: &RgbView<C>) -> Result<&[f32], String> {
+    pub fn resize<C: Deref<Target = [u8]>>(
+        &mut self,
+        img: &RgbView<C>,
+    ) -> Result<&[f32], ExtractError> {
         let (w, h) = (f64::from(img.width()), f64::from(img.height()));
         let side = f64::from(self.pre.crop_fraction) * w.min(h);
         let (left, top) = ((w - side) / 2.0, (h - side) / 2.0);
@@ -108,22 +113,27 @@ impl Preprocessor {
         &mut self,
         img: &RgbView<C>,
         (left, top, side): (f64, f64, f64),
-    ) -> Result<&[f32], String> {
+    ) -> Result<&[f32], ExtractError> {
+        let err = |message: String| ExtractError::Resize {
+            width: img.width(),
+            height: img.height(),
+            message,
+        };
         let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| err(e.to_string()))?;
         let mut dst = Image::from_slice_u8(
             self.pre.width,
             self.pre.height,
             &mut self.nearest,
             PixelType::U8x3,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| err(e.to_string()))?;
         let opts = ResizeOptions::new()
             .resize_alg(ResizeAlg::Nearest)
             .crop(left, top, side, side);
         self.resizer
             .resize(&src, &mut dst, &opts)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| err(e.to_string()))?;
         for (o, &v) in self.resized.iter_mut().zip(&self.nearest) {
             *o = f32::from(v);
         }
@@ -131,7 +141,7 @@ impl Preprocessor {
     }
 
     /// Writes the normalised tensor of `img` into `out` (`3*H*W` values).
-    pub fn tensor_into(&mut self, img: &RgbImage, out: &mut [f32]) -> Result<(), String> {
+    pub fn tensor_into(&mut self, img: &RgbImage, out: &mut [f32]) -> Result<(), ExtractError> {
         self.resize(img)?;
         normalize_into(&self.pre, &self.resized, out);
         Ok(())

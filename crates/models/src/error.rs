@@ -56,6 +56,13 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// A model sidecar (`model.json`) is unreadable.
+    /// A preprocessing value is out of range.
+    #[error("preprocessing {field} {value}: {message}")]
+    Preprocess {
+        field: &'static str,
+        value: String,
+        message: &'static str,
+    },
     #[error("{path}: invalid model sidecar: {message}")]
     Card {
         path: std::path::PathBuf,

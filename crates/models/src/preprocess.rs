@@ -108,27 +108,32 @@ impl Preprocess {
     /// Names accepted by [`Preprocess::preset`].
     pub const PRESETS: &'static [&'static str] = &["imagenet", "tf-lite"];
 
-    /// Checks the values are usable; returns a message naming the bad field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values are usable; the error names the bad field and value.
+    pub fn validate(&self) -> Result<(), crate::ModelError> {
+        let bad = |field, value: String, message| {
+            Err(crate::ModelError::Preprocess {
+                field,
+                value,
+                message,
+            })
+        };
         if self.height == 0 || self.width == 0 || self.height > 4096 || self.width > 4096 {
-            return Err(format!(
-                "input size {}x{} must be between 1 and 4096",
-                self.height, self.width
-            ));
+            let size = format!("{}x{}", self.height, self.width);
+            return bad("input size", size, "must be between 1 and 4096");
         }
         if !(self.crop_fraction > 0.0 && self.crop_fraction <= 1.0) {
-            return Err(format!(
-                "crop fraction {} must be in (0, 1]",
-                self.crop_fraction
-            ));
+            let crop = self.crop_fraction.to_string();
+            return bad("crop fraction", crop, "must be in (0, 1]");
         }
-        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
-            || self.mean.iter().any(|m| !m.is_finite())
-        {
-            return Err(format!(
-                "mean {:?} must be finite and std {:?} positive",
-                self.mean, self.std
-            ));
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad(
+                "std",
+                format!("{:?}", self.std),
+                "must be finite and positive",
+            );
+        }
+        if self.mean.iter().any(|m| !m.is_finite()) {
+            return bad("mean", format!("{:?}", self.mean), "must be finite");
         }
         Ok(())
     }
@@ -163,6 +168,7 @@ mod tests {
         }
         let mut p = Preprocess::tf_lite("x");
         p.crop_fraction = 0.0;
-        assert!(p.validate().unwrap_err().contains("crop fraction"));
+        let e = p.validate().unwrap_err().to_string();
+        assert!(e.contains("crop fraction"), "{e}");
     }
 }
