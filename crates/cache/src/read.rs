@@ -103,6 +103,11 @@ fn str_col(
     }
 }
 
+/// Value `i` of an optional string column; `None` when the column or the value is null.
+fn opt(c: Option<&StringArray>, i: usize) -> Option<String> {
+    c.filter(|c| c.is_valid(i)).map(|c| c.value(i).to_string())
+}
+
 fn required(c: Option<StringArray>, name: &str, path: &Path) -> Result<StringArray, CacheError> {
     c.ok_or_else(|| CacheError::Format {
         path: path.to_path_buf(),
@@ -207,9 +212,6 @@ impl Cache {
                         let views = required(str_col(&batch, columns::VIEW, p)?, columns::VIEW, p)?;
                         let labels = str_col(&batch, columns::LABEL, p)?;
                         let splits = str_col(&batch, columns::SPLIT, p)?;
-                        let opt = |c: Option<&StringArray>, i: usize| {
-                            c.filter(|c| c.is_valid(i)).map(|c| c.value(i).to_string())
-                        };
                         for i in 0..batch.num_rows() {
                             let (path, hash, view) =
                                 (paths.value(i), hashes.value(i), views.value(i));
@@ -313,9 +315,6 @@ fn append_file(
         let splits = str_col(&batch, columns::SPLIT, path)?;
         let hashes = str_col(&batch, columns::CONTENT_HASH, path)?;
         let views = str_col(&batch, columns::VIEW, path)?;
-        let opt = |c: Option<&StringArray>, i: usize| {
-            c.filter(|c| c.is_valid(i)).map(|c| c.value(i).to_string())
-        };
         for i in 0..batch.num_rows() {
             let global = row + i;
             if keep.is_some_and(|k| !k.contains(&global)) {

@@ -182,7 +182,8 @@ impl PartWriter {
         self.paths.is_empty()
     }
 
-    /// Buffers a row; its feature must have the cache's dimension and be finite.
+    /// Buffers a row; its feature must have the cache's dimension (only that is
+    /// checked: callers keep non-finite features out, as extract does).
     pub fn push(&mut self, row: Row<'_>) -> Result<(), CacheError> {
         let dim = self.cache.info.feature_dim;
         if row.feature.len() != dim {
