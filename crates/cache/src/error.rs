@@ -43,6 +43,25 @@ pub enum CacheError {
         second: PathBuf,
         second_desc: String,
     },
+    /// A part would replace an existing file of the same name.
+    #[error(
+        "{path} already exists; refusing to replace a cache part (two writers chose the same name; please report this)"
+    )]
+    Exists { path: PathBuf },
+    /// A part or tombstone cannot be read: the cache is damaged.
+    #[error(
+        "{path}: {message}\nfix: this part of the cache is damaged; move it out of the parts folder (e.g. `mkdir -p {cache}/quarantine && mv {path} {cache}/quarantine/`), then rerun `headstart extract` to re-extract the images it held"
+    )]
+    Damaged {
+        path: PathBuf,
+        cache: PathBuf,
+        message: String,
+    },
+    /// The same cache or file was given more than once.
+    #[error(
+        "{second} is the same as {first}: its rows would be counted twice; give each cache or file once"
+    )]
+    Repeated { first: PathBuf, second: PathBuf },
     /// A row is invalid (wrong feature length, missing path).
     #[error("{path}: row {row}: {message}")]
     Row {

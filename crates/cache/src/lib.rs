@@ -10,6 +10,7 @@
 //!   parts/<seq>.json           small manifest of that part (rows, shard, provider, ...)
 //!   parts/<seq>.tomb.json      paths deleted from the input as of <seq>
 //!   errors/<seq>.parquet       files that could not be read: path, stage, message
+//!   lock                       advisory lock: one writer, or shards side by side
 //! ```
 //!
 //! `<seq>` sorts by creation time (`<unix nanos>-<pid>-<counter>`), so any number of
@@ -19,11 +20,15 @@
 //! renamed, so a crash never leaves a half part; temporary files are ignored.
 
 mod error;
+mod lock;
+#[cfg(test)]
+mod model_test;
 mod read;
 mod table;
 mod write;
 
 pub use error::CacheError;
+pub use lock::{CacheLock, LockKind};
 pub use read::{CompactStats, LiveIndex, read_features, to_utf8};
 pub use table::FeatureTable;
 pub use write::{ErrorRow, PartWriter, Row};

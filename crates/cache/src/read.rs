@@ -158,19 +158,65 @@ impl LiveIndex {
     }
 }
 
+/// How often a reader lists the parts again when compaction removed one under it.
+const READ_ATTEMPTS: usize = 20;
+
 impl Cache {
     /// Scans the keys of every part (not the features) and resolves which rows are live.
     pub fn live_index(&self) -> Result<LiveIndex, CacheError> {
-        self.live_index_of(&list_entries(&self.parts_dir())?)
+        self.retry_vanished(|| self.live_index_of(&list_entries(&self.parts_dir())?))
+    }
+
+    /// Runs `read`, again from a fresh listing when a part it listed vanished
+    /// (compaction removes parts once their rows are rewritten).
+    fn retry_vanished<T>(
+        &self,
+        mut read: impl FnMut() -> Result<T, CacheError>,
+    ) -> Result<T, CacheError> {
+        let mut attempt = 1;
+        loop {
+            match read() {
+                Err(CacheError::Io { path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && path.starts_with(self.parts_dir())
+                        && attempt < READ_ATTEMPTS =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25 * attempt as u64));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A part or tombstone that cannot be parsed, reported with the fix.
+    fn damaged(&self, e: CacheError) -> CacheError {
+        match e {
+            CacheError::Format { path, message } if path.starts_with(self.parts_dir()) => {
+                CacheError::Damaged {
+                    path,
+                    cache: self.dir().to_path_buf(),
+                    message,
+                }
+            }
+            e => e,
+        }
     }
 
     /// [`Cache::live_index`] over the given entries only.
     fn live_index_of(&self, entries: &[Entry]) -> Result<LiveIndex, CacheError> {
+        self.scan(entries).map_err(|e| self.damaged(e))
+    }
+
+    fn scan(&self, entries: &[Entry]) -> Result<LiveIndex, CacheError> {
         // newest row per (path, view): (order, part, row, hash, label and split)
         type Newest = (usize, usize, usize, String, RowMeta);
         let mut newest: HashMap<(String, String), Newest> = HashMap::new();
-        // newest hash per path and its order; newest tombstone order per path
-        let mut path_hash: HashMap<String, (usize, String)> = HashMap::new();
+        // newest hash per path and the (order, row) from which the path has had
+        // it: rows from before a change of content are dead for good, so a file
+        // that changes back does not revive them (compaction has dropped them);
+        // newest tombstone order per path
+        let mut path_hash: HashMap<String, ((usize, usize), String)> = HashMap::new();
         let mut tomb: HashMap<String, usize> = HashMap::new();
         let mut parts = Vec::new();
         let mut total_rows = 0usize;
@@ -225,7 +271,14 @@ impl Cache {
                                     (opt(labels.as_ref(), i), opt(splits.as_ref(), i)),
                                 ),
                             );
-                            path_hash.insert(path.to_string(), (order, hash.to_string()));
+                            match path_hash.get_mut(path) {
+                                Some((_, h)) if h == hash => {}
+                                Some(entry) => *entry = ((order, row), hash.to_string()),
+                                None => {
+                                    path_hash
+                                        .insert(path.to_string(), ((order, row), hash.to_string()));
+                                }
+                            }
                             row += 1;
                         }
                     }
@@ -239,11 +292,11 @@ impl Cache {
             ..LiveIndex::default()
         };
         for ((path, view), (order, part, row, hash, meta)) in newest {
-            let Some((_, newest_hash)) = path_hash.get(&path) else {
+            let Some((since, newest_hash)) = path_hash.get(&path) else {
                 continue;
             };
             let deleted = tomb.get(&path).is_some_and(|&t| t > order);
-            if deleted || *newest_hash != hash {
+            if deleted || *newest_hash != hash || (order, row) < *since {
                 continue;
             }
             index.live.push((part, row));
@@ -261,11 +314,17 @@ impl Cache {
 
     /// Reads all live rows.
     pub fn read(&self) -> Result<FeatureTable, CacheError> {
-        self.read_index(&self.live_index()?)
+        self.retry_vanished(|| {
+            self.read_index(&self.live_index_of(&list_entries(&self.parts_dir())?)?)
+        })
     }
 
     /// The live rows that `index` lists.
     fn read_index(&self, index: &LiveIndex) -> Result<FeatureTable, CacheError> {
+        self.read_rows(index).map_err(|e| self.damaged(e))
+    }
+
+    fn read_rows(&self, index: &LiveIndex) -> Result<FeatureTable, CacheError> {
         let mut table = FeatureTable {
             dim: self.info().feature_dim,
             model_fingerprint: Some(self.info().model_fingerprint.clone()),
@@ -412,9 +471,21 @@ fn enclosing_cache(path: &Path) -> Option<PathBuf> {
 /// files and single Parquet files (e.g. written by pyarrow, with the feature column
 /// as FixedSizeList or List). Refuses to mix model fingerprints or dimensions.
 /// A cache's `parts` folder, or a file in it, is refused: it also holds dead rows.
+/// The same cache or file given twice (under any spelling of its path) is refused.
 pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
     let mut out = FeatureTable::default();
     let mut first: Option<(PathBuf, Option<String>, usize)> = None;
+    let mut seen: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut once = |p: &Path| -> Result<(), CacheError> {
+        let key = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        match seen.insert(key, p.to_path_buf()) {
+            Some(first) => Err(CacheError::Repeated {
+                first,
+                second: p.to_path_buf(),
+            }),
+            None => Ok(()),
+        }
+    };
     for input in inputs {
         if let Some(cache) = enclosing_cache(input) {
             return Err(CacheError::InsideCache {
@@ -422,6 +493,7 @@ pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
                 cache,
             });
         }
+        once(input)?;
         let mut t = if input.join("cache.json").is_file() {
             Cache::open(input)?.read()?
         } else if input.is_dir() {
@@ -438,6 +510,7 @@ pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
                 });
             }
             for f in &files {
+                once(f)?;
                 read_foreign(&mut t, f)?;
             }
             t
@@ -514,60 +587,158 @@ pub struct CompactStats {
     pub files_removed: usize,
 }
 
+/// A step of [`Cache::compact`], for tests that crash it or write beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The live rows were read; nothing was written yet.
+    Read,
+    /// The n-th new part (0-based) is written.
+    Wrote(usize),
+    /// The new parts were read back and hold what was written.
+    Verified,
+    /// The n-th old file (0-based) is removed.
+    Removed(usize),
+}
+
+/// Rows per part that compaction writes.
+const COMPACT_PART_ROWS: usize = 50_000;
+
 impl Cache {
     /// Rewrites the live rows into fresh parts and removes the old parts and tombstones.
     ///
-    /// Safe against crashes (the new parts are complete before anything is removed)
-    /// and against concurrent writers: only the files listed at the start are read
-    /// and removed, and the new parts sort right after the newest of them, so rows
-    /// and tombstones written meanwhile stay newer than the compacted rows.
-    pub fn compact(&self, run: crate::RunInfo) -> Result<CompactStats, CacheError> {
-        self.compact_with(run, &|| {})
-    }
-
-    /// [`Cache::compact`], calling `after_read` between reading and writing
-    /// (tests put a concurrent writer there).
-    fn compact_with(
+    /// Takes the cache's lock exclusively, so it waits for running extracts
+    /// (`waiting` is told why). Idempotent: a cache without dead rows in more than
+    /// one file is left as it is. Safe against crashes at any step: the new parts
+    /// are complete and read back before anything is removed, old parts go before
+    /// the tombstones that kill their rows, and no file is ever replaced. Also
+    /// safe against writers that ignore the lock: only the files listed at the
+    /// start are read and removed, and the new parts sort right after the newest
+    /// of them, so rows and tombstones written meanwhile stay newer.
+    pub fn compact(
         &self,
         run: crate::RunInfo,
-        after_read: &dyn Fn(),
+        waiting: &dyn Fn(&str),
     ) -> Result<CompactStats, CacheError> {
+        let _lock = self.lock(crate::LockKind::Exclusive, waiting)?;
+        self.compact_with(run, COMPACT_PART_ROWS, &mut |_| true)
+    }
+
+    /// [`Cache::compact`] without the lock, writing parts of `part_rows` rows and
+    /// calling `step` before each step (tests stop it there, or write beside it:
+    /// it returns false to simulate a crash).
+    pub(crate) fn compact_with(
+        &self,
+        run: crate::RunInfo,
+        part_rows: usize,
+        step: &mut dyn FnMut(Step) -> bool,
+    ) -> Result<CompactStats, CacheError> {
+        let crash = |at: Step| CacheError::Format {
+            path: self.dir().to_path_buf(),
+            message: format!("compaction stopped at {at:?} (simulated crash)"),
+        };
         let before = list_entries(&self.parts_dir())?;
         let index = self.live_index_of(&before)?;
+        let parts = before
+            .iter()
+            .filter(|e| matches!(e, Entry::Part(_)))
+            .count();
+        if index.dead_rows == 0 && parts == before.len() && parts <= 1 {
+            return Ok(CompactStats {
+                live_rows: index.live_rows(),
+                dropped_rows: 0,
+                files_removed: 0,
+            });
+        }
         let table = self.read_index(&index)?;
-        after_read();
+        if !step(Step::Read) {
+            return Err(crash(Step::Read));
+        }
         let mut w = crate::PartWriter::new(self, run);
         if let Some(newest) = before.last() {
-            // A compacted part's own suffix is dropped: the parts it names are
-            // in `before` and removed below.
+            // Name the new parts after the newest listed one: `<base>~c<n>`, with n
+            // past every compacted part of that base, so no name is reused.
             let seq = newest.seq();
-            w = w.with_seq_after(seq.split('~').next().unwrap_or_default());
+            let base = seq.split('~').next().unwrap_or_default();
+            let last = before
+                .iter()
+                .filter_map(|e| {
+                    e.seq()
+                        .strip_prefix(base)?
+                        .strip_prefix("~c")?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0);
+            w = w.with_seq_after(base, last);
         }
-        for i in 0..table.len() {
-            w.push(crate::Row {
-                path: &table.paths[i],
-                label: table.labels[i].as_deref(),
-                split: table.splits[i].as_deref(),
-                content_hash: &table.content_hashes[i],
-                view: &table.views[i],
-                feature: table.row(i),
-            })?;
-            if w.len() >= 50_000 {
-                w.flush()?;
+        let mut written = Vec::new();
+        for start in (0..table.len()).step_by(part_rows.max(1)) {
+            let end = (start + part_rows.max(1)).min(table.len());
+            for i in start..end {
+                w.push(crate::Row {
+                    path: &table.paths[i],
+                    label: table.labels[i].as_deref(),
+                    split: table.splits[i].as_deref(),
+                    content_hash: &table.content_hashes[i],
+                    view: &table.views[i],
+                    feature: table.row(i),
+                })?;
+            }
+            if let Some(p) = w.flush()? {
+                written.push((p, end - start));
+            }
+            if !step(Step::Wrote(written.len() - 1)) {
+                return Err(crash(Step::Wrote(written.len() - 1)));
             }
         }
-        w.flush()?;
+        // Read back what was written before removing anything.
+        for (p, rows) in &written {
+            let file = File::open(p).map_err(CacheError::io(p))?;
+            let n = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(CacheError::parquet(p))?
+                .metadata()
+                .file_metadata()
+                .num_rows();
+            if usize::try_from(n).ok() != Some(*rows) {
+                return Err(CacheError::Format {
+                    path: p.clone(),
+                    message: format!(
+                        "compaction wrote {rows} rows but the part holds {n}; nothing was removed"
+                    ),
+                });
+            }
+        }
+        if !step(Step::Verified) {
+            return Err(crash(Step::Verified));
+        }
+        // Parts first, oldest first; tombstones last: a tombstone removed before
+        // the part holding the rows it kills would bring those rows back.
+        let (mut old, tombs): (Vec<Entry>, Vec<Entry>) = before
+            .into_iter()
+            .partition(|e| matches!(e, Entry::Part(_)));
+        old.extend(tombs);
         let mut removed = 0;
-        for e in before {
+        for e in old {
             let p = match e {
-                Entry::Part(p) => {
-                    let _ = std::fs::remove_file(p.with_extension("json"));
-                    p
-                }
+                Entry::Part(p) => p,
                 Entry::Tomb(p) => p,
             };
-            std::fs::remove_file(&p).map_err(CacheError::io(&p))?;
-            removed += 1;
+            if written.iter().any(|(w, _)| *w == p) {
+                continue; // never remove what this compaction wrote
+            }
+            if !step(Step::Removed(removed)) {
+                return Err(crash(Step::Removed(removed)));
+            }
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed += 1,
+                // Another compaction that ignored the lock removed it already.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CacheError::io(&p)(e)),
+            }
+            if p.extension().is_some_and(|x| x == "parquet") {
+                let _ = std::fs::remove_file(p.with_extension("json"));
+            }
         }
         Ok(CompactStats {
             live_rows: table.len(),
@@ -697,7 +868,7 @@ mod tests {
         write(&cache, &[("b.png", "h2", "original", 4.0)]);
         assert_eq!(cache.read().unwrap().len(), 2);
         // Compaction keeps exactly the live rows.
-        let stats = cache.compact(RunInfo::default()).unwrap();
+        let stats = cache.compact(RunInfo::default(), &|_| {}).unwrap();
         assert_eq!((stats.live_rows, stats.dropped_rows), (2, 3));
         let t = cache.read().unwrap();
         assert_eq!(
@@ -826,19 +997,111 @@ mod tests {
         write(&cache, &[("c.png", "h3", "original", 3.0)]);
         cache.write_tombstones(&["c.png".into()]).unwrap();
         cache
-            .compact_with(RunInfo::default(), &|| {
-                // A concurrent extract: a.png changed, b.png was deleted.
-                write(&cache, &[("a.png", "h9", "original", 9.0)]);
-                cache.write_tombstones(&["b.png".into()]).unwrap();
+            .compact_with(RunInfo::default(), 50_000, &mut |step| {
+                if step == Step::Read {
+                    // A concurrent extract: a.png changed, b.png was deleted.
+                    write(&cache, &[("a.png", "h9", "original", 9.0)]);
+                    cache.write_tombstones(&["b.png".into()]).unwrap();
+                }
+                true
             })
             .unwrap();
         let t = cache.read().unwrap();
         assert_eq!(sorted(&t), vec![("a.png".into(), "original".into(), 9.0)]);
         // A second compaction (of a compacted part) keeps the same rows.
-        cache.compact(RunInfo::default()).unwrap();
+        cache.compact(RunInfo::default(), &|_| {}).unwrap();
         let t = cache.read().unwrap();
         assert_eq!(sorted(&t), vec![("a.png".into(), "original".into(), 9.0)]);
         assert_eq!(cache.live_index().unwrap().dead_rows, 0);
+    }
+
+    /// Regression: a second `cache compact` named its part exactly like the
+    /// compacted part it read (`<seq>~c000001`), replaced it, then removed it as an
+    /// old file: the whole cache was gone.
+    #[test]
+    fn a_second_compact_deleted_the_whole_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        write(&cache, &[("a.png", "h2", "original", 2.0)]);
+        write(&cache, &[("b.png", "h3", "original", 3.0)]);
+        let expected = sorted(&cache.read().unwrap());
+        for round in 0..4 {
+            cache.compact(RunInfo::default(), &|_| {}).unwrap();
+            assert_eq!(sorted(&cache.read().unwrap()), expected, "round {round}");
+        }
+        // A compaction that crashed after writing its part, then another one.
+        write(&cache, &[("c.png", "h4", "original", 4.0)]);
+        let expected = sorted(&cache.read().unwrap());
+        let crashed = cache.compact_with(RunInfo::default(), 1, &mut |s| s != Step::Wrote(1));
+        assert!(crashed.is_err());
+        assert_eq!(sorted(&cache.read().unwrap()), expected);
+        let stats = cache.compact(RunInfo::default(), &|_| {}).unwrap();
+        assert_eq!(stats.live_rows, 3);
+        assert_eq!(sorted(&cache.read().unwrap()), expected);
+        // Nothing left to do: the cache is left as it is.
+        let files = std::fs::read_dir(cache.parts_dir()).unwrap().count();
+        let again = cache.compact(RunInfo::default(), &|_| {}).unwrap();
+        assert_eq!((again.dropped_rows, again.files_removed), (0, 0));
+        assert_eq!(std::fs::read_dir(cache.parts_dir()).unwrap().count(), files);
+        assert_eq!(sorted(&cache.read().unwrap()), expected);
+    }
+
+    /// Regression: one unreadable part stopped fit, extract and compact with a
+    /// Parquet message and no hint of the fix.
+    #[test]
+    fn a_damaged_part_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        let bad = cache
+            .parts_dir()
+            .join("00000000000000000001-1-000000.parquet");
+        std::fs::write(&bad, b"not parquet").unwrap();
+        for e in [
+            cache.read().unwrap_err(),
+            cache.compact(RunInfo::default(), &|_| {}).unwrap_err(),
+        ] {
+            let e = e.to_string();
+            assert!(
+                e.contains(&bad.display().to_string()) && e.contains("quarantine"),
+                "{e}"
+            );
+        }
+    }
+
+    /// Regression: `fit c1 c1` counted every row twice.
+    #[test]
+    fn the_same_cache_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("cache");
+        let cache = Cache::open_or_create(&c, &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        let again = dir.path().join("cache/../cache/");
+        let e = read_features(&[c.clone(), again]).unwrap_err().to_string();
+        assert!(e.contains("counted twice"), "{e}");
+    }
+
+    /// Regression: `fit` failed when `compact` removed a part between listing
+    /// and reading it.
+    #[test]
+    fn readers_retry_when_compaction_replaces_a_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(&cache, &[("a.png", "h1", "original", 1.0)]);
+        write(&cache, &[("b.png", "h2", "original", 2.0)]);
+        let expected = sorted(&cache.read().unwrap());
+        let mut first = true;
+        let t = cache
+            .retry_vanished(|| {
+                let entries = list_entries(&cache.parts_dir())?;
+                if std::mem::take(&mut first) {
+                    cache.compact(RunInfo::default(), &|_| {})?;
+                }
+                cache.read_index(&cache.live_index_of(&entries)?)
+            })
+            .unwrap();
+        assert_eq!(sorted(&t), expected);
     }
 
     /// Regression: `fit CACHE/parts` read the parts as foreign Parquet, dead

@@ -130,6 +130,23 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> 
     res
 }
 
+/// Gives the finished temporary file `tmp` its final name `path`, never replacing
+/// an existing file: a part, once written, is only ever removed by compaction after
+/// its rows were rewritten, so a name clash is a bug to report, not to overwrite.
+fn publish(tmp: &Path, path: &Path) -> Result<(), CacheError> {
+    let linked = std::fs::hard_link(tmp, path);
+    let _ = std::fs::remove_file(tmp);
+    linked.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            CacheError::Exists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            CacheError::io(path)(e)
+        }
+    })
+}
+
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -166,9 +183,10 @@ impl PartWriter {
         }
     }
 
-    /// Names the parts so they sort right after sequence `base` (compaction).
-    pub(crate) fn with_seq_after(mut self, base: &str) -> PartWriter {
-        self.seq_after = Some((base.to_string(), 0));
+    /// Names the parts `<base>~c<n>` for `n` after `last` (compaction): they sort
+    /// right after `<base>` and after the compacted parts `<base>~c1..=last`.
+    pub(crate) fn with_seq_after(mut self, base: &str, last: usize) -> PartWriter {
+        self.seq_after = Some((base.to_string(), last));
         self
     }
 
@@ -279,24 +297,18 @@ impl PartWriter {
         let dir = self.cache.parts_dir();
         let final_path = dir.join(format!("{seq}.parquet"));
         let tmp = temp_path(&final_path);
+        // Errors name the part being written, not the hidden temporary file.
+        let format_err = |e: parquet::errors::ParquetError| CacheError::Format {
+            path: final_path.clone(),
+            message: e.to_string(),
+        };
         let res = (|| {
-            let file = File::create(&tmp).map_err(CacheError::io(&tmp))?;
-            let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| {
-                CacheError::Format {
-                    path: tmp.clone(),
-                    message: e.to_string(),
-                }
-            })?;
-            w.write(&batch).map_err(|e| CacheError::Format {
-                path: tmp.clone(),
-                message: e.to_string(),
-            })?;
-            let file = w.into_inner().map_err(|e| CacheError::Format {
-                path: tmp.clone(),
-                message: e.to_string(),
-            })?;
-            file.sync_all().map_err(CacheError::io(&tmp))?;
-            std::fs::rename(&tmp, &final_path).map_err(CacheError::io(&final_path))
+            let file = File::create(&tmp).map_err(CacheError::io(&final_path))?;
+            let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(format_err)?;
+            w.write(&batch).map_err(format_err)?;
+            let file = w.into_inner().map_err(format_err)?;
+            file.sync_all().map_err(CacheError::io(&final_path))?;
+            publish(&tmp, &final_path)
         })();
         if res.is_err() {
             let _ = std::fs::remove_file(&tmp);
