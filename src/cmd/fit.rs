@@ -85,7 +85,12 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {
-        print!("{}", metrics.to_text());
+        // Thousands of classes: the table shows the worst ones; --json has all.
+        let all = "`headstart eval --json`";
+        print!(
+            "{}",
+            metrics.to_text_with(headstart_fit::TEXT_CLASS_ROWS, all)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

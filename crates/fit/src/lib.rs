@@ -46,7 +46,10 @@ pub use head::{
     FORMAT_VERSION, Head, HeadMeta, HeadMetrics, HeadWeights, META_FILE, TENSORS_FILE, TrainingInfo,
 };
 pub use leak::{LeakKind, LeakPair, LeakReport};
-pub use metrics::{ClassMetrics, Metrics, MetricsSummary, Mistake};
+pub use metrics::{
+    ClassMetrics, DENSE_CONFUSION_MAX_CLASSES, Metrics, MetricsSummary, Mistake, TEXT_CLASS_ROWS,
+    TEXT_CONFUSION_MAX_CLASSES,
+};
 pub use normalize::Normalizer;
 pub use params::{
     CheckedFitParams, ClassWeight, FitParams, HeadKind, Normalize, SelectBy, Solver, parse_list,
@@ -163,9 +166,10 @@ impl FitOutcome {
                 pair.cosine
             );
         }
-        o.push_str(&self.val_metrics.to_text());
+        let all = format!("`{METRICS_FILE}` in the head folder");
+        o.push_str(&self.val_metrics.to_text_with(TEXT_CLASS_ROWS, &all));
         if let Some(t) = &self.test_metrics {
-            o.push_str(&t.to_text());
+            o.push_str(&t.to_text_with(TEXT_CLASS_ROWS, &all));
         }
         let _ = writeln!(o, "fit took {:.2} s", self.fit_seconds);
         o
@@ -176,11 +180,16 @@ impl FitOutcome {
     pub fn save(&self, dir: &Path) -> Result<(), FitError> {
         self.head.save(dir)?;
         let path = dir.join(METRICS_FILE);
-        let json = serde_json::to_string_pretty(self).map_err(|e| FitError::Json {
+        let file = std::fs::File::create(&path).map_err(|e| FitError::io(&path, e))?;
+        let mut w = std::io::BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut w, self).map_err(|e| FitError::Json {
             path: path.clone(),
             source: e,
         })?;
-        std::fs::write(&path, json + "\n").map_err(|e| FitError::io(&path, e))?;
+        use std::io::Write as _;
+        w.write_all(b"\n")
+            .and_then(|()| w.flush())
+            .map_err(|e| FitError::io(&path, e))?;
         for m in std::iter::once(&self.val_metrics).chain(&self.test_metrics) {
             let p = dir.join(format!("confusion_{}.svg", m.set));
             std::fs::write(&p, m.confusion_svg()).map_err(|e| FitError::io(&p, e))?;

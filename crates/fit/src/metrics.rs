@@ -51,6 +51,15 @@ pub struct MetricsSummary {
     pub top5_accuracy: Option<f64>,
 }
 
+/// Classes up to which [`Metrics::confusion`] is stored densely and
+/// `confusion_<set>.svg` draws the whole matrix; beyond, only the non-zero
+/// cells are kept and the SVG charts the most confused pairs.
+pub const DENSE_CONFUSION_MAX_CLASSES: usize = 100;
+
+/// Per-class rows that [`Metrics::to_text`] prints; with more classes it
+/// prints this many of the lowest F1 and points to the full table.
+pub const TEXT_CLASS_ROWS: usize = 50;
+
 /// Full metrics of one evaluation set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -63,8 +72,15 @@ pub struct Metrics {
     pub per_class: Vec<ClassMetrics>,
     /// Class names, index order (rows and columns of `confusion`).
     pub class_names: Vec<String>,
-    /// `confusion[true][predicted]` counts.
-    pub confusion: Vec<Vec<usize>>,
+    /// `confusion[true][predicted]` counts, only up to
+    /// [`DENSE_CONFUSION_MAX_CLASSES`] classes (a dense K x K matrix grows
+    /// with the square of K); `confusion_cells` holds the same counts always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Vec<Vec<usize>>>,
+    /// The non-zero cells of the confusion matrix as `[true, predicted, count]`
+    /// (class indices), sorted by true then predicted class.
+    #[serde(default)]
+    pub confusion_cells: Vec<[usize; 3]>,
     /// The most confident mistakes, most confident first.
     pub confident_mistakes: Vec<Mistake>,
 }
@@ -83,7 +99,9 @@ impl Metrics {
         let k = class_names.len();
         let n = y.len();
         debug_assert_eq!(probs.len(), n * k);
-        let mut confusion = vec![vec![0usize; k]; k];
+        // (true, predicted) per row; counted sparsely, so memory grows with
+        // the rows and the classes, never with classes squared.
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(n);
         let mut log_loss = 0.0f64;
         let mut top5 = 0usize;
         let mut mistakes: Vec<(f64, usize, usize)> = Vec::new();
@@ -96,7 +114,7 @@ impl Metrics {
                     arg = j;
                 }
             }
-            confusion[yi][arg] += 1;
+            pairs.push((yi as u32, arg as u32));
             let pt = f64::from(row[yi]);
             log_loss -= pt.clamp(1e-15, 1.0).ln();
             if k > 5 {
@@ -119,15 +137,31 @@ impl Metrics {
                 p_true: f64::from(probs[i * k + y[i] as usize]),
             })
             .collect();
+        pairs.sort_unstable();
+        let mut cells: Vec<[usize; 3]> = Vec::new();
+        for &(t, p) in &pairs {
+            match cells.last_mut() {
+                Some(c) if c[0] == t as usize && c[1] == p as usize => c[2] += 1,
+                _ => cells.push([t as usize, p as usize, 1]),
+            }
+        }
+        drop(pairs);
+        let (mut tp, mut support, mut predicted) =
+            (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
+        for &[t, p, c] in &cells {
+            support[t] += c;
+            predicted[p] += c;
+            if t == p {
+                tp[t] += c;
+            }
+        }
         let mut per_class = Vec::with_capacity(k);
         let (mut recall_sum, mut with_support) = (0.0, 0usize);
         let (mut f1_sum, mut f1_count) = (0.0, 0usize);
         let mut correct = 0usize;
         for c in 0..k {
-            let tp = confusion[c][c];
+            let (tp, support, predicted) = (tp[c], support[c], predicted[c]);
             correct += tp;
-            let support: usize = confusion[c].iter().sum();
-            let predicted: usize = confusion.iter().map(|r| r[c]).sum();
             let precision = if predicted > 0 {
                 tp as f64 / predicted as f64
             } else {
@@ -180,13 +214,49 @@ impl Metrics {
             },
             per_class,
             class_names: class_names.to_vec(),
-            confusion,
+            confusion: (k <= DENSE_CONFUSION_MAX_CLASSES).then(|| dense(k, &cells)),
+            confusion_cells: cells,
             confident_mistakes,
         }
     }
 
-    /// The confusion matrix as a text table (rows: true class, columns: predicted).
+    /// The off-diagonal cells with the largest counts, as `[true, predicted,
+    /// count]`, at most `n`, largest first (ties by class index).
+    pub fn most_confused(&self, n: usize) -> Vec<[usize; 3]> {
+        let mut off: Vec<[usize; 3]> = self
+            .confusion_cells
+            .iter()
+            .copied()
+            .filter(|c| c[0] != c[1])
+            .collect();
+        off.sort_by(|a, b| b[2].cmp(&a[2]).then(a[0].cmp(&b[0])).then(a[1].cmp(&b[1])));
+        off.truncate(n);
+        off
+    }
+
+    /// The confusion matrix as a text table (rows: true class, columns:
+    /// predicted); beyond [`TEXT_CONFUSION_MAX_CLASSES`] classes, the most
+    /// confused pairs instead.
     pub fn confusion_text(&self) -> String {
+        let k = self.class_names.len();
+        let mut out = String::new();
+        if k > TEXT_CONFUSION_MAX_CLASSES {
+            let top = self.most_confused(TEXT_CLASS_ROWS);
+            let _ = writeln!(
+                out,
+                "{k} classes: the {} most confused pairs (true -> predicted: rows)",
+                top.len()
+            );
+            for [t, p, c] in top {
+                let _ = writeln!(
+                    out,
+                    "  {} -> {}: {c}",
+                    self.class_names[t], self.class_names[p]
+                );
+            }
+            return out;
+        }
+        let m = dense(k, &self.confusion_cells);
         let short: Vec<String> = self
             .class_names
             .iter()
@@ -199,13 +269,12 @@ impl Metrics {
             .max()
             .unwrap_or(0)
             .max(11);
-        let mut out = String::new();
         let _ = write!(out, "{:>w$}", "true \\ pred");
         for s in &short {
             let _ = write!(out, " {s:>6}");
         }
         out.push('\n');
-        for (name, row) in self.class_names.iter().zip(&self.confusion) {
+        for (name, row) in self.class_names.iter().zip(&m) {
             let _ = write!(out, "{name:>w$}");
             for v in row {
                 let _ = write!(out, " {v:>6}");
@@ -215,8 +284,17 @@ impl Metrics {
         out
     }
 
-    /// A readable table for the terminal.
+    /// A readable table for the terminal: headline numbers, the per-class
+    /// table (at most [`TEXT_CLASS_ROWS`] rows; see [`Metrics::to_text_with`])
+    /// and the most confident mistakes.
     pub fn to_text(&self) -> String {
+        self.to_text_with(TEXT_CLASS_ROWS, "the JSON form (`per_class`)")
+    }
+
+    /// [`Metrics::to_text`] printing at most `max_class_rows` per-class rows:
+    /// all classes in index order when they fit, otherwise the lowest-F1
+    /// classes and a line saying that `full_table_at` holds every class.
+    pub fn to_text_with(&self, max_class_rows: usize, full_table_at: &str) -> String {
         let s = &self.summary;
         let mut out = String::new();
         let _ = write!(
@@ -233,8 +311,22 @@ impl Metrics {
             let _ = write!(out, "  top-5 {:.2}%", 100.0 * t);
         }
         out.push('\n');
-        let w = self
-            .per_class
+        let k = self.per_class.len();
+        let shown: Vec<&ClassMetrics> = if k <= max_class_rows {
+            self.per_class.iter().collect()
+        } else {
+            // The classes that need attention: lowest F1, larger support first.
+            let mut order: Vec<&ClassMetrics> = self.per_class.iter().collect();
+            order.sort_by(|a, b| a.f1.total_cmp(&b.f1).then(b.support.cmp(&a.support)));
+            order.truncate(max_class_rows);
+            let _ = writeln!(
+                out,
+                "  the {} classes of lowest F1 of {k} (all of them: {full_table_at}):",
+                order.len()
+            );
+            order
+        };
+        let w = shown
             .iter()
             .map(|c| c.class.chars().count())
             .max()
@@ -245,7 +337,7 @@ impl Metrics {
             "  {:<w$}  {:>9}  {:>7}  {:>7}  {:>7}",
             "class", "precision", "recall", "f1", "support"
         );
-        for c in &self.per_class {
+        for c in shown {
             let name: String = c.class.chars().take(w).collect();
             let _ = writeln!(
                 out,
@@ -269,14 +361,45 @@ impl Metrics {
         out
     }
 
-    /// The confusion matrix as a standalone SVG document.
+    /// The confusion matrix as a standalone SVG document: the whole matrix up
+    /// to [`DENSE_CONFUSION_MAX_CLASSES`] classes, otherwise a bar chart of
+    /// the most confused pairs (its size does not grow with the class count).
     pub fn confusion_svg(&self) -> String {
-        crate::svg::confusion_svg(
-            &format!("Confusion matrix ({}, {} images)", self.set, self.summary.n),
+        let k = self.class_names.len();
+        let title = format!("Confusion matrix ({}, {} images)", self.set, self.summary.n);
+        if k <= DENSE_CONFUSION_MAX_CLASSES {
+            return crate::svg::confusion_svg(
+                &title,
+                &self.class_names,
+                &dense(k, &self.confusion_cells),
+            );
+        }
+        let support: Vec<usize> = self.per_class.iter().map(|c| c.support).collect();
+        crate::svg::confused_pairs_svg(
+            &format!(
+                "Most confused pairs ({}, {} images, {k} classes)",
+                self.set, self.summary.n
+            ),
             &self.class_names,
-            &self.confusion,
+            &support,
+            &self.most_confused(SVG_PAIRS),
         )
     }
+}
+
+/// Classes up to which [`Metrics::confusion_text`] prints the matrix.
+pub const TEXT_CONFUSION_MAX_CLASSES: usize = 30;
+
+/// Pairs charted in the SVG of a large confusion matrix.
+const SVG_PAIRS: usize = 50;
+
+/// The dense `k` x `k` matrix of sparse `[true, predicted, count]` cells.
+fn dense(k: usize, cells: &[[usize; 3]]) -> Vec<Vec<usize>> {
+    let mut m = vec![vec![0usize; k]; k];
+    for &[t, p, c] in cells {
+        m[t][p] += c;
+    }
+    m
 }
 
 #[cfg(test)]
@@ -320,8 +443,13 @@ mod tests {
         assert_eq!(s.top5_accuracy, None);
         assert_eq!(
             m.confusion,
-            vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]
+            Some(vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]])
         );
+        assert_eq!(
+            m.confusion_cells,
+            vec![[0, 0, 2], [0, 1, 1], [1, 1, 1], [1, 2, 1], [2, 2, 1]]
+        );
+        assert_eq!(m.most_confused(1), vec![[0, 1, 1]]);
         assert_eq!(m.per_class[1].support, 2);
         assert_eq!(m.confident_mistakes.len(), 2);
         assert_eq!(m.confident_mistakes[0].path, "p4");
@@ -334,6 +462,7 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         let back: Metrics = serde_json::from_str(&json).unwrap();
         assert_eq!(back.confusion, m.confusion);
+        assert_eq!(back.confusion_cells, m.confusion_cells);
     }
 
     #[test]

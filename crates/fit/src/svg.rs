@@ -102,3 +102,82 @@ pub(crate) fn confusion_svg(title: &str, names: &[String], m: &[Vec<usize>]) -> 
     s.push_str("</svg>\n");
     s
 }
+
+/// A horizontal bar chart of confused pairs `[true, predicted, count]`: one
+/// row per pair, the bar the share of the true class's rows so predicted.
+/// Its size depends on the number of pairs only, not on the class count.
+pub(crate) fn confused_pairs_svg(
+    title: &str,
+    names: &[String],
+    support: &[usize],
+    pairs: &[[usize; 3]],
+) -> String {
+    const ROW: usize = 18;
+    const BAR: usize = 300;
+    let label = |t: usize, p: usize| -> String {
+        let short = |n: &str| n.chars().take(40).collect::<String>();
+        format!("{} \u{2192} {}", short(&names[t]), short(&names[p]))
+    };
+    let label_chars = pairs
+        .iter()
+        .map(|&[t, p, _]| label(t, p).chars().count())
+        .max()
+        .unwrap_or(10);
+    let margin = (label_chars as f64 * 11.0 * 0.6) as usize + 16;
+    let top = 50;
+    let w = (margin + BAR + 120).max(420);
+    let h = top + pairs.len().max(1) * ROW + 30;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="18" font-size="14" text-anchor="middle">{}</text>"#,
+        w / 2,
+        esc(title)
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="38" font-size="11" text-anchor="middle">true → predicted; bar: share of the true class's images; all cells: confusion_cells in metrics.json</text>"#,
+        w / 2
+    );
+    if pairs.is_empty() {
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">no mistakes</text>"#,
+            w / 2,
+            top + ROW / 2
+        );
+    }
+    for (i, &[t, p, c]) in pairs.iter().enumerate() {
+        let y = top + i * ROW;
+        let total = support.get(t).copied().unwrap_or(0).max(c).max(1);
+        let frac = c as f64 / total as f64;
+        let len = (frac * BAR as f64).round().max(1.0) as usize;
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end" dominant-baseline="middle">{}</text>"#,
+            margin - 6,
+            y + ROW / 2,
+            esc(&label(t, p))
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{margin}" y="{}" width="{len}" height="{}" fill="#1e55af"><title>{}: {c} of {total}</title></rect>"##,
+            y + 2,
+            ROW - 4,
+            esc(&label(t, p))
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" font-size="11" dominant-baseline="middle">{c} / {total}</text>"#,
+            margin + len + 6,
+            y + ROW / 2
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
