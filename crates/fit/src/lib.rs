@@ -29,6 +29,7 @@ mod params;
 mod precond;
 mod reference;
 mod rng;
+mod save;
 mod split;
 mod svg;
 mod sweep;
@@ -176,8 +177,16 @@ impl FitOutcome {
     }
 
     /// Writes the head files, `metrics.json` and `confusion_val.svg`
-    /// (`confusion_test.svg` too when there is a test set) into `dir`.
+    /// (`confusion_test.svg` too when there is a test set) into `dir`, as a
+    /// unit: everything is written into a sibling folder first, which then
+    /// replaces `dir`, so a failed save leaves the previous head intact and
+    /// no artifact of an earlier fit survives beside the new head. Files
+    /// in `dir` that are not head artifacts are kept.
     pub fn save(&self, dir: &Path) -> Result<(), FitError> {
+        save::replace_dir(dir, |tmp| self.write_files(tmp))
+    }
+
+    fn write_files(&self, dir: &Path) -> Result<(), FitError> {
         self.head.save(dir)?;
         let path = dir.join(METRICS_FILE);
         let file = std::fs::File::create(&path).map_err(|e| FitError::io(&path, e))?;

@@ -475,3 +475,55 @@ fn fit_on_thousands_of_classes_writes_small_artifacts() {
     );
     assert_eq!(vm["per_class"].as_array().map(Vec::len), Some(k));
 }
+
+/// Regression (#12): a fit into a HEAD_DIR that held an earlier head with a
+/// test split kept the old `confusion_test.svg` beside the new head.
+#[test]
+fn a_new_fit_leaves_no_stale_artifacts() {
+    let p = FitParams::new().check().unwrap();
+    let mut with_test = blobs(&[40, 40], 4, 1.0, 11);
+    for r in (0..with_test.len()).step_by(5) {
+        with_test.splits[r] = Some("test".into());
+    }
+    let first = fit(&with_test, &p).unwrap();
+    let second = fit(&blobs(&[40, 40], 4, 1.0, 12), &p).unwrap();
+    assert!(first.test_metrics.is_some() && second.test_metrics.is_none());
+    let names = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let new_head = vec!["confusion_val.svg", META_FILE, TENSORS_FILE, METRICS_FILE];
+    let dir = tempfile::tempdir().unwrap();
+    // A folder of head artifacts only: replaced whole.
+    let h = dir.path().join("head");
+    first.save(&h).unwrap();
+    assert!(h.join("confusion_test.svg").exists());
+    second.save(&h).unwrap();
+    assert_eq!(names(&h), new_head);
+    assert_eq!(
+        Head::load(&h).unwrap().meta().metrics.test,
+        None,
+        "head.json is the new one"
+    );
+    // Nothing of the swap is left beside it.
+    assert_eq!(names(dir.path()), vec!["head"]);
+    // A folder with the user's own files too: those stay, stale artifacts go.
+    let mixed = dir.path().join("mixed");
+    first.save(&mixed).unwrap();
+    std::fs::write(mixed.join("notes.txt"), "mine").unwrap();
+    second.save(&mixed).unwrap();
+    let mut want: Vec<&str> = new_head.clone();
+    want.push("notes.txt");
+    want.sort();
+    assert_eq!(names(&mixed), want);
+    assert_eq!(names(dir.path()), vec!["head", "mixed"]);
+    // A file where the folder should be is refused, and left alone.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    assert!(matches!(second.save(&file), Err(FitError::Io { .. })));
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
