@@ -12,6 +12,14 @@ pub fn is_original(view: &str) -> bool {
     view.is_empty() || view == ORIGINAL_VIEW
 }
 
+/// The error for a table without `original` rows, naming the views it has.
+pub(crate) fn no_original_view(t: &FeatureTable) -> FitError {
+    let views: std::collections::BTreeSet<&str> = t.views.iter().map(String::as_str).collect();
+    FitError::NoOriginalView {
+        views: views.into_iter().take(20).map(String::from).collect(),
+    }
+}
+
 /// Checks that the table's columns agree in length and the dimension is sane.
 pub fn check_table(t: &FeatureTable) -> Result<(), FitError> {
     let n = t.paths.len();

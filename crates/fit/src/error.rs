@@ -122,6 +122,16 @@ pub enum FitError {
         /// The head's classes.
         known: Vec<String>,
     },
+    /// No row has the `original` view, which validation and evaluation use.
+    #[error(
+        "no row has view `original` (the features have: {}); validation and evaluation use the `original` view of each image: re-extract with `headstart extract IMAGES --out CACHE --views original,{}`",
+        .views.join(", "),
+        .views.join(",")
+    )]
+    NoOriginalView {
+        /// The views the rows have (at most 20).
+        views: Vec<String>,
+    },
     /// Nothing to evaluate.
     #[error("no rows to evaluate (evaluation uses rows whose view is `original`)")]
     NoEvalRows,

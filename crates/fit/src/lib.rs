@@ -437,6 +437,9 @@ pub fn evaluate_with(
         rows.push(r);
     }
     if rows.is_empty() {
+        if !table.is_empty() && !table.views.iter().any(|v| is_original(v)) {
+            return Err(data::no_original_view(table));
+        }
         return Err(FitError::NoEvalRows);
     }
     let missing: Vec<usize> = rows

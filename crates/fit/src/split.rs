@@ -142,6 +142,11 @@ pub(crate) fn plan(
             ));
         }
     }
+    // Held-out rows are `original` views: without any, validation would be
+    // empty for a reason that --val-fraction cannot fix.
+    if n > 0 && !t.views.iter().any(|v| is_original(v)) {
+        return Err(crate::data::no_original_view(t));
+    }
     // 1. Given splits of labeled rows.
     let mut given: Vec<Option<Role>> = vec![None; n];
     let mut unlabeled = 0usize;

@@ -310,9 +310,24 @@ fn compatibility_and_evaluation_errors() {
             && msg.contains("extract the images with the head's model"),
         "{msg}"
     );
+    // No `original` rows: the error names the views there are (see
+    // hflip_only_cache_names_the_missing_original_view).
     let mut u = t.clone();
     u.views = vec!["hflip".into(); u.len()];
-    assert!(matches!(evaluate(&head, &u), Err(FitError::NoEvalRows)));
+    assert!(matches!(
+        evaluate(&head, &u),
+        Err(FitError::NoOriginalView { .. })
+    ));
+    // Rows there are, but none of the asked split.
+    let u = blobs(&[3, 3], t.dim, 1.0, 1);
+    let opts = EvalOptions {
+        split: Some(Role::Test),
+        n_mistakes: 5,
+    };
+    assert!(matches!(
+        evaluate_with(&head, &u, &opts),
+        Err(FitError::NoEvalRows)
+    ));
 }
 
 #[test]
@@ -526,4 +541,30 @@ fn a_new_fit_leaves_no_stale_artifacts() {
     std::fs::write(&file, "x").unwrap();
     assert!(matches!(second.save(&file), Err(FitError::Io { .. })));
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+/// Regression (#9): features with only `hflip` rows said "raise
+/// --val-fraction"; validation and evaluation use `original` rows, so the
+/// error names the views there are and how to get `original` ones.
+#[test]
+fn hflip_only_cache_names_the_missing_original_view() {
+    let mut t = blobs(&[30, 30], 4, 1.0, 13);
+    t.views = vec!["hflip".into(); t.len()];
+    let e = fit(&t, &FitParams::new().check().unwrap()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, FitError::NoOriginalView { .. }), "{msg}");
+    assert!(
+        msg.contains("no row has view `original` (the features have: hflip)")
+            && msg.contains("--views original,hflip")
+            && !msg.contains("val-fraction"),
+        "{msg}"
+    );
+    let head = fit(
+        &blobs(&[30, 30], 4, 1.0, 13),
+        &FitParams::new().check().unwrap(),
+    )
+    .unwrap()
+    .head;
+    let e = evaluate(&head, &t).unwrap_err();
+    assert!(matches!(e, FitError::NoOriginalView { .. }), "{e}");
 }
