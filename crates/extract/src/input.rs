@@ -106,12 +106,16 @@ pub fn list(input: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
     }
     listing.items.dedup_by(|a, b| a.rel == b.rel);
     if listing.items.is_empty() && listing.errors.is_empty() {
+        let exts = IMAGE_EXTENSIONS.join(", ");
         return Err(ExtractError::Input {
             path: input.to_path_buf(),
-            message: format!(
-                "no images found (extensions: {}); class folders look like INPUT/<class>/image.jpg, or pass --unlabeled",
-                IMAGE_EXTENSIONS.join(", ")
-            ),
+            message: match kind {
+                InputKind::ClassFolders => format!(
+                    "no images found (extensions: {exts}); class folders look like INPUT/<class>/image.jpg, or pass --unlabeled"
+                ),
+                InputKind::Unlabeled => format!("no images found (extensions: {exts})"),
+                InputKind::Manifest => "the manifest lists no images".into(),
+            },
         });
     }
     Ok(listing)
@@ -137,6 +141,8 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
     let has_splits = kind == InputKind::ClassFolders
         && !top.is_empty()
         && top.iter().any(|t| normalize_split(t).is_some());
+    // Top folders that hold images beside split folders: `test/ dog/ cat/`.
+    let mut not_splits = std::collections::BTreeSet::new();
     for entry in walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
@@ -170,6 +176,11 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
         let (label, split) = match kind {
             InputKind::Unlabeled => (None, None),
             _ if has_splits => {
+                let split = normalize_split(parts[0]);
+                if split.is_none() && parts.len() > 1 {
+                    not_splits.insert(parts[0].to_string());
+                    continue;
+                }
                 if parts.len() < 3 {
                     out.errors.push(ErrorRow {
                         path: rel.clone(),
@@ -177,19 +188,6 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
                         message:
                             "expected <split>/<class>/<file> under a folder with split folders"
                                 .into(),
-                    });
-                    continue;
-                }
-                let split = normalize_split(parts[0]);
-                if split.is_none() {
-                    out.errors.push(ErrorRow {
-                        path: rel.clone(),
-                        stage: "list".into(),
-                        message: format!(
-                            "`{}` is not a split folder ({})",
-                            parts[0],
-                            SPLIT_NAMES.join(", ")
-                        ),
                     });
                     continue;
                 }
@@ -212,6 +210,25 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
             rel,
             label,
             split,
+        });
+    }
+    if !not_splits.is_empty() {
+        let splits: Vec<String> = top
+            .iter()
+            .filter(|t| normalize_split(t).is_some())
+            .map(|t| format!("{t}/"))
+            .collect();
+        let others: Vec<String> = not_splits.iter().map(|t| format!("{t}/")).collect();
+        return Err(ExtractError::Input {
+            path: root.to_path_buf(),
+            message: format!(
+                "the top folder mixes split folders ({}) with other folders ({}): is {} a split or a class? \
+                 Put every class under split folders (train/<class>/, test/<class>/), \
+                 or list the images in a CSV manifest with columns path,label,split and pass that as INPUT",
+                splits.join(", "),
+                others.join(", "),
+                splits.first().map_or("it", String::as_str),
+            ),
         });
     }
     Ok(out)
@@ -452,5 +469,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no images found"), "{e}");
+    }
+
+    /// Regression: `predict` on an empty folder suggested `--unlabeled`, a flag
+    /// predict does not have (it lists folders as unlabeled already).
+    #[test]
+    fn empty_unlabeled_folder_suggests_no_flag() {
+        let d = tempfile::tempdir().unwrap();
+        let e = list(d.path(), InputKind::Unlabeled)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no images found") && !e.contains("--unlabeled"),
+            "{e}"
+        );
+    }
+
+    /// Regression: `test/ dog/ cat/` at the top gave every image an error row
+    /// and extracted nothing, and stderr said nothing useful.
+    #[test]
+    fn split_folders_beside_class_folders_are_refused_up_front() {
+        let d = tempfile::tempdir().unwrap();
+        touch(&d.path().join("test/dog/a.jpg"));
+        touch(&d.path().join("dog/b.jpg"));
+        touch(&d.path().join("cat/c.jpg"));
+        let e = list(d.path(), InputKind::ClassFolders)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test/") && e.contains("cat/, dog/") && e.contains("manifest"),
+            "{e}"
+        );
+        // Folders without images beside the splits are not in the way.
+        let d = tempfile::tempdir().unwrap();
+        touch(&d.path().join("train/dog/a.jpg"));
+        touch(&d.path().join("docs/readme.txt"));
+        assert_eq!(
+            list(d.path(), InputKind::ClassFolders).unwrap().items.len(),
+            1
+        );
     }
 }
