@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod term;
 
 use std::process::ExitCode;
 
@@ -12,8 +13,8 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", message(&e));
-            ExitCode::from(cmd::EXIT_ERROR)
+            eprintln!("error: {}", term::escape(&message(&e)));
+            ExitCode::from(cmd::exit_status(&e))
         }
     }
 }

@@ -260,3 +260,44 @@ fn errors_name_the_file_and_say_the_cause_once() {
     assert!(err.contains("head.json"), "{err}");
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
+
+/// Regression: bad flag values exited 1 (as a failed run), some only after
+/// provisioning, and `--hidden 1000000000` aborted trying to allocate 48 GB.
+/// Every usage error exits 2 before any work: nothing is provisioned or created.
+#[test]
+fn usage_errors_exit_2_before_any_work() {
+    let cases: &[&[&str]] = &[
+        &["fit", "c", "--out", "h", "--c=-1"],
+        &["fit", "c", "--out", "h", "--c", "0"],
+        &["fit", "c", "--out", "h", "--val-fraction", "1.5"],
+        &["fit", "c", "--out", "h", "--head", "mlp", "--hidden", "1000000000"],
+        &["fit", "c", "--out", "h", "--hidden", "64"],
+        &["extract", "imgs", "--out", "c", "--batch-size", "0"],
+        &["extract", "imgs", "--out", "c", "--shard", "2/2"],
+        &["extract", "imgs", "--out", "c", "--device", "tpu"],
+        &["extract", "imgs", "--out", "c", "--views", "rot90"],
+        &["extract", "imgs", "--out", "c", "--intra-threads", "0"],
+        &["eval", "h", "c", "--split", "bogus"],
+        &["predict", "h", "imgs", "--format", "parquet"],
+        &["predict", "h", "imgs", "--top-k", "0"],
+    ];
+    for args in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let out = std::process::Command::new(common::bin())
+            .args(*args)
+            .current_dir(dir.path())
+            .env("HEADSTART_HOME", &home)
+            .env_remove("ORT_DYLIB_PATH")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+        let made: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(made.is_empty(), "{args:?} did work before failing: {made:?}");
+    }
+}

@@ -52,7 +52,7 @@ pub fn session_config(ctx: &Ctx, d: &DeviceArgs) -> Result<SessionConfig> {
         ..SessionConfig::default()
     };
     if let Some(n) = d.intra_threads {
-        anyhow::ensure!(n > 0, "--intra-threads must be at least 1");
+        super::require(n > 0, || "--intra-threads must be at least 1".into())?;
         cfg.intra_threads = n;
     }
     if matches!(device, Device::TensorRt(_)) {
@@ -106,8 +106,9 @@ pub fn shard_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Option<Sha
     Ok(None)
 }
 
-/// A progress bar on a terminal; silent when stderr is not one.
-pub struct Bar(indicatif::ProgressBar);
+/// A progress bar on a terminal; silent when stderr is not one, but its messages
+/// still go to stderr (unless `--quiet`).
+pub struct Bar(indicatif::ProgressBar, bool);
 
 impl Bar {
     pub fn new(quiet: bool) -> Bar {
@@ -122,7 +123,7 @@ impl Bar {
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        Bar(pb)
+        Bar(pb, quiet)
     }
 }
 
@@ -134,7 +135,15 @@ impl headstart_extract::Progress for Bar {
         self.0.inc(n);
     }
     fn message(&self, msg: &str) {
-        self.0.println(msg);
+        if self.1 {
+            return;
+        }
+        let msg = crate::term::escape(msg);
+        if self.0.is_hidden() {
+            eprintln!("headstart: {msg}");
+        } else {
+            self.0.println(msg);
+        }
     }
 }
 
@@ -168,7 +177,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         line.push('\n');
         std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes())?;
     } else {
-        print!("{summary}");
+        print!("{}", crate::term::escape_lines(&summary.to_string()));
     }
     Ok(if summary.failed > 0 {
         ExitCode::from(super::EXIT_PARTIAL)
@@ -181,14 +190,24 @@ pub fn cache(cmd: CacheCommand) -> Result<ExitCode> {
     match cmd {
         CacheCommand::Compact { cache } => {
             let c = headstart_cache::Cache::open(&cache)?;
-            let s = c.compact(headstart_cache::RunInfo::default())?;
-            println!(
-                "{}: kept {} live rows, dropped {} dead rows, removed {} files",
-                cache.display(),
-                s.live_rows,
-                s.dropped_rows,
-                s.files_removed
-            );
+            let s = c.compact(headstart_cache::RunInfo::default(), &|m| {
+                eprintln!("headstart: {m}")
+            })?;
+            if s.files_removed == 0 && s.dropped_rows == 0 {
+                println!(
+                    "{}: nothing to compact ({} live rows, no dead rows)",
+                    cache.display(),
+                    s.live_rows
+                );
+            } else {
+                println!(
+                    "{}: kept {} live rows, dropped {} dead rows, removed {} files",
+                    cache.display(),
+                    s.live_rows,
+                    s.dropped_rows,
+                    s.files_removed
+                );
+            }
         }
         CacheCommand::Info { cache } => {
             let c = headstart_cache::Cache::open(&cache)?;

@@ -13,10 +13,10 @@ pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
     let mut p = FitParams::new();
     p.head = a.head.parse()?;
     if !a.hidden.is_empty() {
-        anyhow::ensure!(
-            p.head == headstart_fit::HeadKind::Mlp,
+        super::require(p.head == headstart_fit::HeadKind::Mlp, || {
             "--hidden sizes the hidden layer of an MLP head: add --head mlp, or drop --hidden"
-        );
+                .into()
+        })?;
         p.hidden = a.hidden.clone();
     }
     p.solver = a.solver.parse()?;
@@ -57,15 +57,14 @@ pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
-    let head = Head::load(&a.head)?;
-    let table = headstart_cache::read_features(&a.caches)?;
     let split = match &a.split {
         None => None,
-        Some(s) => Some(
-            Role::parse(s)
-                .with_context(|| format!("unknown split `{s}`; use train, val or test"))?,
-        ),
+        Some(s) => Some(Role::parse(s).ok_or_else(|| {
+            super::Usage(format!("unknown --split `{s}`; use train, val or test"))
+        })?),
     };
+    let head = Head::load(&a.head)?;
+    let table = headstart_cache::read_features(&a.caches)?;
     let metrics = headstart_fit::evaluate_with(
         &head,
         &table,

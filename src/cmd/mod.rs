@@ -18,8 +18,48 @@ use crate::cli::{Cli, Command, Global, RuntimeCommand};
 
 /// Exit status for a failed command.
 pub const EXIT_ERROR: u8 = 1;
+/// Exit status for a usage error: a flag's value or combination is invalid, and
+/// nothing was done.
+pub const EXIT_USAGE: u8 = 2;
 /// Exit status when a run finished but some input files failed.
 pub const EXIT_PARTIAL: u8 = 3;
+
+/// A usage error found by the binary's own checks of the flags.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Fails with a usage error saying `why` unless `ok`.
+pub fn require(ok: bool, why: impl FnOnce() -> String) -> Result<()> {
+    if ok { Ok(()) } else { Err(Usage(why()).into()) }
+}
+
+/// The exit status for a failed command: [`EXIT_USAGE`] for the binary's usage
+/// errors and the libraries' parameter errors, [`EXIT_ERROR`] for the rest.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    use headstart_extract::ExtractError;
+    use headstart_fit::FitError;
+    let usage = e.chain().any(|c| {
+        c.is::<Usage>()
+            || matches!(c.downcast_ref(), Some(ExtractError::Param { .. }))
+            || matches!(
+                c.downcast_ref(),
+                Some(
+                    FitError::InvalidParam { .. }
+                        | FitError::Parse { .. }
+                        | FitError::Unsupported(_)
+                )
+            )
+    });
+    if usage { EXIT_USAGE } else { EXIT_ERROR }
+}
 
 /// Shared context: cache location, runtime override, verbosity.
 pub struct Ctx {
@@ -41,10 +81,11 @@ impl Ctx {
         })
     }
 
-    /// Prints a progress line on stderr unless `--quiet`.
+    /// Prints a progress line on stderr unless `--quiet` (control characters
+    /// in file names escaped).
     pub fn log(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("headstart: {msg}");
+            eprintln!("headstart: {}", crate::term::escape(msg));
         }
     }
 

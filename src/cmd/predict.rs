@@ -56,14 +56,15 @@ fn failed(stage: &str, message: impl Into<String>) -> Outcome {
 }
 
 pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
-    anyhow::ensure!(a.top_k >= 1, "--top-k must be at least 1");
-    anyhow::ensure!(
-        (1..=4096).contains(&a.batch_size),
-        "--batch-size must be between 1 and 4096"
-    );
-    if matches!(a.format, PredictFormat::Parquet) && a.output.is_none() {
-        bail!("--format parquet writes a file: pass --output FILE");
-    }
+    use super::require;
+    require(a.top_k >= 1, || "--top-k must be at least 1".into())?;
+    require((1..=4096).contains(&a.batch_size), || {
+        "--batch-size must be between 1 and 4096".into()
+    })?;
+    require(
+        !matches!(a.format, PredictFormat::Parquet) || a.output.is_some(),
+        || "--format parquet writes a file: pass --output FILE".into(),
+    )?;
     // Checked here, although the backbone only opens when some file is not cached.
     let session = super::extract::session_config(ctx, &a.device)?;
     let head = Head::load(&a.head)
@@ -188,7 +189,8 @@ pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
         }
         f => {
             let text = match f {
-                PredictFormat::Table => table(&results),
+                // Paths on a terminal: control characters escaped.
+                PredictFormat::Table => crate::term::escape_lines(&table(&results)),
                 PredictFormat::Csv => csv(&results, a.top_k.min(head.n_classes())),
                 _ => serde_json::to_string_pretty(&results)? + "\n",
             };
@@ -223,6 +225,10 @@ impl Live {
         let model = super::export::resolve_for_head(ctx, head, &a.model)?;
         let rt = ctx.runtime_for(cfg.device)?;
         let backbone = Backbone::open_features(rt, &model, cfg)?;
+        // `run` splits each batch into the model's fixed batch size; say so.
+        if let Some(note) = backbone.batch_note(a.batch_size) {
+            ctx.log(&note);
+        }
         Ok(Live { model, backbone })
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use headstart_cache::{Cache, CacheInfo, ErrorRow, LiveIndex, PartWriter, Row, RunInfo};
+use headstart_cache::{Cache, CacheInfo, ErrorRow, LiveIndex, LockKind, PartWriter, Row, RunInfo};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -250,7 +250,8 @@ pub struct Summary {
     pub feature_dim: usize,
     pub execution_provider: String,
     pub shard: Option<String>,
-    /// Images listed (in this shard).
+    /// Images listed (in this shard), with the entries that failed listing:
+    /// `extracted + cached + failed`.
     pub images: usize,
     /// Images whose features were already cached.
     pub cached: usize,
@@ -374,6 +375,14 @@ impl Extractor {
             created_by: format!("headstart {}", env!("CARGO_PKG_VERSION")),
         };
         let cache = Cache::open_or_create(&cfg.out, &info)?;
+        // One unsharded writer at a time (a second one waits, then finds the work
+        // done); shards of one run write side by side; compaction waits for all.
+        let kind = if cfg.shard.is_some() {
+            LockKind::Shared
+        } else {
+            LockKind::Exclusive
+        };
+        let _lock = cache.lock(kind, &|m| progress.message(m))?;
         cache.clean_temp();
         let index = cache.live_index()?;
 
@@ -407,6 +416,9 @@ impl Extractor {
             shard: cfg.shard.map(|s| s.to_string()),
         };
         progress.start(items.len() as u64);
+        // Entries that failed while listing count as listed (and failed), so the
+        // summary's counts add up.
+        let listed_count = items.len() + listing.errors.len();
         let errors = Mutex::new(std::mem::take(&mut listing.errors));
         let stats = Stats::default();
         let abort = AtomicBool::new(false);
@@ -543,7 +555,7 @@ impl Extractor {
             feature_dim: dim,
             execution_provider: run.execution_provider.clone(),
             shard: run.shard.clone(),
-            images: items.len(),
+            images: listed_count,
             cached: stats.cached.load(Ordering::Relaxed) as usize,
             extracted,
             failed: errors.len(),

@@ -187,6 +187,10 @@ macro_rules! setter {
     };
 }
 
+/// Largest hidden layer of an MLP head: its weights are D x H floats, and a size
+/// beyond this is a typo, not a head (a billion units asked for 48 GB).
+pub const MAX_HIDDEN: usize = 65_536;
+
 impl FitParams {
     /// Defaults: softmax, auto solver, C = 1, standard normalisation, val 0.2, seed 0.
     pub fn new() -> Self {
@@ -279,8 +283,11 @@ impl FitParams {
             if self.hidden.is_empty() {
                 return Err(FitError::param("hidden", "give at least one size"));
             }
-            if let Some(h) = self.hidden.iter().find(|&&h| h == 0) {
-                return Err(FitError::param("hidden", format!("{h} must be > 0")));
+            if let Some(h) = self.hidden.iter().find(|&&h| h == 0 || h > MAX_HIDDEN) {
+                return Err(FitError::param(
+                    "hidden",
+                    format!("{h} must be between 1 and {MAX_HIDDEN}"),
+                ));
             }
         }
         if !(self.near_dup_threshold > 0.0 && self.near_dup_threshold <= 1.0) {
