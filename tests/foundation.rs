@@ -270,7 +270,16 @@ fn usage_errors_exit_2_before_any_work() {
         &["fit", "c", "--out", "h", "--c=-1"],
         &["fit", "c", "--out", "h", "--c", "0"],
         &["fit", "c", "--out", "h", "--val-fraction", "1.5"],
-        &["fit", "c", "--out", "h", "--head", "mlp", "--hidden", "1000000000"],
+        &[
+            "fit",
+            "c",
+            "--out",
+            "h",
+            "--head",
+            "mlp",
+            "--hidden",
+            "1000000000",
+        ],
         &["fit", "c", "--out", "h", "--hidden", "64"],
         &["extract", "imgs", "--out", "c", "--batch-size", "0"],
         &["extract", "imgs", "--out", "c", "--shard", "2/2"],
@@ -298,6 +307,9 @@ fn usage_errors_exit_2_before_any_work() {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert!(made.is_empty(), "{args:?} did work before failing: {made:?}");
+        assert!(
+            made.is_empty(),
+            "{args:?} did work before failing: {made:?}"
+        );
     }
 }
