@@ -42,6 +42,9 @@ const PASS_THROUGH: &[&str] = &[
     "Reshape",
 ];
 
+/// Nodes whose output is class scores, not features.
+const SCORES: &[&str] = &["Softmax", "LogSoftmax", "Sigmoid"];
+
 /// Nodes whose outputs are offered as `--features` candidates in errors.
 const POOLING: &[&str] = &[
     "GlobalAveragePool",
@@ -131,10 +134,50 @@ pub fn find_penultimate(model: &ModelProto) -> Result<FeatureTensor, OnnxError> 
     let index = GraphIndex::new(graph);
     let found = match graph.output.as_slice() {
         [] => Err("the graph has no outputs".to_string()),
-        [only] => index.head_of(&only.name),
+        [only] => index
+            .head_of(&only.name)
+            .or_else(|why| index.headless(&only.name).ok_or(why)),
         outputs => index.agree(outputs),
     };
     found.map_err(|why| index.explain(why))
+}
+
+/// Checks that `tensor` can be the feature tensor: one vector per image,
+/// `[batch, features]`. A tensor the graph shows to have another rank (a
+/// `[N, C, H, W]` feature map, a `[N, C, 1, 1]` pool before its flatten) is an
+/// [`OnnxError::FeatureShape`] that names its shape and the pooled 2-D
+/// tensors of the graph; a tensor of unknown rank passes (the runtime checks
+/// the shape it really has).
+pub fn check_feature_tensor(model: &ModelProto, tensor: &str) -> Result<(), OnnxError> {
+    let graph = graph_of(model)?;
+    let index = GraphIndex::new(graph);
+    match index.rank(tensor, RANK_DEPTH) {
+        None | Some(2) => Ok(()),
+        Some(rank) => {
+            let shape = match index.infos.get(tensor).and_then(|vi| declared_dims(vi)) {
+                Some(dims) => format_dims(dims),
+                None => format!("[{}]", vec!["?"; rank].join(", ")),
+            };
+            Err(OnnxError::FeatureShape {
+                tensor: tensor.to_string(),
+                shape,
+                pooled: index.vector_candidates(),
+            })
+        }
+    }
+}
+
+/// `[N, 16, 1, 1]`: fixed sizes, symbolic names, `?` for unknown.
+fn format_dims(dims: &[tensor_shape_proto::Dimension]) -> String {
+    let dims: Vec<String> = dims
+        .iter()
+        .map(|d| match &d.value {
+            Some(tensor_shape_proto::dimension::Value::DimValue(v)) => v.to_string(),
+            Some(tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => p.clone(),
+            _ => "?".to_string(),
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
 }
 
 /// Adds a float graph output `[batch, dim]` for the existing tensor `tensor`,
@@ -447,6 +490,64 @@ impl<'a> GraphIndex<'a> {
         Err(format!("output `{output}` is part of a cycle"))
     }
 
+    /// A single output that is itself a `[batch, features]` matrix: a backbone
+    /// exported without its classifier, giving its pooled features. Class scores
+    /// (an output behind Softmax, LogSoftmax or Sigmoid) do not count.
+    fn headless(&self, output: &str) -> Option<FeatureTensor> {
+        if self.rank(output, RANK_DEPTH) != Some(2) {
+            return None;
+        }
+        let mut tensor = output;
+        for _ in 0..=self.graph.node.len() {
+            let Some(node) = self.producers.get(tensor) else {
+                break;
+            };
+            let op = node.op_type.as_str();
+            if !is_default_domain(node) {
+                break;
+            }
+            if !PASS_THROUGH.contains(&op) {
+                // A fully connected layer that `head_of` refused: logits, no features.
+                let fc = |n: &&NodeProto| {
+                    is_default_domain(n) && matches!(n.op_type.as_str(), "Gemm" | "MatMul")
+                };
+                let after_fc = op == "Add"
+                    && node
+                        .input
+                        .iter()
+                        .any(|i| self.producers.get(i.as_str()).is_some_and(fc));
+                if fc(node) || after_fc {
+                    return None;
+                }
+                break;
+            }
+            if SCORES.contains(&op) {
+                return None;
+            }
+            match node.input.first() {
+                Some(input) if !input.is_empty() => tensor = input,
+                _ => break,
+            }
+        }
+        let dim = self
+            .infos
+            .get(output)
+            .and_then(|vi| declared_dims(vi))
+            .and_then(|dims| match dims {
+                [_, d] => match d.value {
+                    Some(tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                        usize::try_from(v).ok().filter(|&v| v > 0)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            });
+        Some(FeatureTensor {
+            name: output.to_string(),
+            dim,
+        })
+    }
+
     fn not_a_head(&self, output: &str, node: &NodeProto, after: &str) -> String {
         format!(
             "the last node before output `{output}`{after} is {}; no fully connected head \
@@ -681,8 +782,20 @@ impl<'a> GraphIndex<'a> {
         }
     }
 
-    /// Outputs of pooling and flattening nodes, in graph order.
+    /// Outputs of pooling and flattening nodes that may be `[batch, features]`
+    /// (rank 2 or unknown; a `[N, C, 1, 1]` pool is no candidate), in graph order.
     fn candidates(&self) -> Vec<String> {
+        self.pooled_where(|rank| rank.is_none_or(|r| r == 2))
+    }
+
+    /// Outputs of pooling and flattening nodes known to be `[batch, features]`.
+    fn vector_candidates(&self) -> Vec<String> {
+        self.pooled_where(|rank| rank == Some(2))
+    }
+
+    /// Outputs of pooling and flattening nodes whose rank passes `keep`, as
+    /// `` `name` (Op) ``, in graph order.
+    fn pooled_where(&self, keep: impl Fn(Option<usize>) -> bool) -> Vec<String> {
         let mut seen = HashSet::new();
         self.graph
             .node
@@ -690,7 +803,7 @@ impl<'a> GraphIndex<'a> {
             .filter(|n| is_default_domain(n) && POOLING.contains(&n.op_type.as_str()))
             .filter_map(|n| {
                 let out = n.output.first().filter(|o| !o.is_empty())?;
-                seen.insert(out.as_str())
+                (keep(self.rank(out, RANK_DEPTH)) && seen.insert(out.as_str()))
                     .then(|| format!("`{out}` ({})", n.op_type))
             })
             .collect()
@@ -836,8 +949,9 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("no fully connected head found"), "{e}");
+        // Its [N, C, 1, 1] pool is no candidate: `--features` would refuse it.
         assert!(
-            e.contains("pass --features TENSOR, e.g. one of these pooled tensors: `pooled` (GlobalAveragePool)"),
+            e.contains("pass --features TENSOR naming a [batch, features] tensor of the graph"),
             "{e}"
         );
     }
@@ -978,6 +1092,120 @@ mod tests {
         let g = m.graph.as_mut().unwrap_or_else(|| panic!("no graph"));
         g.output.insert(0, flat);
         assert_eq!(find_penultimate(&m).ok(), Some(feature("pool_flat", 16)));
+    }
+
+    /// image [N,3,8,8] -> GlobalAveragePool -> Flatten -> `tail` nodes -> output.
+    fn headless(tail: Vec<NodeProto>, output: &str, declared: Option<Vec<Dim>>) -> ModelProto {
+        let mut g = GraphProto::new();
+        g.input.push(value_info(
+            "image",
+            DataType::FLOAT,
+            &[
+                Dim::Named("N".into()),
+                Dim::Fixed(3),
+                Dim::Fixed(8),
+                Dim::Fixed(8),
+            ],
+        ));
+        g.node = vec![
+            node("GlobalAveragePool", "pool", &["image"], &["pooled"], vec![]),
+            node("Flatten", "flat", &["pooled"], &["flat"], vec![]),
+        ];
+        g.node.extend(tail);
+        let mut out = value_info(
+            output,
+            DataType::FLOAT,
+            &declared.clone().unwrap_or_default(),
+        );
+        if declared.is_none() {
+            out = ValueInfoProto::new();
+            out.name = output.into();
+        }
+        g.output.push(out);
+        model(g, &[])
+    }
+
+    /// Issue #12: `--features auto` refused a headless backbone whose only
+    /// output is its pooled `features [N, D]`.
+    #[test]
+    fn auto_features_accepts_a_headless_features_output() {
+        let n_by = |d: i64| Some(vec![Dim::Named("N".into()), Dim::Fixed(d)]);
+        let identity = vec![node("Identity", "id", &["flat"], &["features"], vec![])];
+        let m = headless(identity.clone(), "features", n_by(3));
+        assert_eq!(find_penultimate(&m).ok(), Some(feature("features", 3)));
+        // Rank known from the graph, size not declared.
+        let m = headless(identity, "features", None);
+        assert_eq!(
+            find_penultimate(&m).ok(),
+            Some(FeatureTensor {
+                name: "features".into(),
+                dim: None
+            })
+        );
+        // The pooled output itself.
+        let m = headless(vec![], "flat", n_by(3));
+        assert_eq!(find_penultimate(&m).ok(), Some(feature("flat", 3)));
+        // Class scores are no features.
+        let softmax = vec![node("Softmax", "sm", &["flat"], &["probs"], vec![])];
+        let e = err(&headless(softmax, "probs", n_by(3)));
+        assert!(e.contains("no fully connected head found"), "{e}");
+        // A 4-D output stays refused.
+        let e = err(&load(test_model!("e_no_head.onnx")));
+        assert!(e.contains("no fully connected head found"), "{e}");
+        // So do the logits of a fully connected layer that is no usable head.
+        let fc = vec![node(
+            "Gemm",
+            "fc",
+            &["flat", "w"],
+            &["logits"],
+            vec![("transA", Attr::Int(1))],
+        )];
+        let mut m = headless(fc, "logits", n_by(2));
+        let g = m.graph.as_mut().unwrap_or_else(|| panic!("no graph"));
+        g.initializer.push(tensor_f32("w", &[3, 2], &[0.0; 6]));
+        assert!(err(&m).contains("transA=1"));
+    }
+
+    /// Issue #12: `--features` on a 4-D tensor was flattened silently.
+    #[test]
+    fn four_d_feature_tensor_is_refused() {
+        let m = load(test_model!("e_no_head.onnx"));
+        match check_feature_tensor(&m, "pooled") {
+            Err(OnnxError::FeatureShape {
+                tensor,
+                shape,
+                pooled,
+            }) => {
+                assert_eq!(tensor, "pooled");
+                assert_eq!(shape, "[N, 16, 1, 1]");
+                assert!(pooled.is_empty(), "{pooled:?}");
+            }
+            other => panic!("expected FeatureShape, got {other:?}"),
+        }
+        // Rank from the graph (Conv, Relu), shape not declared.
+        let e = check_feature_tensor(&m, "act").map_err(|e| e.to_string());
+        assert!(
+            matches!(&e, Err(s) if s.contains("`act` has shape [?, ?, ?, ?], not [batch, features]")),
+            "{e:?}"
+        );
+
+        let m = load(test_model!("a_torchvision.onnx"));
+        let e = check_feature_tensor(&m, "/avgpool/GlobalAveragePool_output_0")
+            .map_err(|e| e.to_string());
+        let Err(e) = e else {
+            panic!("a [N, C, 1, 1] pool is not a feature vector")
+        };
+        assert!(e.contains("has shape [?, ?, ?, ?]"), "{e}");
+        assert!(
+            e.contains("pooled tensors: `/Flatten_output_0` (Flatten)"),
+            "{e}"
+        );
+        assert!(e.contains("headstart models inspect"), "{e}");
+        // 2-D tensors and tensors of unknown rank pass.
+        assert!(check_feature_tensor(&m, "/Flatten_output_0").is_ok());
+        assert!(check_feature_tensor(&m, "logits").is_ok());
+        let m = matmul_graph(None, vec![], "x");
+        assert!(check_feature_tensor(&m, "x").is_ok());
     }
 
     #[test]

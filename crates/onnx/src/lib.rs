@@ -37,6 +37,18 @@ pub enum OnnxError {
     /// and which tensors `--features` could name.
     #[error("cannot pick the feature tensor: {0}")]
     Features(String),
+    /// The tensor named for features is not `[batch, features]` (e.g. a 4-D
+    /// feature map); `pooled` lists the graph's 2-D pooled tensors, as
+    /// `` `name` (Op) ``.
+    #[error(
+        "the feature tensor `{tensor}` has shape {shape}, not [batch, features]: headstart stores one vector per image and does not flatten feature maps; {}",
+        feature_shape_fix(pooled, "MODEL")
+    )]
+    FeatureShape {
+        tensor: String,
+        shape: String,
+        pooled: Vec<String>,
+    },
     /// A named tensor is not in the graph; `suggestions` is empty or starts
     /// with "; ".
     #[error("no tensor `{name}` to use: {reason}{suggestions}")]
@@ -45,6 +57,24 @@ pub enum OnnxError {
         reason: String,
         suggestions: String,
     },
+}
+
+/// What to do about a feature tensor that is not `[batch, features]`: pick a
+/// pooled tensor (one of `pooled`, when the graph has some) and where to see
+/// the tensors of `model`.
+pub fn feature_shape_fix(pooled: &[String], model: &str) -> String {
+    const KEEP: usize = 6;
+    let examples = match pooled {
+        [] => String::new(),
+        list if list.len() <= KEEP => format!(" (pooled tensors: {})", list.join(", ")),
+        list => format!(
+            " (pooled tensors: ..., {})",
+            list[list.len() - KEEP..].join(", ")
+        ),
+    };
+    format!(
+        "pass --features TENSOR naming a pooled [batch, features] tensor{examples}, or --features auto; `headstart models inspect {model}` shows the model's outputs and the feature tensor auto picks"
+    )
 }
 
 /// Reads and decodes an ONNX model file.
