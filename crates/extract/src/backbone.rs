@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use headstart_models::preprocess::Preprocess;
 use ort::ep::ExecutionProvider as _;
 use ort::session::{Session, builder::GraphOptimizationLevel};
+use ort::value::TensorElementType;
 
 use crate::ExtractError;
 use crate::model::ResolvedBackbone;
@@ -89,9 +90,13 @@ const GPU_FIX: &str = "run `headstart runtime install --gpu` (add --tensorrt for
 /// A loaded backbone that maps input tensors to named float outputs.
 pub struct Backbone {
     session: Session,
+    name: String,
     pre: Preprocess,
     outputs: Vec<String>,
     provider: String,
+    /// The batch size the model's input fixes (`torch.onnx.export` fixes 1
+    /// unless told otherwise); `None` when it is dynamic.
+    fixed_batch: Option<usize>,
 }
 
 fn builder_err(
@@ -160,19 +165,9 @@ impl Backbone {
         let session = builder
             .commit_from_memory(onnx)
             .map_err(ExtractError::ort(&ctx))?;
-        let has = |list: &[ort::value::Outlet], n: &str| list.iter().any(|o| o.name() == n);
-        if !has(session.inputs(), &pre.input_name) {
-            return Err(ExtractError::Backbone {
-                model: name.to_string(),
-                message: format!(
-                    "the model has no input `{}` (inputs: {})",
-                    pre.input_name,
-                    names(session.inputs())
-                ),
-            });
-        }
+        let fixed_batch = check_input(name, &session, &pre)?;
         for o in outputs {
-            if !has(session.outputs(), o) {
+            let Some(outlet) = session.outputs().iter().find(|x| x.name() == *o) else {
                 return Err(ExtractError::Backbone {
                     model: name.to_string(),
                     message: format!(
@@ -180,14 +175,45 @@ impl Backbone {
                         names(session.outputs())
                     ),
                 });
+            };
+            // Rank 0: ONNX Runtime does not know the shape; `run` checks it.
+            if let Some(shape) = outlet.dtype().tensor_shape()
+                && !matches!(shape.len(), 0 | 2)
+            {
+                return Err(feature_shape(name, o, &dims_text(shape)));
             }
         }
         Ok(Backbone {
             session,
+            name: name.to_string(),
             pre,
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             provider,
+            fixed_batch,
         })
+    }
+
+    /// The batch size the model's input fixes, when it is not dynamic. [`Backbone::run`]
+    /// takes any number of rows either way.
+    pub fn fixed_batch(&self) -> Option<usize> {
+        self.fixed_batch
+    }
+
+    /// Rows per batch to use when `requested` were asked for: the model's fixed
+    /// batch when it has one.
+    pub fn batch_size(&self, requested: usize) -> usize {
+        self.fixed_batch.unwrap_or(requested)
+    }
+
+    /// A line for the log when the model's fixed batch replaces `requested`.
+    pub fn batch_note(&self, requested: usize) -> Option<String> {
+        match self.fixed_batch {
+            Some(n) if n != requested => Some(format!(
+                "{} takes a fixed batch of {n}, so batches of {n} are used (not --batch-size {requested}); export it with a dynamic batch axis for other sizes",
+                self.name
+            )),
+            _ => None,
+        }
     }
 
     /// The preprocessing recipe the session expects.
@@ -201,30 +227,162 @@ impl Backbone {
     }
 
     /// Runs a batch of `n` tensors (`n * 3*H*W` values) and returns each requested
-    /// output as `n * dim` row-major values.
+    /// output as `n * dim` row-major values. A model with a fixed batch runs in
+    /// batches of that size, the last one padded with zeros.
     pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ExtractError> {
+        let len = self.pre.tensor_len();
+        if n == 0 || batch.len() != n * len {
+            return Err(ExtractError::Ort {
+                context: format!("running {}", self.name),
+                message: format!(
+                    "a batch of {n} images needs {} input values, got {}",
+                    n * len,
+                    batch.len()
+                ),
+            });
+        }
+        let fixed = match self.fixed_batch {
+            Some(f) if f != n => f,
+            _ => return self.run_exact(batch, n),
+        };
+        let mut result = vec![Vec::new(); self.outputs.len()];
+        let mut padded = Vec::new();
+        for chunk in batch.chunks(fixed * len) {
+            let rows = chunk.len() / len;
+            let input = if rows == fixed {
+                chunk
+            } else {
+                padded.clear();
+                padded.extend_from_slice(chunk);
+                padded.resize(fixed * len, 0.0);
+                &padded[..]
+            };
+            for (all, out) in result.iter_mut().zip(self.run_exact(input, fixed)?) {
+                let dim = out.len() / fixed;
+                all.extend_from_slice(&out[..rows * dim]);
+            }
+        }
+        Ok(result)
+    }
+
+    /// Runs exactly `n` rows in one call; each output must be `[n, dim]`.
+    fn run_exact(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ExtractError> {
         let shape = self.pre.shape(n);
         let input = ort::value::TensorRef::from_array_view((shape, batch))
             .map_err(ExtractError::ort("building the input tensor"))?;
         let outputs = self
             .session
             .run(ort::inputs![self.pre.input_name.as_str() => input])
-            .map_err(ExtractError::ort("running the model"))?;
+            .map_err(ExtractError::ort(format!("running {}", self.name)))?;
         let mut result = Vec::with_capacity(self.outputs.len());
         for name in &self.outputs {
             let (shape, data) = outputs[name.as_str()]
                 .try_extract_tensor::<f32>()
                 .map_err(ExtractError::ort(format!("reading output `{name}`")))?;
-            let rows = shape.first().copied().unwrap_or(0);
-            if rows != n as i64 || n == 0 || data.len() % n != 0 {
+            if shape.len() != 2 {
+                return Err(feature_shape(&self.name, name, &dims_text(shape)));
+            }
+            if shape[0] != n as i64 || data.len() % n != 0 {
                 return Err(ExtractError::Ort {
                     context: format!("reading output `{name}`"),
-                    message: format!("expected {n} rows, got shape {shape:?}"),
+                    message: format!("expected {n} rows, got shape {}", dims_text(shape)),
                 });
             }
             result.push(data.to_vec());
         }
         Ok(result)
+    }
+}
+
+/// Checks that the session takes one float32 image input named as `pre` says;
+/// returns its fixed batch size, if any.
+fn check_input(
+    name: &str,
+    session: &Session,
+    pre: &Preprocess,
+) -> Result<Option<usize>, ExtractError> {
+    let inputs = session.inputs();
+    if inputs.len() != 1 {
+        return Err(ExtractError::ModelInputs {
+            model: name.to_string(),
+            count: inputs.len(),
+            names: if inputs.is_empty() {
+                "none".into()
+            } else {
+                names(inputs)
+            },
+        });
+    }
+    let input = &inputs[0];
+    if input.name() != pre.input_name {
+        return Err(ExtractError::Backbone {
+            model: name.to_string(),
+            message: format!(
+                "the model has no input `{}` (its input is `{}`)",
+                pre.input_name,
+                input.name()
+            ),
+        });
+    }
+    let elem = input.dtype().tensor_type();
+    if elem != Some(TensorElementType::Float32) {
+        return Err(ExtractError::InputType {
+            model: name.to_string(),
+            input: input.name().to_string(),
+            elem_type: elem.map_or_else(|| "not a tensor".to_string(), elem_name),
+        });
+    }
+    Ok(input
+        .dtype()
+        .tensor_shape()
+        .and_then(|s| s.first().copied())
+        .filter(|&b| b > 0)
+        .and_then(|b| usize::try_from(b).ok()))
+}
+
+/// numpy-style name of a tensor element type, as `models inspect` shows it.
+fn elem_name(t: TensorElementType) -> String {
+    match t {
+        TensorElementType::Float32 => "float32",
+        TensorElementType::Float16 => "float16",
+        TensorElementType::Bfloat16 => "bfloat16",
+        TensorElementType::Float64 => "float64",
+        TensorElementType::Uint8 => "uint8",
+        TensorElementType::Int8 => "int8",
+        TensorElementType::Uint16 => "uint16",
+        TensorElementType::Int16 => "int16",
+        TensorElementType::Uint32 => "uint32",
+        TensorElementType::Int32 => "int32",
+        TensorElementType::Uint64 => "uint64",
+        TensorElementType::Int64 => "int64",
+        TensorElementType::Bool => "bool",
+        TensorElementType::String => "string",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
+/// `[1, 16, 7, 7]`, with `?` for dimensions ONNX Runtime does not know.
+fn dims_text(dims: &[i64]) -> String {
+    let dims: Vec<String> = dims
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                "?".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+fn feature_shape(model: &str, tensor: &str, shape: &str) -> ExtractError {
+    ExtractError::FeatureShape {
+        model: model.to_string(),
+        tensor: tensor.to_string(),
+        shape: shape.to_string(),
+        fix: headstart_onnx::feature_shape_fix(&[], "MODEL"),
     }
 }
 
@@ -323,6 +481,248 @@ fn names(list: &[ort::value::Outlet]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use headstart_onnx::build::{Attr, Dim, model, node, value_info};
+    use headstart_onnx::proto::{GraphProto, tensor_proto::DataType};
+    use headstart_provision::Home;
+    use std::path::Path;
+
+    /// ONNX Runtime, provisioned through headstart's own installer into the cache
+    /// the end-to-end tests use (`target/tmp/headstart-home`).
+    fn runtime() -> &'static Runtime {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no workspace root above {}", env!("CARGO_MANIFEST_DIR")))
+            .join("target/tmp/headstart-home");
+        let (lib, _) = crate::runtime::install(&Home::at(root), &|m| eprintln!("{m}"))
+            .unwrap_or_else(|e| panic!("provisioning ONNX Runtime for the tests: {e}"));
+        crate::runtime::init(&lib).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn test_model(file: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../tests/data/models/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// 8x8 NCHW input named `input`.
+    fn pre8(input: &str) -> Preprocess {
+        let mut p = Preprocess::imagenet(input);
+        (p.height, p.width) = (8, 8);
+        p
+    }
+
+    fn nchw(batch: Dim) -> Vec<Dim> {
+        vec![batch, Dim::Fixed(3), Dim::Fixed(8), Dim::Fixed(8)]
+    }
+
+    /// `inputs` -> `body` -> GlobalAveragePool -> Flatten -> `y` [batch, 3].
+    fn pooling_model(
+        inputs: &[(&str, DataType)],
+        batch: Dim,
+        body: Vec<headstart_onnx::proto::NodeProto>,
+        last: &str,
+    ) -> Vec<u8> {
+        let mut g = GraphProto::new();
+        for (name, ty) in inputs {
+            g.input.push(value_info(name, *ty, &nchw(batch.clone())));
+        }
+        g.node = body;
+        g.node
+            .push(node("GlobalAveragePool", "pool", &[last], &["p"], vec![]));
+        g.node.push(node("Flatten", "flat", &["p"], &["y"], vec![]));
+        g.output
+            .push(value_info("y", DataType::FLOAT, &[batch, Dim::Fixed(3)]));
+        headstart_onnx::encode_model(&model(g, &[])).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn open(
+        name: &str,
+        onnx: &[u8],
+        pre: Preprocess,
+        outputs: &[&str],
+    ) -> Result<Backbone, String> {
+        let cfg = SessionConfig {
+            intra_threads: 1,
+            ..SessionConfig::default()
+        };
+        Backbone::open(runtime(), name, onnx, pre, outputs, &cfg).map_err(|e| e.to_string())
+    }
+
+    /// Image `i` of a batch: every value `i + 1`, channel c scaled by c + 1.
+    fn batch_of(pre: &Preprocess, n: usize) -> Vec<f32> {
+        let plane = pre.tensor_len() / 3;
+        (0..n)
+            .flat_map(|i| {
+                (0..3)
+                    .flat_map(move |c| std::iter::repeat_n((i + 1) as f32 * (c + 1) as f32, plane))
+            })
+            .collect()
+    }
+
+    /// Issue #12: a model exported with a fixed batch of 1 (torch.onnx.export's
+    /// default) failed with ONNX Runtime's dimension error unless --batch-size 1.
+    #[test]
+    fn fixed_batch_model_adapts_the_batch() {
+        let pre = pre8("input");
+        let mut net = open(
+            "b_fixed_batch",
+            &test_model("b_fixed_batch.onnx"),
+            pre.clone(),
+            &["logits"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(net.fixed_batch(), Some(1));
+        assert_eq!(net.batch_size(32), 1);
+        let note = net.batch_note(32).unwrap_or_default();
+        assert!(
+            note.contains("b_fixed_batch takes a fixed batch of 1, so batches of 1 are used"),
+            "{note}"
+        );
+        assert_eq!(net.batch_note(1), None);
+        let input = batch_of(&pre, 3);
+        let all = net
+            .run(&input, 3)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .swap_remove(0);
+        assert_eq!(all.len(), 3 * 5);
+        let len = pre.tensor_len();
+        for i in 0..3 {
+            let one = net
+                .run(&input[i * len..(i + 1) * len], 1)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(one[0], all[i * 5..(i + 1) * 5], "row {i}");
+        }
+
+        // A fixed batch of 2: three rows run as 2 + 1 padded.
+        let onnx = pooling_model(
+            &[("input", DataType::FLOAT)],
+            Dim::Fixed(2),
+            vec![],
+            "input",
+        );
+        let mut net = open("pairs", &onnx, pre.clone(), &["y"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(net.fixed_batch(), Some(2));
+        let out = net
+            .run(&batch_of(&pre, 3), 3)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out[0], [1.0, 2.0, 3.0, 2.0, 4.0, 6.0, 3.0, 6.0, 9.0]);
+        let out = net
+            .run(&batch_of(&pre, 1), 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out[0], [1.0, 2.0, 3.0]);
+        // A dynamic batch is left alone.
+        let onnx = pooling_model(
+            &[("input", DataType::FLOAT)],
+            Dim::Named("N".into()),
+            vec![],
+            "input",
+        );
+        let net = open("dynamic", &onnx, pre, &["y"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((net.fixed_batch(), net.batch_note(32)), (None, None));
+    }
+
+    /// Issue #12: a model with two inputs failed with ONNX Runtime's error at
+    /// the first batch instead of saying what headstart feeds.
+    #[test]
+    fn two_input_model_is_refused_at_open() {
+        let onnx = pooling_model(
+            &[("a", DataType::FLOAT), ("b", DataType::FLOAT)],
+            Dim::Named("N".into()),
+            vec![node("Add", "sum", &["a", "b"], &["s"], vec![])],
+            "s",
+        );
+        let e = match open("model.onnx", &onnx, pre8("a"), &["y"]) {
+            Ok(_) => panic!("a model with two inputs was opened"),
+            Err(e) => e,
+        };
+        assert!(
+            e.contains("model.onnx has 2 inputs (a, b); headstart feeds one float image tensor [N,3,H,W] or [N,H,W,3]"),
+            "{e}"
+        );
+    }
+
+    /// Issue #12: a model with a uint8 input failed with ONNX Runtime's type
+    /// error at the first batch.
+    #[test]
+    fn uint8_input_model_is_refused_at_open() {
+        let cast = node(
+            "Cast",
+            "cast",
+            &["x"],
+            &["xf"],
+            vec![("to", Attr::Int(DataType::FLOAT as i64))],
+        );
+        let onnx = pooling_model(
+            &[("x", DataType::UINT8)],
+            Dim::Named("N".into()),
+            vec![cast],
+            "xf",
+        );
+        let e = match open("model.onnx", &onnx, pre8("x"), &["y"]) {
+            Ok(_) => panic!("a model with a uint8 input was opened"),
+            Err(e) => e,
+        };
+        assert!(
+            e.contains("model.onnx: input `x` is uint8; headstart feeds float32"),
+            "{e}"
+        );
+        assert!(
+            e.contains("fix: export the model with a float32 input"),
+            "{e}"
+        );
+    }
+
+    /// Issue #12: a 4-D feature tensor was flattened into one row per image.
+    #[test]
+    fn four_d_feature_output_is_refused() {
+        let pre = pre8("image");
+        // Declared [N, 16, 1, 1]: refused when the session opens.
+        let e = match open(
+            "e_no_head",
+            &test_model("e_no_head.onnx"),
+            pre.clone(),
+            &["pooled"],
+        ) {
+            Ok(_) => panic!("a 4-D output was accepted"),
+            Err(e) => e,
+        };
+        assert!(
+            e.contains("e_no_head: the feature tensor `pooled` has shape [?, 16, 1, 1], not [batch, features]"),
+            "{e}"
+        );
+        // Shape not declared: refused at the first batch at the latest.
+        let mut g = GraphProto::new();
+        g.input.push(value_info(
+            "image",
+            DataType::FLOAT,
+            &nchw(Dim::Named("N".into())),
+        ));
+        g.node.push(node(
+            "GlobalAveragePool",
+            "pool",
+            &["image"],
+            &["map"],
+            vec![],
+        ));
+        let mut out = headstart_onnx::proto::ValueInfoProto::new();
+        out.name = "map".into();
+        g.output.push(out);
+        let onnx = headstart_onnx::encode_model(&model(g, &[])).unwrap_or_else(|e| panic!("{e}"));
+        let e = open("maps", &onnx, pre.clone(), &["map"])
+            .and_then(|mut net| net.run(&batch_of(&pre, 2), 2).map_err(|e| e.to_string()));
+        match e {
+            Ok(v) => panic!("a 4-D output was flattened into {} values", v[0].len()),
+            Err(e) => assert!(
+                e.contains(
+                    "the feature tensor `map` has shape [2, 3, 1, 1], not [batch, features]"
+                ) || e.contains("the feature tensor `map` has shape [?, 3, 1, 1]"),
+                "{e}"
+            ),
+        }
+    }
 
     #[test]
     fn devices_parse() {

@@ -21,6 +21,34 @@ pub enum ExtractError {
     /// The model or its preprocessing cannot be used.
     #[error("{model}: {message}")]
     Backbone { model: String, message: String },
+    /// The model does not take exactly one input.
+    #[error(
+        "{model} has {count} inputs ({names}); headstart feeds one float image tensor [N,3,H,W] or [N,H,W,3]\nfix: export the model with the image as its only input (make the other inputs constants)"
+    )]
+    ModelInputs {
+        model: String,
+        count: usize,
+        names: String,
+    },
+    /// The image input is not float32.
+    #[error(
+        "{model}: input `{input}` is {elem_type}; headstart feeds float32 (normalised pixels)\nfix: export the model with a float32 input; a model that takes uint8 pixels can also be wrapped: a float32 input, then Cast(to=uint8), run with --mean 0,0,0 --std 1,1,1 so that it gets 0-255 values"
+    )]
+    InputType {
+        model: String,
+        input: String,
+        elem_type: String,
+    },
+    /// The feature tensor is not `[batch, features]`, e.g. a 4-D feature map.
+    #[error(
+        "{model}: the feature tensor `{tensor}` has shape {shape}, not [batch, features]: headstart stores one vector per image and does not flatten feature maps\nfix: {fix}"
+    )]
+    FeatureShape {
+        model: String,
+        tensor: String,
+        shape: String,
+        fix: String,
+    },
     /// A parameter is out of range.
     #[error("invalid {name} `{value}`: {message}")]
     Param {

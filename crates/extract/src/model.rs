@@ -173,6 +173,22 @@ pub fn resolve(
         (FeatureSel::Tensor(t), Some((dt, d))) if t == dt => (t.clone(), Some(*d)),
         (FeatureSel::Tensor(t), _) => (t.clone(), None),
     };
+    match headstart_onnx::features::check_feature_tensor(&model, &feature_tensor) {
+        Ok(()) => {}
+        Err(headstart_onnx::OnnxError::FeatureShape {
+            tensor,
+            shape,
+            pooled,
+        }) => {
+            return Err(ExtractError::FeatureShape {
+                model: spec.to_string(),
+                tensor,
+                shape,
+                fix: headstart_onnx::feature_shape_fix(&pooled, spec),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
 
     // The preprocessing.
     let input = summary
@@ -293,9 +309,89 @@ fn external_weights(model: &headstart_onnx::proto::ModelProto) -> Option<(String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use headstart_onnx::build::{model, tensor_f32};
-    use headstart_onnx::proto::tensor_proto::DataLocation;
+    use headstart_onnx::build::{Dim, model, node, tensor_f32, value_info};
+    use headstart_onnx::proto::tensor_proto::{DataLocation, DataType};
     use headstart_onnx::proto::{GraphProto, StringStringEntryProto};
+
+    fn test_model(file: &str) -> String {
+        format!(
+            "{}/../../tests/data/models/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    fn imagenet() -> PreprocessOverrides {
+        PreprocessOverrides {
+            preset: Some("imagenet".into()),
+            ..PreprocessOverrides::default()
+        }
+    }
+
+    /// Issue #12: `--features` naming a 4-D tensor was accepted and its map
+    /// flattened into the cache.
+    #[test]
+    fn four_d_feature_tensor_is_refused_at_resolve() {
+        let home = tempfile::tempdir().unwrap();
+        let spec = test_model("e_no_head.onnx");
+        let sel = FeatureSel::Tensor("pooled".into());
+        match resolve(&Home::at(home.path()), &spec, &sel, &imagenet(), &|_| {}) {
+            Err(e @ ExtractError::FeatureShape { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("`pooled` has shape [N, 16, 1, 1], not [batch, features]"),
+                    "{text}"
+                );
+                assert!(
+                    text.contains(&format!("headstart models inspect {spec}")),
+                    "{text}"
+                );
+            }
+            Err(e) => panic!("expected FeatureShape, got {e}"),
+            Ok(r) => panic!("a 4-D tensor was accepted: {}", r.feature_tensor),
+        }
+        // Its flattened neighbour in a classifier is fine.
+        let spec = test_model("a_torchvision.onnx");
+        let sel = FeatureSel::Tensor("/Flatten_output_0".into());
+        let r = resolve(&Home::at(home.path()), &spec, &sel, &imagenet(), &|_| {});
+        assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
+    }
+
+    /// Issue #12: `--features auto` failed on a headless model whose only
+    /// output is `features [N, D]`.
+    #[test]
+    fn auto_features_accepts_a_headless_features_output() {
+        let mut g = GraphProto::new();
+        let n = || Dim::Named("N".into());
+        g.input.push(value_info(
+            "image",
+            DataType::FLOAT,
+            &[n(), Dim::Fixed(3), Dim::Fixed(8), Dim::Fixed(8)],
+        ));
+        g.node = vec![
+            node("GlobalAveragePool", "pool", &["image"], &["pooled"], vec![]),
+            node("Flatten", "flat", &["pooled"], &["features"], vec![]),
+        ];
+        g.output.push(value_info(
+            "features",
+            DataType::FLOAT,
+            &[n(), Dim::Fixed(3)],
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("headless.onnx");
+        std::fs::write(&path, headstart_onnx::encode_model(&model(g, &[])).unwrap()).unwrap();
+        let spec = path.to_string_lossy();
+        let r = resolve(
+            &Home::at(dir.path()),
+            &spec,
+            &FeatureSel::Auto,
+            &imagenet(),
+            &|_| {},
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.feature_tensor, "features");
+        assert_eq!(r.feature_dim, Some(3));
+        assert_eq!((r.preprocess.height, r.preprocess.width), (8, 8));
+    }
 
     #[test]
     fn weights_in_an_external_file_are_found() {
