@@ -1102,3 +1102,77 @@ fn relabelled_files_are_rewritten_on_rerun() {
         );
     }
 }
+
+// =====================================================================
+// Issue #12 (model checks): runtime loading and `models inspect` messages.
+// Appended as one block; other additions go below it, not inside it.
+// =====================================================================
+
+/// Issue #12: `--ort-lib NAME` with a bare file name in the current directory
+/// failed (the loader searched its library path instead), and the reason was a
+/// Debug dump of the loader error.
+#[test]
+fn relative_ort_lib_path_is_resolved() {
+    common::home();
+    let lib = common::runtime_lib();
+    let dir = lib.parent().expect("runtime folder");
+    let name = lib
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("library name");
+    let out = common::headstart()
+        .current_dir(dir)
+        .args(["doctor", "--ort-lib", name])
+        .output()
+        .expect("run headstart");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("runtime:        ONNX Runtime 1.32.0 at {name}")),
+        "{}",
+        describe(&out)
+    );
+
+    // A file that is no library: the loader's reason in words.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("not-a-lib.so"), "not a shared library").unwrap();
+    let out = common::headstart()
+        .current_dir(tmp.path())
+        .args(["doctor", "--ort-lib", "not-a-lib.so"])
+        .output()
+        .expect("run headstart");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("cannot load ONNX Runtime from not-a-lib.so: failed to load from"),
+        "{all}"
+    );
+    // e.g. "dlopen failed: /tmp/.../not-a-lib.so: file too short"
+    assert!(
+        all.split_once("dlopen failed: ")
+            .is_some_and(|(_, reason)| reason.contains("not-a-lib.so: ")),
+        "the loader's reason is missing: {all}"
+    );
+    assert!(
+        !all.contains("Dlopen {") && !all.contains("DlOpen {"),
+        "Debug dump in: {all}"
+    );
+}
+
+/// Issue #12: `models inspect` text output ended without a newline.
+#[test]
+fn models_inspect_text_ends_with_a_newline() {
+    let home = tempfile::tempdir().unwrap();
+    let model = common::repo().join("tests/data/models/a_torchvision.onnx");
+    let out = std::process::Command::new(common::bin())
+        .env("HEADSTART_HOME", home.path())
+        .args(["models", "inspect"])
+        .arg(&model)
+        .output()
+        .expect("run headstart");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stdout.ends_with("(16 values per image)\n"), "{stdout:?}");
+}

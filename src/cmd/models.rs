@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
                 println!("{}", path.display());
-                print!("{summary}");
+                println!("{summary}");
             }
         }
     }

@@ -167,18 +167,11 @@ static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
 /// Loads the library at `path` once per process and creates the ORT environment.
 ///
-/// A second call with another path is an error; with the same path it returns the
-/// runtime already loaded.
+/// A relative `path` is taken from the current directory (a bare file name would
+/// otherwise send the dynamic loader searching its library path). A second call
+/// with another library is an error; with the same one it returns the runtime
+/// already loaded.
 pub fn init(path: &Path) -> Result<&'static Runtime, ExtractError> {
-    if let Some(rt) = RUNTIME.get() {
-        if rt.path == path {
-            return Ok(rt);
-        }
-        return Err(ExtractError::RuntimeLoad {
-            path: path.to_path_buf(),
-            message: format!("ONNX Runtime is already loaded from {}", rt.path.display()),
-        });
-    }
     let load_err = |message: String| ExtractError::RuntimeLoad {
         path: path.to_path_buf(),
         message,
@@ -186,14 +179,24 @@ pub fn init(path: &Path) -> Result<&'static Runtime, ExtractError> {
     if !path.exists() {
         return Err(load_err("no such file".into()));
     }
+    // Absolute, not canonical: a symlink keeps its folder (and a GPU build's manifest).
+    let path = &std::path::absolute(path).map_err(|e| load_err(e.to_string()))?;
+    if let Some(rt) = RUNTIME.get() {
+        if rt.path == *path {
+            return Ok(rt);
+        }
+        return Err(load_err(format!(
+            "ONNX Runtime is already loaded from {}",
+            rt.path.display()
+        )));
+    }
     // A GPU build installed by headstart: open its NVIDIA libraries first, so that the
     // CUDA / TensorRT providers find them without LD_LIBRARY_PATH.
     let preload = gpu::manifest_of(path).map(|m| {
         let dir = path.parent().unwrap_or(Path::new("."));
         gpu::preload(dir, &m.preload)
     });
-    // The Debug form carries the dlopen reason; Display only says "failed to load".
-    let builder = ort::init_from(path).map_err(|e| load_err(format!("{e:?}")))?;
+    let builder = ort::init_from(path).map_err(|e| load_err(load_reason(&e)))?;
     let env = builder
         .with_name("headstart")
         .with_telemetry(false)
@@ -208,6 +211,22 @@ pub fn init(path: &Path) -> Result<&'static Runtime, ExtractError> {
         preload,
         env,
     }))
+}
+
+/// The words of a load error with the loader's reason: ort's message for a library
+/// the dynamic loader refuses ends in "dlopen failed"; the reason (`PATH: invalid ELF
+/// header`, a missing dependency) is the source of the libloading error inside.
+fn load_reason(e: &ort::LoadDynamicError) -> String {
+    let mut text = e.to_string();
+    if let ort::LoadDynamicError::Dlopen { error, .. } = e {
+        let mut source = std::error::Error::source(error);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+    }
+    text
 }
 
 /// The version string the library reports (`OrtGetApiBase()->GetVersionString()`).
