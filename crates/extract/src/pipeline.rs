@@ -358,6 +358,11 @@ impl Extractor {
         let items = std::mem::take(&mut listing.items);
 
         let mut net = Backbone::open_features(rt, model, &cfg.session)?;
+        // A model with a fixed batch size runs in batches of that size.
+        if let Some(note) = net.batch_note(cfg.batch_size) {
+            progress.message(&note);
+        }
+        let batch_size = net.batch_size(cfg.batch_size);
         let dim = match model.feature_dim {
             Some(d) => d,
             None => {
@@ -463,16 +468,15 @@ impl Extractor {
                 value: threads.to_string(),
                 message: e.to_string(),
             })?;
-        let depth = cfg.batch_size * 2;
+        let depth = batch_size * 2;
         let (job_tx, job_rx) = bounded::<Job>(depth);
         let (done_tx, done_rx) = bounded::<Done>(4);
         let stale: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
         let outcome: Result<(usize, usize, Option<PathBuf>), ExtractError> =
             std::thread::scope(|s| {
-                let infer = s.spawn(|| {
-                    infer_stage(&mut net, job_rx, done_tx, cfg.batch_size, &stats, &abort)
-                });
+                let infer =
+                    s.spawn(|| infer_stage(&mut net, job_rx, done_tx, batch_size, &stats, &abort));
                 let write = s.spawn(|| {
                     write_stage(
                         &cache,
