@@ -279,7 +279,12 @@ pub struct ExtractArgs {
     /// A class-folder tree (INPUT/<class>/**/img, optionally under split folders:
     /// train/ val/ test/, also training/ valid/ validation/ testing/, any case),
     /// a CSV or Parquet manifest (columns path, optional label, optional split), or with
-    /// --unlabeled a plain folder of images.
+    /// --unlabeled a plain folder of images. Also images inside containers, read in place:
+    /// WebDataset tar shards (a .tar, a pattern like 'shards/{00000..00127}.tar', or a
+    /// folder of .tar files; cache keys <shard>.tar/<key>) and Parquet files with an image
+    /// column (a struct {bytes, path} as Hugging Face datasets write, or binary; optional
+    /// label and split columns, else the split from the file name, e.g. train-00000-of-00004;
+    /// cache keys <file>.parquet/<row>).
     pub input: PathBuf,
     /// Cache directory to create or update.
     #[arg(long, value_name = "CACHE_DIR")]
@@ -305,6 +310,10 @@ pub struct ExtractArgs {
     /// INPUT is a plain folder of images without class folders.
     #[arg(long)]
     pub unlabeled: bool,
+    /// Tar shards: where a sample's label comes from: its .cls member, its .txt member,
+    /// or a field of its .json member.
+    #[arg(long, default_value = "cls", value_name = "cls|txt|json:FIELD")]
+    pub label_from: String,
     /// Stop at the first file that cannot be read or decoded (default: record it and go on).
     #[arg(long)]
     pub strict: bool,

@@ -1176,3 +1176,306 @@ fn models_inspect_text_ends_with_a_newline() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(stdout.ends_with("(16 values per image)\n"), "{stdout:?}");
 }
+
+// ------------------------------------------------- one writer, compaction
+
+/// Regressions: two unsharded extracts into one cache both did all the work
+/// (leaving a dead row per image); a second `cache compact` deleted the whole
+/// cache; files rejected while listing were not counted as listed.
+#[test]
+fn concurrent_unsharded_extracts_share_the_work_and_compaction_is_idempotent() {
+    let dir = scratch();
+    let input = dir.path().join("input");
+    common::sample_subset(&input, 2);
+    let cache = dir.path().join("cache");
+    let spawn = || {
+        common::headstart()
+            .args(["-q", "extract"])
+            .arg(&input)
+            .arg("--out")
+            .arg(&cache)
+            .arg("--json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn headstart")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (sa, sb) = (summary(&a, 0), summary(&b, 0));
+    assert_eq!(n(&sa, "extracted") + n(&sb, "extracted"), 20, "{sa}\n{sb}");
+    assert_eq!(n(&sa, "cached") + n(&sb, "cached"), 20, "{sa}\n{sb}");
+    assert_eq!(info_numbers(&cache).0, 20);
+    assert_eq!(
+        info_numbers(&cache).1,
+        0,
+        "dead rows: both runs did the work"
+    );
+    let live = rows(&cache);
+
+    for _ in 0..3 {
+        common::run_ok(&["cache", "compact", cache.to_str().unwrap()]);
+        assert_eq!(info_numbers(&cache), (20, 0, 1));
+        let now = rows(&cache);
+        assert_eq!(now.len(), live.len());
+        for (k, v) in &now {
+            assert_eq!(v.feature, live[k].feature, "{k:?}");
+        }
+    }
+    let head = dir.path().join("head");
+    let out = common::run_ok(&[
+        "fit",
+        cache.to_str().unwrap(),
+        "--out",
+        head.to_str().unwrap(),
+    ]);
+    assert!(out.contains("saved head"), "{out}");
+
+    // A stray image at the top has no class: listed, and failed.
+    std::fs::copy(
+        std::fs::read_dir(input.join("bag"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+        input.join("stray.png"),
+    )
+    .unwrap();
+    let s = summary(&extract(&input, &cache, &[]), 3);
+    assert_eq!(
+        (n(&s, "images"), n(&s, "cached"), n(&s, "failed")),
+        (21, 20, 1),
+        "{s}"
+    );
+}
+
+// ------------------------------------------------- tar shards and Parquet
+
+/// Every image file under `root`, as (path relative to root, bytes), sorted.
+fn image_files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for class in std::fs::read_dir(root).unwrap() {
+        let class = class.unwrap().path();
+        for f in std::fs::read_dir(&class).unwrap() {
+            let f = f.unwrap().path();
+            let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            out.push((rel, std::fs::read(&f).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Packs `files` into WebDataset shards of `per_shard` samples under `dir`:
+/// key = path without extension, the class name in `.txt`, extra samples after.
+fn pack_tars(dir: &Path, files: &[(String, Vec<u8>)], per_shard: usize, extra: &[(&str, &[u8])]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, chunk) in files.chunks(per_shard).enumerate() {
+        let mut b = tar::Builder::new(File::create(dir.join(format!("{n:05}.tar"))).unwrap());
+        let mut add = |name: &str, bytes: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, bytes).unwrap();
+        };
+        for (rel, bytes) in chunk {
+            let (key, _) = rel.rsplit_once('.').unwrap();
+            add(rel, bytes);
+            add(
+                &format!("{key}.txt"),
+                rel.split('/').next().unwrap().as_bytes(),
+            );
+        }
+        if n == 1 {
+            for (name, bytes) in extra {
+                add(name, bytes);
+            }
+        }
+        b.finish().unwrap();
+    }
+}
+
+/// Writes `rows` (label, image bytes) as a Hugging Face style Parquet file:
+/// `image: struct<bytes: binary, path: string>`, `label: string`, 4 rows a group.
+fn write_image_parquet(path: &Path, rows: &[(Option<&str>, &[u8])]) {
+    use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray, StructArray};
+    use arrow_schema::{DataType, Field};
+    use std::sync::Arc;
+    let bytes: ArrayRef = Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.1)));
+    let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..rows.len()).map(|i| format!("img{i}.png")),
+    ));
+    let image = StructArray::from(vec![
+        (Arc::new(Field::new("bytes", DataType::Binary, true)), bytes),
+        (Arc::new(Field::new("path", DataType::Utf8, true)), names),
+    ]);
+    let labels: ArrayRef = Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0)));
+    let batch =
+        RecordBatch::try_from_iter([("image", Arc::new(image) as ArrayRef), ("label", labels)])
+            .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(4))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        File::create(path).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Issue #15: the same images as loose files, packed into WebDataset tar shards,
+/// and inside Parquet give the same features (max abs diff 0) and labels; a bad
+/// member or row gets an error row and the rest is unchanged; reruns extract
+/// nothing; three `--shard i/3` processes over the tar shards equal one run.
+#[test]
+fn tar_shards_and_image_parquet_extract_like_loose_files() {
+    let dir = scratch();
+    let input = dir.path().join("input");
+    common::sample_subset(&input, 2);
+    let files = image_files(&input);
+    let loose = rows(&{
+        let c = dir.path().join("c-loose");
+        extract_ok(&input, &c, &[]);
+        c
+    });
+    assert_eq!(loose.len(), 20);
+
+    // Tar shards, with a member that is no image and a sample without one.
+    let tars = dir.path().join("tars");
+    pack_tars(
+        &tars,
+        &files,
+        7,
+        &[
+            ("bag/broken.png", b"not a png"),
+            ("bag/broken.txt", b"bag"),
+            ("coat/lonely.txt", b"coat"),
+        ],
+    );
+    let c_tar = dir.path().join("c-tar");
+    let s = summary(&extract(&tars, &c_tar, &["--label-from", "txt"]), 3);
+    assert_eq!((n(&s, "extracted"), n(&s, "failed")), (20, 2), "{s}");
+    let mut errors: Vec<(String, String)> =
+        error_rows(Path::new(s["errors_file"].as_str().unwrap()))
+            .into_iter()
+            .map(|(p, stage, _)| (p, stage))
+            .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            ("00001.tar/bag/broken".to_string(), "decode".to_string()),
+            ("00001.tar/coat/lonely".to_string(), "list".to_string())
+        ]
+    );
+    let from_tar = rows(&c_tar);
+    for (n_file, (rel, _)) in files.iter().enumerate() {
+        let key = format!("{:05}.tar/{}", n_file / 7, rel.rsplit_once('.').unwrap().0);
+        let (a, b) = (
+            &loose[&(rel.clone(), "original".into())],
+            &from_tar[&(key.clone(), "original".into())],
+        );
+        assert_eq!(max_abs_diff(&a.feature, &b.feature), 0.0, "{key}");
+        assert_eq!((&a.label, &a.hash), (&b.label, &b.hash), "{key}");
+    }
+    // A pattern of shards names the same samples; a rerun does no inference.
+    let pattern = format!("{}/{{00000..00002}}.tar", tars.display());
+    let s = summary(
+        &extract(Path::new(&pattern), &c_tar, &["--label-from", "txt"]),
+        3,
+    );
+    assert_eq!((n(&s, "extracted"), n(&s, "cached")), (0, 20), "{s}");
+
+    // Three shard processes at once over the tar files equal the one run.
+    let c_sharded = dir.path().join("c-sharded");
+    let procs: Vec<_> = (0..3)
+        .map(|i| {
+            common::headstart()
+                .args(["-q", "extract"])
+                .arg(&tars)
+                .arg("--out")
+                .arg(&c_sharded)
+                .args([
+                    "--label-from",
+                    "txt",
+                    "--json",
+                    "--shard",
+                    &format!("{i}/3"),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut total = 0;
+    for p in procs {
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{}",
+            describe(&out)
+        );
+        total += n(&serde_json::from_slice(&out.stdout).unwrap(), "extracted");
+    }
+    assert_eq!(total, 20);
+    let sharded = rows(&c_sharded);
+    assert_eq!(
+        sharded.keys().collect::<Vec<_>>(),
+        from_tar.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &sharded {
+        assert_eq!(v.feature, from_tar[k].feature, "{k:?}");
+    }
+
+    // Parquet: two files of the Hugging Face layout, one row with bytes that
+    // are no image.
+    let pq = dir.path().join("pq");
+    std::fs::create_dir_all(&pq).unwrap();
+    let mut pq_rows: Vec<(Option<&str>, &[u8])> = files
+        .iter()
+        .map(|(rel, b)| (rel.split('/').next(), b.as_slice()))
+        .collect();
+    pq_rows.insert(13, (Some("bag"), b"garbage"));
+    write_image_parquet(&pq.join("images-00000-of-00002.parquet"), &pq_rows[..10]);
+    write_image_parquet(&pq.join("images-00001-of-00002.parquet"), &pq_rows[10..]);
+    let c_pq = dir.path().join("c-pq");
+    let s = summary(&extract(&pq, &c_pq, &[]), 3);
+    assert_eq!((n(&s, "extracted"), n(&s, "failed")), (20, 1), "{s}");
+    assert_eq!(
+        error_rows(Path::new(s["errors_file"].as_str().unwrap()))
+            .into_iter()
+            .map(|e| (e.0, e.1))
+            .collect::<Vec<_>>(),
+        [(
+            "images-00001-of-00002.parquet/3".to_string(),
+            "decode".to_string()
+        )]
+    );
+    let from_pq = rows(&c_pq);
+    for (i, (rel, _)) in files.iter().enumerate() {
+        let (file, row) = if i < 10 {
+            (0, i)
+        } else {
+            (1, i - 10 + usize::from(i >= 13))
+        };
+        let key = format!("images-0000{file}-of-00002.parquet/{row}");
+        let (a, b) = (
+            &loose[&(rel.clone(), "original".into())],
+            &from_pq[&(key.clone(), "original".into())],
+        );
+        assert_eq!(max_abs_diff(&a.feature, &b.feature), 0.0, "{key}");
+        assert_eq!((&a.label, &a.hash), (&b.label, &b.hash), "{key}");
+    }
+    let s = summary(&extract(&pq, &c_pq, &[]), 3);
+    assert_eq!((n(&s, "extracted"), n(&s, "cached")), (0, 20), "{s}");
+    // An added file is extracted alone.
+    write_image_parquet(&pq.join("more.parquet"), &pq_rows[..2]);
+    let s = summary(&extract(&pq, &c_pq, &[]), 3);
+    assert_eq!((n(&s, "extracted"), n(&s, "cached")), (2, 20), "{s}");
+}

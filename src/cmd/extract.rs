@@ -155,6 +155,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     let extractor = Extractor::builder(&a.input, &a.out)
         .unlabeled(a.unlabeled)
+        .label_from(a.label_from.parse()?)
         .batch_size(a.batch_size)
         .threads(a.threads)
         .views(views)

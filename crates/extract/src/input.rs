@@ -28,14 +28,28 @@ pub const SPLIT_NAMES: &[&str] = &[
 /// One image to extract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// Path relative to the input root (the cache key), with `/` separators.
+    /// Path relative to the input root (the cache key), with `/` separators:
+    /// `<class>/<file>`, `<shard>.tar/<key>`, `<file>.parquet/<row>`.
     pub rel: String,
-    /// Where to read it.
+    /// The file to read it from (the image, or the tar or Parquet file holding it).
     pub abs: PathBuf,
     /// Class label.
     pub label: Option<String>,
     /// Given split.
     pub split: Option<String>,
+    /// Where in `abs` its bytes are.
+    pub source: Source,
+}
+
+/// Where an item's bytes are in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The whole file.
+    File,
+    /// A member of a tar file: `len` bytes from `offset`.
+    TarMember { offset: u64, len: u64 },
+    /// Row `row` of row group `row_group` of a Parquet file's image column.
+    ParquetRow { row_group: usize, row: usize },
 }
 
 /// How to interpret INPUT.
@@ -47,6 +61,10 @@ pub enum InputKind {
     Unlabeled,
     /// A CSV or Parquet manifest with `path`, optional `label`, optional `split`.
     Manifest,
+    /// WebDataset tar shards: a `.tar`, a `{a..b}` pattern, or a folder of them.
+    Tar,
+    /// Parquet files with an image column: a file or a folder of them.
+    ImageParquet,
 }
 
 /// The listed images plus the entries that could not be listed (as error rows).
@@ -72,25 +90,83 @@ impl Listing {
 
 /// Detects the kind of `input`: a file is a manifest, a folder is class folders
 /// unless `unlabeled`.
+/// A `.tar` file or `{a..b}` pattern of them is tar shards, a Parquet file with
+/// an image column is images, a folder holding only tar (or image Parquet) files
+/// is those.
 pub fn detect(input: &Path, unlabeled: bool) -> Result<InputKind, ExtractError> {
+    if crate::container::is_tar_input(input) {
+        return Ok(InputKind::Tar);
+    }
     let meta = std::fs::metadata(input).map_err(|source| ExtractError::Input {
         path: input.to_path_buf(),
         message: source.to_string(),
     })?;
     Ok(if meta.is_file() {
-        InputKind::Manifest
+        if crate::container::is_image_parquet(input) {
+            InputKind::ImageParquet
+        } else {
+            InputKind::Manifest
+        }
     } else if unlabeled {
         InputKind::Unlabeled
     } else {
-        InputKind::ClassFolders
+        folder_kind(input)
     })
+}
+
+/// Class folders, unless the folder holds no image files but tar shards or
+/// image Parquet files (stops at the first image file).
+fn folder_kind(dir: &Path) -> InputKind {
+    let (mut tars, mut parquets) = (0, 0);
+    for e in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .flatten()
+    {
+        let p = e.path();
+        if is_image(p) {
+            return InputKind::ClassFolders;
+        }
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("tar") => tars += 1,
+            Some("parquet") if parquets == 0 && crate::container::is_image_parquet(p) => {
+                parquets += 1
+            }
+            _ => {}
+        }
+    }
+    if tars > 0 {
+        InputKind::Tar
+    } else if parquets > 0 {
+        InputKind::ImageParquet
+    } else {
+        InputKind::ClassFolders
+    }
 }
 
 /// Lists the images of `input`, sorted by relative path.
 pub fn list(input: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
+    list_with(
+        input,
+        kind,
+        &crate::container::LabelFrom::default(),
+        &|_| true,
+    )
+}
+
+/// [`list`], taking tar samples' labels from `label`, and reading only the
+/// tar or Parquet files (by path relative to the input) that `keep` accepts.
+pub fn list_with(
+    input: &Path,
+    kind: InputKind,
+    label: &crate::container::LabelFrom,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Listing, ExtractError> {
     let mut listing = match kind {
         InputKind::Manifest => list_manifest(input)?,
         InputKind::Unlabeled | InputKind::ClassFolders => list_folder(input, kind)?,
+        InputKind::Tar => crate::container::list_tars(input, label, keep)?,
+        InputKind::ImageParquet => crate::container::list_parquets(input, keep)?,
     };
     listing.items.sort_by(|a, b| a.rel.cmp(&b.rel));
     let mut seen = HashMap::new();
@@ -115,6 +191,8 @@ pub fn list(input: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
                 ),
                 InputKind::Unlabeled => format!("no images found (extensions: {exts})"),
                 InputKind::Manifest => "the manifest lists no images".into(),
+                InputKind::Tar => "no tar shards, or no samples in them".into(),
+                InputKind::ImageParquet => "no Parquet files, or no rows in them".into(),
             },
         });
     }
@@ -210,6 +288,7 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
             rel,
             label,
             split,
+            source: Source::File,
         });
     }
     if !not_splits.is_empty() {
@@ -314,6 +393,7 @@ fn list_manifest(manifest: &Path) -> Result<Listing, ExtractError> {
             abs,
             label,
             split,
+            source: Source::File,
         });
     }
     Ok(out)

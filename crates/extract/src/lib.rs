@@ -1,6 +1,7 @@
 //! Stage one of headstart: images -> tensors -> ONNX Runtime -> features -> Parquet.
 
 pub mod backbone;
+pub mod container;
 pub mod decode;
 pub mod error;
 pub mod input;

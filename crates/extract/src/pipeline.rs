@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::ExtractError;
 use crate::backbone::{Backbone, SessionConfig};
+use crate::container::{self, LabelFrom};
 use crate::decode::decode_rgb8_into;
 use crate::input::{self, Item};
 use crate::model::ResolvedBackbone;
@@ -66,8 +67,14 @@ pub struct Shard {
 
 impl Shard {
     /// Whether `rel_path` belongs to this shard (stable across machines and runs).
+    /// Samples of a tar shard or rows of a Parquet file (`x.tar/key`,
+    /// `x.parquet/17`) go with their file, so each process reads only its files.
     pub fn owns(&self, rel_path: &str) -> bool {
-        let h = blake3::hash(rel_path.as_bytes());
+        let unit = [".tar/", ".parquet/"]
+            .iter()
+            .find_map(|c| rel_path.find(c).map(|at| &rel_path[..at + c.len() - 1]))
+            .unwrap_or(rel_path);
+        let h = blake3::hash(unit.as_bytes());
         let v = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default());
         v % u64::from(self.count) == u64::from(self.index)
     }
@@ -135,6 +142,7 @@ pub struct ExtractorBuilder {
     flush_rows: usize,
     flush_interval: Duration,
     session: SessionConfig,
+    label_from: LabelFrom,
 }
 
 /// A validated extract run; see [`Extractor::run`].
@@ -159,6 +167,7 @@ impl Extractor {
             flush_rows: 2048,
             flush_interval: Duration::from_secs(60),
             session: SessionConfig::default(),
+            label_from: LabelFrom::default(),
         }
     }
 }
@@ -205,6 +214,11 @@ impl ExtractorBuilder {
     pub fn flush_every(mut self, rows: usize, interval: Duration) -> Self {
         self.flush_rows = rows;
         self.flush_interval = interval;
+        self
+    }
+    /// Where tar samples' labels come from (default: the `.cls` member).
+    pub fn label_from(mut self, l: LabelFrom) -> Self {
+        self.label_from = l;
         self
     }
     /// ONNX Runtime session settings (threads, device).
@@ -350,7 +364,9 @@ impl Extractor {
         let cfg = &self.cfg;
         let started = Instant::now();
         let kind = input::detect(&cfg.input, cfg.unlabeled)?;
-        let mut listing = input::list(&cfg.input, kind)?;
+        // A shard reads only its own tar or Parquet files.
+        let keep = |file: &str| cfg.shard.is_none_or(|s| s.owns(&format!("{file}/")));
+        let mut listing = input::list_with(&cfg.input, kind, &cfg.label_from, &keep)?;
         if let Some(shard) = cfg.shard {
             listing.items.retain(|it| shard.owns(&it.rel));
             listing.errors.retain(|e| shard.owns(&e.path));
@@ -491,42 +507,55 @@ impl Extractor {
                         &stale,
                     )
                 });
+                // Read units: one file or tar member, or one Parquet row group.
+                let units = container::units(&items);
                 pool.install(|| {
-                    items.par_iter().enumerate().for_each_init(
+                    units.par_iter().for_each_init(
                         || (Preprocessor::new(model.preprocess.clone()), Vec::new()),
-                        |(pre, buf), (i, item)| {
+                        |(pre, buf), unit| {
                             if abort.load(Ordering::Relaxed) {
                                 return;
                             }
                             let t0 = Instant::now();
-                            let r = prepare(i, item, &index, &cfg.views, pre, buf);
-                            if buf.len() > KEEP_DECODE_BUFFER {
-                                *buf = Vec::new(); // a rare huge image: not kept per thread
-                            }
+                            let loaded = container::load(&items, unit);
                             stats
                                 .decode_ns
                                 .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                            match r {
-                                Prepared::Cached => {
-                                    stats.cached.fetch_add(1, Ordering::Relaxed);
-                                    progress.advance(1);
+                            for (&i, bytes) in unit.iter().zip(loaded) {
+                                if abort.load(Ordering::Relaxed) {
+                                    return;
                                 }
-                                Prepared::Queued(jobs) => {
-                                    for job in jobs {
-                                        if job_tx.send(job).is_err() {
-                                            break; // inference stopped; its error is reported
+                                let item = &items[i];
+                                let t0 = Instant::now();
+                                let r = prepare(i, item, bytes, &index, &cfg.views, pre, buf);
+                                if buf.len() > KEEP_DECODE_BUFFER {
+                                    *buf = Vec::new(); // a rare huge image: not kept per thread
+                                }
+                                stats
+                                    .decode_ns
+                                    .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                                match r {
+                                    Prepared::Cached => {
+                                        stats.cached.fetch_add(1, Ordering::Relaxed);
+                                        progress.advance(1);
+                                    }
+                                    Prepared::Queued(jobs) => {
+                                        for job in jobs {
+                                            if job_tx.send(job).is_err() {
+                                                return; // inference stopped; its error is reported
+                                            }
                                         }
                                     }
-                                }
-                                Prepared::Failed { stage, message } => {
-                                    if index.paths.contains_key(&item.rel) {
-                                        stale
-                                            .lock()
-                                            .unwrap_or_else(|e| e.into_inner())
-                                            .push(item.rel.clone());
+                                    Prepared::Failed { stage, message } => {
+                                        if index.paths.contains_key(&item.rel) {
+                                            stale
+                                                .lock()
+                                                .unwrap_or_else(|e| e.into_inner())
+                                                .push(item.rel.clone());
+                                        }
+                                        fail(&item.rel, stage, message);
+                                        progress.advance(1);
                                     }
-                                    fail(&item.rel, stage, message);
-                                    progress.advance(1);
                                 }
                             }
                         },
@@ -613,21 +642,22 @@ enum Prepared {
 /// 4096x4096 RGB image.
 const KEEP_DECODE_BUFFER: usize = 4096 * 4096 * 3;
 
-/// Reads, hashes and (when not cached) decodes one file and queues its views.
+/// Hashes and (when not cached) decodes one image's bytes and queues its views.
 fn prepare(
     i: usize,
     item: &Item,
+    bytes: Result<Vec<u8>, String>,
     index: &LiveIndex,
     views: &[View],
     pre: &mut Preprocessor,
     buf: &mut Vec<u8>,
 ) -> Prepared {
-    let bytes = match std::fs::read(&item.abs) {
+    let bytes = match bytes {
         Ok(b) => b,
-        Err(e) => {
+        Err(message) => {
             return Prepared::Failed {
                 stage: "read",
-                message: e.to_string(),
+                message,
             };
         }
     };

@@ -1,0 +1,664 @@
+//! Images inside containers: WebDataset tar shards (img2dataset's layout) and
+//! Parquet files with an image column (the Hugging Face `datasets` layout).
+//!
+//! Listing reads only names, labels and offsets (tar headers; Parquet's label,
+//! split and path columns), never the image bytes. The decode workers then read
+//! the bytes in place: a tar member by its offset, a Parquet row group at a time.
+//! Nothing is unpacked to disk, and memory holds at most one row group per worker.
+//!
+//! Cache keys: `<shard>.tar/<key>` for tar samples, `<file>.parquet/<row>` for
+//! Parquet rows: stable, readable, and naming the file they come from. Shards
+//! (`--shard I/N`) own whole container files, so each process reads only its own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, Field};
+use headstart_cache::ErrorRow;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::ExtractError;
+use crate::input::{IMAGE_EXTENSIONS, Item, Listing, Source, normalize_split};
+
+/// Where a WebDataset sample's label comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LabelFrom {
+    /// The `.cls` member (a class index or name).
+    #[default]
+    Cls,
+    /// The `.txt` member.
+    Txt,
+    /// A field of the `.json` member.
+    Json(String),
+}
+
+impl std::str::FromStr for LabelFrom {
+    type Err = ExtractError;
+    /// `cls`, `txt` or `json:FIELD`.
+    fn from_str(s: &str) -> Result<LabelFrom, ExtractError> {
+        match s.split_once(':') {
+            None if s == "cls" => Ok(LabelFrom::Cls),
+            None if s == "txt" => Ok(LabelFrom::Txt),
+            Some(("json", field)) if !field.is_empty() => Ok(LabelFrom::Json(field.into())),
+            _ => Err(ExtractError::Param {
+                name: "--label-from",
+                value: s.to_string(),
+                message: "use cls, txt or json:FIELD".into(),
+            }),
+        }
+    }
+}
+
+/// Largest label member (`.cls`, `.txt`, `.json`) read while listing.
+const MAX_LABEL_MEMBER: u64 = 1 << 20;
+
+/// Whether `input` names tar shards: a `.tar` file or a `{a..b}` pattern of them.
+pub fn is_tar_input(input: &Path) -> bool {
+    let s = input.to_string_lossy();
+    s.ends_with(".tar") && (input.is_file() || s.contains(".."))
+}
+
+/// Expands `{a..b}` ranges in a shard pattern, keeping the bounds' zero padding
+/// (`shards/{00000..00002}.tar` -> three names); several ranges multiply.
+pub fn expand_braces(pattern: &str) -> Result<Vec<String>, String> {
+    let Some(open) = pattern.find('{') else {
+        return Ok(vec![pattern.to_string()]);
+    };
+    let close = pattern[open..]
+        .find('}')
+        .map(|c| open + c)
+        .ok_or_else(|| format!("`{pattern}`: `{{` without `}}`"))?;
+    let (a, b) = pattern[open + 1..close]
+        .split_once("..")
+        .ok_or_else(|| format!("`{pattern}`: a range looks like {{00000..00127}}"))?;
+    let (lo, hi): (u64, u64) = match (a.parse(), b.parse()) {
+        (Ok(lo), Ok(hi)) if lo <= hi => (lo, hi),
+        _ => {
+            return Err(format!(
+                "`{pattern}`: `{a}..{b}` is not a rising range of numbers"
+            ));
+        }
+    };
+    if hi - lo > 1_000_000 {
+        return Err(format!("`{pattern}`: range of over a million shards"));
+    }
+    let width = a.len();
+    let mut out = Vec::new();
+    for rest in expand_braces(&pattern[close + 1..])? {
+        for n in lo..=hi {
+            out.push(format!("{}{n:0width$}{rest}", &pattern[..open]));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The files of a container input: `input` itself, the expansion of a shard
+/// pattern, or every file with extension `ext` under a folder; with the folder
+/// that keys are relative to.
+fn container_files(input: &Path, ext: &str) -> Result<(PathBuf, Vec<PathBuf>), ExtractError> {
+    let err = |message: String| ExtractError::Input {
+        path: input.to_path_buf(),
+        message,
+    };
+    if input.is_dir() {
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(input)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect();
+        files.sort();
+        return Ok((input.to_path_buf(), files));
+    }
+    let text = input
+        .to_str()
+        .ok_or_else(|| err("the path is not valid UTF-8".into()))?;
+    let files: Vec<PathBuf> = expand_braces(text)
+        .map_err(err)?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let root = files
+        .first()
+        .and_then(|f| f.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Ok((root, files))
+}
+
+fn rel_to(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Split named by a container file: `train-00000-of-00004.parquet`, `val_003.tar`.
+fn split_of_file(name: &str) -> Option<String> {
+    let stem = name.rsplit('/').next().unwrap_or(name);
+    let first = stem.split(['-', '_', '.']).next().unwrap_or(stem);
+    normalize_split(first)
+}
+
+// ------------------------------------------------------------------ tar
+
+/// One sample of a shard being listed.
+#[derive(Default)]
+struct Sample {
+    image: Option<(u64, u64)>,
+    cls: Option<String>,
+    txt: Option<String>,
+    json: Option<String>,
+}
+
+/// Lists the samples of the tar shards of `input` (a `.tar`, a `{a..b}`
+/// pattern, or a folder of `.tar` files).
+/// Only files for which `keep(rel_file)` holds are read (a shard's own).
+pub fn list_tars(
+    input: &Path,
+    label: &LabelFrom,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Listing, ExtractError> {
+    let (root, files) = container_files(input, "tar")?;
+    let mut out = Listing::default();
+    for tar in files {
+        let rel_tar = rel_to(&root, &tar);
+        if !keep(&rel_tar) {
+            continue;
+        }
+        if let Err(message) = list_tar(&tar, &rel_tar, label, &mut out) {
+            // What was listed before the damage is kept; the rest of this shard
+            // may still exist, so its cached rows are not taken as deleted.
+            out.unlisted.push(rel_tar.clone());
+            out.errors.push(ErrorRow {
+                path: rel_tar,
+                stage: "list".into(),
+                message,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> Result<(), String> {
+    let file = File::open(tar).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let split = split_of_file(rel_tar);
+    let mut archive = tar::Archive::new(file);
+    let mut samples: BTreeMap<String, Sample> = BTreeMap::new();
+    let mut damage = None;
+    let entries = archive.entries_with_seek().map_err(|e| e.to_string())?;
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                damage = Some(format!("truncated or damaged tar: {e}"));
+                break;
+            }
+        };
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = match entry.path() {
+            Ok(p) => p.to_string_lossy().replace('\\', "/"),
+            Err(e) => {
+                damage = Some(format!("unreadable member name: {e}"));
+                break;
+            }
+        };
+        // WebDataset: the key is the name up to the first dot of its last part.
+        let (dir, base) = name
+            .rsplit_once('/')
+            .map_or(("", name.as_str()), |(d, b)| (d, b));
+        let Some((stem, ext)) = base.split_once('.') else {
+            continue;
+        };
+        let key = if dir.is_empty() {
+            stem.to_string()
+        } else {
+            format!("{dir}/{stem}")
+        };
+        let ext = ext.to_ascii_lowercase();
+        let (offset, size) = (entry.raw_file_position(), entry.size());
+        if offset + size > len {
+            damage = Some(format!(
+                "truncated tar: member {name} ends at byte {} of a {len}-byte file",
+                offset + size
+            ));
+            break;
+        }
+        let sample = samples.entry(key).or_default();
+        let small = |entry: &mut tar::Entry<'_, File>| -> Option<String> {
+            if size > MAX_LABEL_MEMBER {
+                return None;
+            }
+            let mut s = String::new();
+            entry.read_to_string(&mut s).ok()?;
+            Some(s.trim().to_string())
+        };
+        match ext.as_str() {
+            e if IMAGE_EXTENSIONS.contains(&e) => {
+                sample.image.get_or_insert((offset, size));
+            }
+            "cls" => sample.cls = small(&mut entry),
+            "txt" => sample.txt = small(&mut entry),
+            "json" => sample.json = small(&mut entry),
+            _ => {}
+        }
+    }
+    for (key, s) in samples {
+        let rel = format!("{rel_tar}/{key}");
+        let Some((offset, len)) = s.image else {
+            out.errors.push(ErrorRow {
+                path: rel,
+                stage: "list".into(),
+                message: format!(
+                    "sample has no image member ({})",
+                    IMAGE_EXTENSIONS.join(", ")
+                ),
+            });
+            continue;
+        };
+        let label = match label {
+            LabelFrom::Cls => s.cls,
+            LabelFrom::Txt => s.txt,
+            LabelFrom::Json(field) => s.json.as_deref().and_then(|j| json_field(j, field)),
+        };
+        out.items.push(Item {
+            rel,
+            abs: tar.to_path_buf(),
+            label: label.filter(|l| !l.is_empty()),
+            split: split.clone(),
+            source: Source::TarMember { offset, len },
+        });
+    }
+    damage.map_or(Ok(()), Err)
+}
+
+/// A JSON object's field as label text (strings as they are, numbers as written).
+fn json_field(json: &str, field: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    match v.get(field)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+// -------------------------------------------------------------- Parquet
+
+/// The image column of a Parquet schema: a struct with `bytes` (and usually
+/// `path`), or plain binary. Named `image`, `img`, `jpg`, `png` or `webp`
+/// preferred.
+#[derive(Debug, Clone)]
+struct ImageColumn {
+    name: String,
+    /// The struct layout (bytes in its `bytes` child), not plain binary.
+    is_struct: bool,
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
+fn image_column(fields: &[Arc<Field>]) -> Option<ImageColumn> {
+    let candidates: Vec<ImageColumn> = fields
+        .iter()
+        .filter_map(|f| match f.data_type() {
+            t if is_binary(t) => Some(ImageColumn {
+                name: f.name().clone(),
+                is_struct: false,
+            }),
+            DataType::Struct(children) => {
+                let bytes = children
+                    .iter()
+                    .any(|c| c.name() == "bytes" && is_binary(c.data_type()));
+                bytes.then(|| ImageColumn {
+                    name: f.name().clone(),
+                    is_struct: true,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let preferred = ["image", "img", "jpg", "jpeg", "png", "webp"];
+    candidates
+        .iter()
+        .find(|c| preferred.contains(&c.name.to_ascii_lowercase().as_str()))
+        .or(candidates.first())
+        .cloned()
+}
+
+fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| format!("cannot read as Parquet: {e}"))
+}
+
+/// Whether `path` is a Parquet file with an image column (not a manifest).
+pub fn is_image_parquet(path: &Path) -> bool {
+    open_parquet(path).is_ok_and(|b| image_column(b.schema().fields()).is_some())
+}
+
+/// Class names of an integer label column from Hugging Face `datasets`
+/// metadata (`ClassLabel` names), when the file carries them.
+fn class_label_names(
+    b: &ParquetRecordBatchReaderBuilder<File>,
+    column: &str,
+) -> Option<Vec<String>> {
+    let kv = b.metadata().file_metadata().key_value_metadata()?;
+    let hf = kv
+        .iter()
+        .find(|e| e.key == "huggingface")?
+        .value
+        .as_deref()?;
+    let v: serde_json::Value = serde_json::from_str(hf).ok()?;
+    let names = v
+        .pointer(&format!("/info/features/{column}/names"))?
+        .as_array()?;
+    names
+        .iter()
+        .map(|n| n.as_str().map(str::to_string))
+        .collect()
+}
+
+/// A label or split column as text: strings (any encoding), or integers
+/// (mapped through `names` when given).
+fn text_values(a: &ArrayRef, names: Option<&[String]>) -> Result<Vec<Option<String>>, String> {
+    let a = match a.data_type() {
+        DataType::Dictionary(_, v) => arrow_cast_to(a, v)?,
+        _ => a.clone(),
+    };
+    if let Some(s) = headstart_cache::to_utf8(a.as_ref()) {
+        return Ok(s.iter().map(|v| v.map(str::to_string)).collect());
+    }
+    if a.data_type().is_integer() {
+        let ints = arrow_cast_to(&a, &DataType::Int64)?;
+        let ints = ints.as_primitive::<arrow_array::types::Int64Type>();
+        return Ok(ints
+            .iter()
+            .map(|v| {
+                v.map(|i| {
+                    names
+                        .and_then(|n| usize::try_from(i).ok().and_then(|i| n.get(i)))
+                        .cloned()
+                        .unwrap_or_else(|| i.to_string())
+                })
+            })
+            .collect());
+    }
+    Err(format!(
+        "has type {}, expected strings or integers",
+        a.data_type()
+    ))
+}
+
+fn arrow_cast_to(a: &ArrayRef, t: &DataType) -> Result<ArrayRef, String> {
+    arrow_cast::cast(a, t).map_err(|e| e.to_string())
+}
+
+/// Lists the rows of the Parquet files of `input` (a file, or a folder of them);
+/// only files for which `keep(rel_file)` holds are read (a shard's own).
+pub fn list_parquets(input: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Listing, ExtractError> {
+    let (root, files) = container_files(input, "parquet")?;
+    let mut out = Listing::default();
+    for f in files {
+        let rel_file = rel_to(&root, &f);
+        if !keep(&rel_file) {
+            continue;
+        }
+        if let Err(message) = list_parquet(&f, &rel_file, &mut out) {
+            out.unlisted.push(rel_file.clone());
+            out.errors.push(ErrorRow {
+                path: rel_file,
+                stage: "list".into(),
+                message,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), String> {
+    let b = open_parquet(path)?;
+    let fields = b.schema().fields().clone();
+    image_column(&fields).ok_or(
+        "no image column (a struct with `bytes`, as Hugging Face datasets write, or a binary column)",
+    )?;
+    let has = |n: &str| fields.iter().any(|f| f.name() == n);
+    let names = class_label_names(&b, "label");
+    let cols: Vec<&str> = ["label", "split"].into_iter().filter(|n| has(n)).collect();
+    // Row group of each row, to read a group at a time later.
+    let groups: Vec<usize> = b
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
+        .collect();
+    let file_split = split_of_file(rel_file);
+    let mask = ProjectionMask::columns(b.parquet_schema(), cols);
+    let reader = b
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let abs = path.to_path_buf();
+    let (mut group, mut in_group, mut row) = (0usize, 0usize, 0usize);
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let col =
+            |n: &str, names: Option<&[String]>| -> Result<Option<Vec<Option<String>>>, String> {
+                batch
+                    .column_by_name(n)
+                    .map(|c| text_values(c, names).map_err(|e| format!("column `{n}` {e}")))
+                    .transpose()
+            };
+        let labels = col("label", names.as_deref())?;
+        let splits = col("split", None)?;
+        for i in 0..batch.num_rows() {
+            while groups.get(group).is_some_and(|&n| in_group >= n) {
+                group += 1;
+                in_group = 0;
+            }
+            let get = |c: &Option<Vec<Option<String>>>| c.as_ref().and_then(|c| c[i].clone());
+            let rel = format!("{rel_file}/{row}");
+            let split = match get(&splits) {
+                None => file_split.clone(),
+                Some(s) => match normalize_split(&s) {
+                    Some(s) => Some(s),
+                    None => {
+                        out.errors.push(ErrorRow {
+                            path: rel,
+                            stage: "list".into(),
+                            message: format!("unknown split `{s}` (use train, val or test)"),
+                        });
+                        row += 1;
+                        in_group += 1;
+                        continue;
+                    }
+                },
+            };
+            out.items.push(Item {
+                rel,
+                abs: abs.clone(),
+                label: get(&labels).filter(|l| !l.is_empty()),
+                split,
+                source: Source::ParquetRow {
+                    row_group: group,
+                    row: in_group,
+                },
+            });
+            row += 1;
+            in_group += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the bytes of the items `unit` of `items`: one file or tar member, or
+/// the rows of one Parquet row group (see [`units`]).
+pub fn load(items: &[Item], unit: &[usize]) -> Vec<Result<Vec<u8>, String>> {
+    let Some(&first) = unit.first() else {
+        return Vec::new();
+    };
+    match items[first].source {
+        Source::File => unit
+            .iter()
+            .map(|&i| std::fs::read(&items[i].abs).map_err(|e| e.to_string()))
+            .collect(),
+        Source::TarMember { .. } => unit.iter().map(|&i| read_member(&items[i])).collect(),
+        Source::ParquetRow { row_group, .. } => match read_group(&items[first].abs, row_group) {
+            Ok(rows) => unit
+                .iter()
+                .map(|&i| match items[i].source {
+                    Source::ParquetRow { row, .. } => {
+                        rows.get(row).cloned().flatten().ok_or_else(|| {
+                            format!("row {row} of row group {row_group} has no image bytes")
+                        })
+                    }
+                    _ => Err("mixed sources in one unit".into()),
+                })
+                .collect(),
+            Err(e) => unit.iter().map(|_| Err(e.clone())).collect(),
+        },
+    }
+}
+
+fn read_member(item: &Item) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::FileExt;
+    let Source::TarMember { offset, len } = item.source else {
+        return Err("not a tar member".into());
+    };
+    let file = File::open(&item.abs).map_err(|e| e.to_string())?;
+    let len = usize::try_from(len).map_err(|_| "member too large".to_string())?;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| format!("{} (is the tar truncated?)", e))?;
+    Ok(buf)
+}
+
+/// The image bytes of every row of one row group (`None` for null rows).
+fn read_group(path: &Path, group: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
+    let b = open_parquet(path)?;
+    let image = image_column(b.schema().fields()).ok_or("no image column")?;
+    let leaf = if image.is_struct {
+        format!("{}.bytes", image.name)
+    } else {
+        image.name.clone()
+    };
+    let mask = ProjectionMask::columns(b.parquet_schema(), [leaf.as_str()]);
+    let reader = b
+        .with_row_groups(vec![group])
+        .with_projection(mask)
+        .with_batch_size(1024)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let col = batch
+            .column_by_name(&image.name)
+            .ok_or("image column missing")?;
+        let bytes: &dyn Array = match col.as_struct_opt() {
+            Some(s) => s
+                .column_by_name("bytes")
+                .ok_or("no `bytes` field")?
+                .as_ref(),
+            None => col.as_ref(),
+        };
+        let get = |i: usize| -> Option<Vec<u8>> {
+            if bytes.is_null(i) {
+                return None;
+            }
+            if let Some(b) = bytes.as_binary_opt::<i32>() {
+                return Some(b.value(i).to_vec());
+            }
+            if let Some(b) = bytes.as_binary_opt::<i64>() {
+                return Some(b.value(i).to_vec());
+            }
+            bytes.as_binary_view_opt().map(|b| b.value(i).to_vec())
+        };
+        rows.extend((0..bytes.len()).map(get));
+    }
+    Ok(rows)
+}
+
+/// Groups item indices into read units: Parquet rows by (file, row group), so a
+/// group is read once; everything else one item a unit.
+pub fn units(items: &[Item]) -> Vec<Vec<usize>> {
+    let mut groups: HashMap<(&Path, usize), usize> = HashMap::new();
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        match it.source {
+            Source::ParquetRow { row_group, .. } => {
+                let slot = *groups
+                    .entry((it.abs.as_path(), row_group))
+                    .or_insert_with(|| {
+                        out.push(Vec::new());
+                        out.len() - 1
+                    });
+                out[slot].push(i);
+            }
+            _ => out.push(vec![i]),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_patterns_expand_with_their_padding() {
+        assert_eq!(
+            expand_braces("s/{00008..00010}.tar").unwrap(),
+            ["s/00008.tar", "s/00009.tar", "s/00010.tar"]
+        );
+        assert_eq!(expand_braces("a.tar").unwrap(), ["a.tar"]);
+        assert_eq!(
+            expand_braces("{0..1}/{7..8}.tar").unwrap(),
+            ["0/7.tar", "0/8.tar", "1/7.tar", "1/8.tar"]
+        );
+        assert!(expand_braces("s/{3..1}.tar").is_err());
+        assert!(expand_braces("s/{1..x}.tar").is_err());
+    }
+
+    #[test]
+    fn splits_come_from_container_file_names() {
+        assert_eq!(
+            split_of_file("data/train-00000-of-00004.parquet").as_deref(),
+            Some("train")
+        );
+        assert_eq!(split_of_file("validation_3.tar").as_deref(), Some("val"));
+        assert_eq!(split_of_file("00001.tar"), None);
+    }
+
+    #[test]
+    fn label_sources_parse() {
+        assert_eq!("cls".parse::<LabelFrom>().unwrap(), LabelFrom::Cls);
+        assert_eq!(
+            "json:class".parse::<LabelFrom>().unwrap(),
+            LabelFrom::Json("class".into())
+        );
+        assert!("json:".parse::<LabelFrom>().is_err());
+        assert!("caption".parse::<LabelFrom>().is_err());
+        assert_eq!(
+            json_field(r#"{"class": "cat", "n": 3}"#, "n").as_deref(),
+            Some("3")
+        );
+    }
+}
