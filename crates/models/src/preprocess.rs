@@ -37,6 +37,16 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+/// Version of headstart's resize arithmetic, recorded as [`Preprocess::resampler`]
+/// (and so part of every model fingerprint): caches and heads made with other
+/// arithmetic are refused instead of mixed.
+///
+/// - 1 (never written down): `f32` convolution without rounding; caches from
+///   before the field have no `resampler` in their recipe.
+/// - 2: Pillow's 8-bit fixed-point resampling (the same pixels as Pillow 10+
+///   for the README's Python `load()`).
+pub const RESAMPLER_VERSION: u32 = 2;
+
 /// The full preprocessing recipe of a backbone.
 ///
 /// Pipeline: decode to RGB8 -> take the centred square of side
@@ -63,6 +73,15 @@ pub struct Preprocess {
     pub std: [f32; 3],
     /// Channel order of the model input.
     pub channel_order: ChannelOrder,
+    /// The resize arithmetic ([`RESAMPLER_VERSION`]). Written, never read: a
+    /// recipe always gets this build's version, whatever its JSON says, so
+    /// the fingerprint of a model changes with the arithmetic.
+    #[serde(skip_deserializing, default = "resampler_version")]
+    pub resampler: u32,
+}
+
+fn resampler_version() -> u32 {
+    RESAMPLER_VERSION
 }
 
 impl Preprocess {
@@ -78,6 +97,7 @@ impl Preprocess {
             mean: [127.0; 3],
             std: [128.0; 3],
             channel_order: ChannelOrder::Rgb,
+            resampler: RESAMPLER_VERSION,
         }
     }
 
@@ -93,6 +113,7 @@ impl Preprocess {
             mean: [123.675, 116.28, 103.53],
             std: [58.395, 57.12, 57.375],
             channel_order: ChannelOrder::Rgb,
+            resampler: RESAMPLER_VERSION,
         }
     }
 
@@ -170,5 +191,27 @@ mod tests {
         p.crop_fraction = 0.0;
         let e = p.validate().unwrap_err().to_string();
         assert!(e.contains("crop fraction"), "{e}");
+    }
+
+    /// The resampler version is written (so it is part of the fingerprint) and
+    /// always this build's when read back, with or without the field.
+    #[test]
+    fn resampler_version_is_written_and_always_current() {
+        let p = Preprocess::imagenet("input");
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(
+            json.contains(&format!("\"resampler\":{RESAMPLER_VERSION}")),
+            "{json}"
+        );
+        let old = json.replace(&format!(",\"resampler\":{RESAMPLER_VERSION}"), "");
+        assert!(!old.contains("resampler"), "{old}");
+        let back: Preprocess = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, p);
+        let other = json.replace(
+            &format!("\"resampler\":{RESAMPLER_VERSION}"),
+            "\"resampler\":1",
+        );
+        let back: Preprocess = serde_json::from_str(&other).unwrap();
+        assert_eq!(back.resampler, RESAMPLER_VERSION);
     }
 }
