@@ -62,6 +62,15 @@ pub enum CacheError {
         "{second} is the same as {first}: its rows would be counted twice; give each cache or file once"
     )]
     Repeated { first: PathBuf, second: PathBuf },
+    /// A column is compressed with a codec that headstart cannot decompress.
+    #[error(
+        "{path}: column `{column}` is compressed with {codec}, which headstart cannot read; write the file again with another codec (zstd, snappy, gzip, lz4, brotli or none), e.g. `pyarrow.parquet.write_table(table, path, compression=\"zstd\")`"
+    )]
+    Codec {
+        path: PathBuf,
+        column: String,
+        codec: String,
+    },
     /// A row is invalid (wrong feature length, missing path).
     #[error("{path}: row {row}: {message}")]
     Row {

@@ -3,13 +3,16 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type};
 use arrow_array::{Array, RecordBatch, StringArray};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::metadata::ParquetMetaData;
 
 use crate::write::{Tombstones, kv_map};
 use crate::{Cache, CacheError, FeatureTable, columns, meta_keys};
@@ -72,8 +75,10 @@ fn open_reader(
         .map_err(CacheError::parquet(path))
 }
 
-/// A string column as Utf8, whichever string type wrote it (Utf8, LargeUtf8 as
-/// pandas and Polars write, Utf8View); `None` for any other type.
+/// A string column as Utf8, whichever way a writer stored it: any string type
+/// (Utf8; LargeUtf8 as pandas writes; Utf8View as Polars writes) or
+/// dictionary-encoded strings (pandas categoricals, pyarrow dictionaries). `None`
+/// for any other type (integers included: [`column_utf8`] turns those into text).
 pub fn to_utf8(a: &dyn Array) -> Option<StringArray> {
     if let Some(s) = a.as_string_opt::<i32>() {
         return Some(s.clone());
@@ -81,7 +86,95 @@ pub fn to_utf8(a: &dyn Array) -> Option<StringArray> {
     if let Some(s) = a.as_string_opt::<i64>() {
         return Some(s.iter().collect());
     }
-    a.as_string_view_opt().map(|s| s.iter().collect())
+    if let Some(s) = a.as_string_view_opt() {
+        return Some(s.iter().collect());
+    }
+    if let Some(d) = a.as_any_dictionary_opt() {
+        let values = to_utf8(d.values().as_ref())?;
+        let keys = d.normalized_keys();
+        return Some(
+            (0..a.len())
+                .map(|i| (a.is_valid(i) && values.is_valid(keys[i])).then(|| values.value(keys[i])))
+                .collect(),
+        );
+    }
+    None
+}
+
+/// The values of an integer column of any width and sign; `None` for other types.
+fn integers(a: &dyn Array) -> Option<Vec<Option<i128>>> {
+    use arrow_array::types::{
+        Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    };
+    macro_rules! each {
+        ($($t:ty),*) => {$(
+            if let Some(p) = a.as_primitive_opt::<$t>() {
+                return Some(p.iter().map(|v| v.map(i128::from)).collect());
+            }
+        )*};
+    }
+    each!(
+        Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type
+    );
+    None
+}
+
+/// Schema metadata key under which Hugging Face `datasets` describes its features.
+const HF_METADATA: &str = "huggingface";
+
+/// The class names of column `name` when `schema`'s metadata marks it as a Hugging
+/// Face `datasets` ClassLabel (`{"info": {"features": {name: {"_type":
+/// "ClassLabel", "names": [...]}}}}`), whose values are indices into the names.
+pub fn class_label_names(schema: &Schema, name: &str) -> Option<Vec<String>> {
+    let meta: serde_json::Value = serde_json::from_str(schema.metadata().get(HF_METADATA)?).ok()?;
+    let feature = meta.get("info")?.get("features")?.get(name)?;
+    if feature.get("_type")?.as_str()? != "ClassLabel" {
+        return None;
+    }
+    feature
+        .get("names")?
+        .as_array()?
+        .iter()
+        .map(|n| n.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Column `name` of a batch with `schema` as Utf8 strings: strings as [`to_utf8`]
+/// reads them; integers as their decimal text (`0`, `1`, ...), or, when `schema`'s
+/// metadata gives the column Hugging Face ClassLabel names
+/// ([`class_label_names`]), as those names (-1, `datasets`' "no label", is null).
+/// The error says what is wrong with the column.
+pub fn column_utf8(schema: &Schema, name: &str, a: &dyn Array) -> Result<StringArray, String> {
+    if let Some(names) = class_label_names(schema, name)
+        && let Some(ints) = integers(a)
+    {
+        return ints
+            .iter()
+            .map(|v| match *v {
+                None | Some(-1) => Ok(None),
+                Some(k) => usize::try_from(k)
+                    .ok()
+                    .and_then(|k| names.get(k))
+                    .map(|n| Some(n.as_str()))
+                    .ok_or_else(|| {
+                        format!(
+                            "column `{name}` holds class index {k}, but its ClassLabel names only {} classes",
+                            names.len()
+                        )
+                    }),
+            })
+            .collect();
+    }
+    if let Some(s) = to_utf8(a) {
+        return Ok(s);
+    }
+    if let Some(ints) = integers(a) {
+        return Ok(ints.iter().map(|v| v.map(|v| v.to_string())).collect());
+    }
+    Err(format!(
+        "column `{name}` has type {}, expected strings (or integers)",
+        a.data_type()
+    ))
 }
 
 fn str_col(
@@ -91,14 +184,11 @@ fn str_col(
 ) -> Result<Option<StringArray>, CacheError> {
     match batch.column_by_name(name) {
         None => Ok(None),
-        Some(c) => to_utf8(c.as_ref())
+        Some(c) => column_utf8(&batch.schema(), name, c.as_ref())
             .map(Some)
-            .ok_or_else(|| CacheError::Format {
+            .map_err(|message| CacheError::Format {
                 path: path.to_path_buf(),
-                message: format!(
-                    "column `{name}` has type {}, expected a string",
-                    c.data_type()
-                ),
+                message,
             }),
     }
 }
@@ -355,11 +445,15 @@ fn append_file(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for batch in open_reader(path, None)? {
+    let (reader, metadata) = open_checked(path)?;
+    for batch in reader {
         let batch = batch.map_err(|e| CacheError::Format {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: format!("cannot decode its data ({e}); is the file damaged?"),
         })?;
+        // The batches lack the file's schema metadata, where Hugging Face
+        // `datasets` keeps the ClassLabel names of integer labels.
+        let batch = with_metadata(batch, &metadata);
         let feature = batch
             .column_by_name(columns::FEATURE)
             .ok_or_else(|| CacheError::Format {
@@ -415,6 +509,63 @@ fn append_file(
     Ok(())
 }
 
+/// Schema-level key-value metadata of a file.
+type SchemaMetadata = arrow_schema::Metadata;
+
+/// A reader of every column of `path`, once [`check_codecs`] passed, and the
+/// file's schema metadata.
+fn open_checked(
+    path: &Path,
+) -> Result<
+    (
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+        SchemaMetadata,
+    ),
+    CacheError,
+> {
+    let file = File::open(path).map_err(CacheError::io(path))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(CacheError::parquet(path))?;
+    check_codecs(path, b.metadata())?;
+    let metadata = b.schema().metadata().clone();
+    let reader = b
+        .with_batch_size(8192)
+        .build()
+        .map_err(CacheError::parquet(path))?;
+    Ok((reader, metadata))
+}
+
+/// `batch` with `metadata` added to its schema's.
+fn with_metadata(batch: RecordBatch, metadata: &SchemaMetadata) -> RecordBatch {
+    if metadata.is_empty() {
+        return batch;
+    }
+    let schema = batch.schema();
+    let mut all = schema.metadata().clone();
+    all.extend(metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let schema = Schema::new_with_metadata(schema.fields().clone(), all);
+    // A schema that only adds metadata always fits the batch.
+    batch.clone().with_schema(Arc::new(schema)).unwrap_or(batch)
+}
+
+/// Errors, naming the codec, the column and the file, when a column chunk is
+/// compressed with a codec that this build cannot decompress. It reads
+/// uncompressed, snappy, gzip, LZ4 (Hadoop-framed and raw), brotli and zstd: every
+/// codec that pyarrow, pandas, Polars, DuckDB and Spark write; only LZO is left.
+fn check_codecs(path: &Path, meta: &ParquetMetaData) -> Result<(), CacheError> {
+    for rg in meta.row_groups() {
+        for c in rg.columns() {
+            if matches!(c.compression(), Compression::LZO) {
+                return Err(CacheError::Codec {
+                    path: path.to_path_buf(),
+                    column: c.column_path().string(),
+                    codec: c.compression().to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The feature vector of row `i` of a FixedSizeList, List or LargeList of Float32/Float64.
 fn feature_row(col: &dyn Array, i: usize) -> Result<Vec<f32>, String> {
     if col.is_null(i) {
@@ -441,7 +592,9 @@ fn feature_row(col: &dyn Array, i: usize) -> Result<Vec<f32>, String> {
             .iter()
             .map(|&v| v as f32)
             .collect()),
-        other => Err(format!("feature items have type {other}, expected Float32")),
+        other => Err(format!(
+            "feature items have type {other}, expected float32 or float64"
+        )),
     }
 }
 
