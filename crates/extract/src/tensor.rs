@@ -41,6 +41,9 @@ const HALF: i32 = 1 << (PRECISION_BITS - 1);
 /// [`Coefficients::pairs`]).
 const LO_BITS: u32 = 11;
 
+/// A convolution filter (Pillow's `struct filter`): the function and its support.
+type Kernel = (fn(f64) -> f64, f64);
+
 /// Reusable per-thread state for [`Preprocessor::tensor_into`].
 pub struct Preprocessor {
     pre: Preprocess,
@@ -48,7 +51,7 @@ pub struct Preprocessor {
     /// decimal that gives the `f32` back), widened to `f64`.
     crop_fraction: f64,
     /// The convolution filter and its support; `None` for nearest.
-    kernel: Option<(fn(f64) -> f64, f64)>,
+    kernel: Option<Kernel>,
     /// Whether the SIMD passes may run (SSSE3 for the horizontal one).
     simd: bool,
     horizontal: Coefficients,
@@ -74,7 +77,7 @@ impl Preprocessor {
             .to_string()
             .parse::<f64>()
             .unwrap_or(f64::from(pre.crop_fraction));
-        let kernel: Option<(fn(f64) -> f64, f64)> = match pre.filter {
+        let kernel: Option<Kernel> = match pre.filter {
             Filter::Nearest => None,
             Filter::Bilinear => Some((bilinear, 1.0)),
             Filter::Bicubic => Some((bicubic, 2.0)),
