@@ -621,8 +621,9 @@ fn predict_with_cached_features_equals_recomputation() {
     eprintln!("predict: cached vs recomputed features, max abs diff {worst:e}");
     assert!(worst <= 1e-6, "max abs diff {worst}");
     // Regression: a bad --device went unnoticed when every file was cached.
+    // It is a usage error (exit 2).
     let out = predict(&[s(head), input, "--cache", s(&f.cache), "--device", "cuda:x"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cuda:x"),
         "{}",

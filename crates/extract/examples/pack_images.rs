@@ -17,8 +17,10 @@ use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray, StructArray};
 use arrow_schema::{DataType, Field};
 
 fn images(src: &Path) -> Vec<(String, PathBuf)> {
-    let mut out: Vec<(String, PathBuf)> = walk(src)
+    let mut out: Vec<(String, PathBuf)> = walkdir::WalkDir::new(src)
         .into_iter()
+        .flatten()
+        .map(walkdir::DirEntry::into_path)
         .filter(|p| {
             p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
                 headstart_extract::input::IMAGE_EXTENSIONS
@@ -36,19 +38,6 @@ fn images(src: &Path) -> Vec<(String, PathBuf)> {
         })
         .collect();
     out.sort();
-    out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
     out
 }
 

@@ -16,8 +16,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, Field};
 use headstart_cache::ErrorRow;
 use parquet::arrow::ProjectionMask;
@@ -169,19 +169,31 @@ pub fn list_tars(
     label: &LabelFrom,
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Listing, ExtractError> {
-    let (root, files) = container_files(input, "tar")?;
+    list_containers(input, "tar", keep, &|tar, rel, out| {
+        list_tar(tar, rel, label, out)
+    })
+}
+
+/// Lists each container file of `input` with `list_one`. A file that fails
+/// midway keeps what was listed before the damage and gets an error row; the
+/// rest of it may still exist, so its cached rows are not taken as deleted.
+fn list_containers(
+    input: &Path,
+    ext: &str,
+    keep: &dyn Fn(&str) -> bool,
+    list_one: &dyn Fn(&Path, &str, &mut Listing) -> Result<(), String>,
+) -> Result<Listing, ExtractError> {
+    let (root, files) = container_files(input, ext)?;
     let mut out = Listing::default();
-    for tar in files {
-        let rel_tar = rel_to(&root, &tar);
-        if !keep(&rel_tar) {
+    for f in files {
+        let rel = rel_to(&root, &f);
+        if !keep(&rel) {
             continue;
         }
-        if let Err(message) = list_tar(&tar, &rel_tar, label, &mut out) {
-            // What was listed before the damage is kept; the rest of this shard
-            // may still exist, so its cached rows are not taken as deleted.
-            out.unlisted.push(rel_tar.clone());
+        if let Err(message) = list_one(&f, &rel, &mut out) {
+            out.unlisted.push(rel.clone());
             out.errors.push(ErrorRow {
-                path: rel_tar,
+                path: rel,
                 stage: "list".into(),
                 message,
             });
@@ -353,83 +365,10 @@ pub fn is_image_parquet(path: &Path) -> bool {
     open_parquet(path).is_ok_and(|b| image_column(b.schema().fields()).is_some())
 }
 
-/// Class names of an integer label column from Hugging Face `datasets`
-/// metadata (`ClassLabel` names), when the file carries them.
-fn class_label_names(
-    b: &ParquetRecordBatchReaderBuilder<File>,
-    column: &str,
-) -> Option<Vec<String>> {
-    let kv = b.metadata().file_metadata().key_value_metadata()?;
-    let hf = kv
-        .iter()
-        .find(|e| e.key == "huggingface")?
-        .value
-        .as_deref()?;
-    let v: serde_json::Value = serde_json::from_str(hf).ok()?;
-    let names = v
-        .pointer(&format!("/info/features/{column}/names"))?
-        .as_array()?;
-    names
-        .iter()
-        .map(|n| n.as_str().map(str::to_string))
-        .collect()
-}
-
-/// A label or split column as text: strings (any encoding), or integers
-/// (mapped through `names` when given).
-fn text_values(a: &ArrayRef, names: Option<&[String]>) -> Result<Vec<Option<String>>, String> {
-    let a = match a.data_type() {
-        DataType::Dictionary(_, v) => arrow_cast_to(a, v)?,
-        _ => a.clone(),
-    };
-    if let Some(s) = headstart_cache::to_utf8(a.as_ref()) {
-        return Ok(s.iter().map(|v| v.map(str::to_string)).collect());
-    }
-    if a.data_type().is_integer() {
-        let ints = arrow_cast_to(&a, &DataType::Int64)?;
-        let ints = ints.as_primitive::<arrow_array::types::Int64Type>();
-        return Ok(ints
-            .iter()
-            .map(|v| {
-                v.map(|i| {
-                    names
-                        .and_then(|n| usize::try_from(i).ok().and_then(|i| n.get(i)))
-                        .cloned()
-                        .unwrap_or_else(|| i.to_string())
-                })
-            })
-            .collect());
-    }
-    Err(format!(
-        "has type {}, expected strings or integers",
-        a.data_type()
-    ))
-}
-
-fn arrow_cast_to(a: &ArrayRef, t: &DataType) -> Result<ArrayRef, String> {
-    arrow_cast::cast(a, t).map_err(|e| e.to_string())
-}
-
 /// Lists the rows of the Parquet files of `input` (a file, or a folder of them);
 /// only files for which `keep(rel_file)` holds are read (a shard's own).
 pub fn list_parquets(input: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Listing, ExtractError> {
-    let (root, files) = container_files(input, "parquet")?;
-    let mut out = Listing::default();
-    for f in files {
-        let rel_file = rel_to(&root, &f);
-        if !keep(&rel_file) {
-            continue;
-        }
-        if let Err(message) = list_parquet(&f, &rel_file, &mut out) {
-            out.unlisted.push(rel_file.clone());
-            out.errors.push(ErrorRow {
-                path: rel_file,
-                stage: "list".into(),
-                message,
-            });
-        }
-    }
-    Ok(out)
+    list_containers(input, "parquet", keep, &list_parquet)
 }
 
 fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), String> {
@@ -439,7 +378,8 @@ fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), St
         "no image column (a struct with `bytes`, as Hugging Face datasets write, or a binary column)",
     )?;
     let has = |n: &str| fields.iter().any(|f| f.name() == n);
-    let names = class_label_names(&b, "label");
+    // The builder's schema keeps the file's metadata (Hugging Face ClassLabel names).
+    let schema = b.schema().clone();
     let cols: Vec<&str> = ["label", "split"].into_iter().filter(|n| has(n)).collect();
     // Row group of each row, to read a group at a time later.
     let groups: Vec<usize> = b
@@ -459,15 +399,17 @@ fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), St
     let (mut group, mut in_group, mut row) = (0usize, 0usize, 0usize);
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
-        let col =
-            |n: &str, names: Option<&[String]>| -> Result<Option<Vec<Option<String>>>, String> {
-                batch
-                    .column_by_name(n)
-                    .map(|c| text_values(c, names).map_err(|e| format!("column `{n}` {e}")))
-                    .transpose()
-            };
-        let labels = col("label", names.as_deref())?;
-        let splits = col("split", None)?;
+        let col = |n: &str| -> Result<Option<Vec<Option<String>>>, String> {
+            batch
+                .column_by_name(n)
+                .map(|c| {
+                    headstart_cache::column_utf8(&schema, n, c.as_ref())
+                        .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
+                })
+                .transpose()
+        };
+        let labels = col("label")?;
+        let splits = col("split")?;
         for i in 0..batch.num_rows() {
             while groups.get(group).is_some_and(|&n| in_group >= n) {
                 group += 1;

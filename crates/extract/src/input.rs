@@ -403,21 +403,21 @@ type ManifestRows = Vec<(String, Option<String>, Option<String>)>;
 
 fn read_parquet_manifest(path: &Path) -> Result<ManifestRows, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| format!("cannot read as Parquet: {e}"))?;
+    // The builder's schema keeps the file's metadata (Hugging Face ClassLabel names).
+    let schema = builder.schema().clone();
+    let reader = builder
+        .build()
         .map_err(|e| format!("cannot read as Parquet: {e}"))?;
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
         let col = |n: &str| -> Result<Option<arrow_array::StringArray>, String> {
-            match batch.column_by_name(n) {
-                None => Ok(None),
-                Some(c) => {
-                    let c = headstart_cache::to_utf8(c.as_ref())
-                        .ok_or_else(|| format!("column `{n}` must be a string column"))?;
-                    Ok(Some(c))
-                }
-            }
+            batch
+                .column_by_name(n)
+                .map(|c| headstart_cache::column_utf8(&schema, n, c.as_ref()))
+                .transpose()
         };
         let p = col("path")?.ok_or("the manifest has no `path` column")?;
         let (l, s) = (col("label")?, col("split")?);
