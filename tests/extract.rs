@@ -1433,6 +1433,22 @@ fn tar_shards_and_image_parquet_extract_like_loose_files() {
         assert_eq!(v.feature, from_tar[k].feature, "{k:?}");
     }
 
+    // A truncated shard: an error row names it, the samples before the damage
+    // are read, and the cached rows of the rest are kept (they may still exist).
+    let last = tars.join("00002.tar");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let s = summary(&extract(&tars, &c_tar, &["--label-from", "txt"]), 3);
+    let errors = error_rows(Path::new(s["errors_file"].as_str().unwrap()));
+    assert!(
+        errors
+            .iter()
+            .any(|(p, stage, m)| p == "00002.tar" && stage == "list" && m.contains("truncated")),
+        "{errors:?}"
+    );
+    assert!(n(&s, "cached") >= 14 && n(&s, "deleted") == 0, "{s}");
+    assert_eq!(rows(&c_tar).len(), 20);
+
     // Parquet: two files of the Hugging Face layout, one row with bytes that
     // are no image.
     let pq = dir.path().join("pq");
