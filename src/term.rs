@@ -4,12 +4,21 @@
 use std::borrow::Cow;
 
 /// `s` with every control character and bidirectional-formatting character
-/// escaped (`\n`, `\u{1b}`, `\u{202e}`, ...). The line breaks of headstart's own
-/// multi-line messages (`\nfix: ...`) are kept.
+/// escaped (`\n`, `\u{1b}`, `\u{202e}`, ...). The line breaks before the `fix: `
+/// of headstart's own messages are kept (split before escaping, so a backslash
+/// in a file name cannot fake one).
 pub fn escape(s: &str) -> Cow<'_, str> {
     if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
+    let parts: Vec<String> = s.split(FIX).map(escape_all).collect();
+    Cow::Owned(parts.join(FIX))
+}
+
+/// The line break that starts the fix in library messages.
+const FIX: &str = "\nfix: ";
+
+fn escape_all(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if unsafe_char(c) {
@@ -18,7 +27,7 @@ pub fn escape(s: &str) -> Cow<'_, str> {
             out.push(c);
         }
     }
-    Cow::Owned(out.replace("\\nfix: ", "\nfix: "))
+    out
 }
 
 /// [`escape`] for each line of a multi-line text (tables, summaries): the line
@@ -53,6 +62,8 @@ mod tests {
             "x/\\u{7}.png: bad\nfix: move it"
         );
         assert_eq!(escape("naïve/日本.png"), "naïve/日本.png");
+        // A literal backslash-n in a name is not a line break.
+        assert_eq!(escape("a\\nfix: \u{7}"), "a\\nfix: \\u{7}");
         assert_eq!(escape_lines("a\u{1b}b\nc\rd\n"), "a\\u{1b}b\nc\\rd\n");
     }
 }

@@ -133,8 +133,20 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> 
 /// Gives the finished temporary file `tmp` its final name `path`, never replacing
 /// an existing file: a part, once written, is only ever removed by compaction after
 /// its rows were rewritten, so a name clash is a bug to report, not to overwrite.
+/// On a filesystem without hard links (FAT, many FUSE mounts) it falls back to
+/// a rename after checking the name is free (names are unique per process).
 fn publish(tmp: &Path, path: &Path) -> Result<(), CacheError> {
-    let linked = std::fs::hard_link(tmp, path);
+    let linked = match std::fs::hard_link(tmp, path) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+            ) && !path.exists() =>
+        {
+            return std::fs::rename(tmp, path).map_err(CacheError::io(path));
+        }
+        other => other,
+    };
     let _ = std::fs::remove_file(tmp);
     linked.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {

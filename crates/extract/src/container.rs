@@ -85,12 +85,13 @@ pub fn expand_braces(pattern: &str) -> Result<Vec<String>, String> {
             ));
         }
     };
-    if hi - lo > 1_000_000 {
-        return Err(format!("`{pattern}`: range of over a million shards"));
+    let rests = expand_braces(&pattern[close + 1..])?;
+    if (hi - lo + 1).saturating_mul(rests.len() as u64) > 1_000_000 {
+        return Err(format!("`{pattern}`: over a million shards"));
     }
     let width = a.len();
     let mut out = Vec::new();
-    for rest in expand_braces(&pattern[close + 1..])? {
+    for rest in rests {
         for n in lo..=hi {
             out.push(format!("{}{n:0width$}{rest}", &pattern[..open]));
         }
@@ -128,11 +129,13 @@ fn container_files(input: &Path, ext: &str) -> Result<(PathBuf, Vec<PathBuf>), E
         .into_iter()
         .map(PathBuf::from)
         .collect();
-    let root = files
-        .first()
-        .and_then(|f| f.parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    // Keys are relative to the folder before the first `{` (or the file's folder),
+    // so they do not depend on which expanded folder comes first.
+    let fixed = text.split('{').next().unwrap_or(text);
+    let root = match fixed.rfind('/') {
+        Some(at) if text.contains('{') => PathBuf::from(&fixed[..at]),
+        _ => input.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
     Ok((root, files))
 }
 
@@ -209,6 +212,9 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
     let mut archive = tar::Archive::new(file);
     let mut samples: BTreeMap<String, Sample> = BTreeMap::new();
     let mut damage = None;
+    // End of the last member's data blocks, and the last sample key seen.
+    let mut end = 0u64;
+    let mut last_key: Option<String> = None;
     let entries = archive.entries_with_seek().map_err(|e| e.to_string())?;
     for entry in entries {
         let mut entry = match entry {
@@ -218,6 +224,7 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
                 break;
             }
         };
+        end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -249,6 +256,7 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
             ));
             break;
         }
+        last_key = Some(key.clone());
         let sample = samples.entry(key).or_default();
         let small = |entry: &mut tar::Entry<'_, File>| -> Option<String> {
             if size > MAX_LABEL_MEMBER {
@@ -267,6 +275,19 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
             "json" => sample.json = small(&mut entry),
             _ => {}
         }
+    }
+    // A tar cut at a block boundary reads like a shorter, complete one: only the
+    // end-of-archive marker (two zero blocks) shows it is whole.
+    if damage.is_none() && !has_end_marker(tar, end, len) {
+        damage = Some(format!(
+            "truncated tar: no end-of-archive marker after byte {end} of a {len}-byte file"
+        ));
+    }
+    if damage.is_some()
+        && let Some(k) = last_key
+    {
+        // Its other members may lie past the damage: not listed, not taken as deleted.
+        samples.remove(&k);
     }
     for (key, s) in samples {
         let rel = format!("{rel_tar}/{key}");
@@ -295,6 +316,18 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
         });
     }
     damage.map_or(Ok(()), Err)
+}
+
+/// Whether `tar` has two zero blocks at `end` (the end-of-archive marker).
+fn has_end_marker(tar: &Path, end: u64, len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    if end + 1024 > len {
+        return false;
+    }
+    let mut block = [0u8; 1024];
+    File::open(tar)
+        .and_then(|f| f.read_exact_at(&mut block, end))
+        .is_ok_and(|()| block.iter().all(|&b| b == 0))
 }
 
 /// A JSON object's field as label text (strings as they are, numbers as written).
@@ -577,6 +610,55 @@ mod tests {
         );
         assert!(expand_braces("s/{3..1}.tar").is_err());
         assert!(expand_braces("s/{1..x}.tar").is_err());
+    }
+
+    /// Regression (review): a tar cut at a block boundary read as a shorter,
+    /// complete shard, so its missing samples were taken as deleted; and a
+    /// sample cut in half was listed without the label that lay past the cut.
+    #[test]
+    fn a_tar_cut_at_a_block_boundary_is_damage_not_a_shorter_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.tar");
+        let mut b = tar::Builder::new(File::create(&p).unwrap());
+        for (name, data) in [
+            ("a.png", &b"x"[..]),
+            ("a.cls", b"cat"),
+            ("b.png", b"y"),
+            ("b.cls", b"dog"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.finish().unwrap();
+        drop(b);
+        let mut out = Listing::default();
+        list_tar(&p, "s.tar", &LabelFrom::Cls, &mut out).unwrap();
+        assert_eq!(out.items.len(), 2);
+        // Each member is a header block and a data block; cut after b.png.
+        let whole = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &whole[..3 * 1024]).unwrap();
+        let mut out = Listing::default();
+        let e = list_tar(&p, "s.tar", &LabelFrom::Cls, &mut out).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        let listed: Vec<_> = out
+            .items
+            .iter()
+            .map(|i| (i.rel.as_str(), i.label.as_deref()))
+            .collect();
+        assert_eq!(listed, [("s.tar/a", Some("cat"))]);
+    }
+
+    /// Keys of a multi-folder pattern are relative to the folder before the
+    /// first `{`, not to the first expanded file's folder.
+    #[test]
+    fn pattern_keys_are_relative_to_the_fixed_folder() {
+        let (root, files) = container_files(Path::new("/d/{0..1}/a.tar"), "tar").unwrap();
+        assert_eq!(root, Path::new("/d"));
+        assert_eq!(rel_to(&root, &files[1]), "1/a.tar");
+        let (root, _) = container_files(Path::new("/d/s/{0..1}.tar"), "tar").unwrap();
+        assert_eq!(root, Path::new("/d/s"));
     }
 
     #[test]

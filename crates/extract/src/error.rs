@@ -56,6 +56,9 @@ pub enum ExtractError {
         value: String,
         message: String,
     },
+    /// The decode threads could not be started.
+    #[error("cannot start {threads} decode threads: {message}")]
+    Threads { threads: usize, message: String },
     /// The cache could not be read or written.
     #[error(transparent)]
     Cache(#[from] headstart_cache::CacheError),

@@ -102,7 +102,10 @@ pub fn detect(input: &Path, unlabeled: bool) -> Result<InputKind, ExtractError> 
         message: source.to_string(),
     })?;
     Ok(if meta.is_file() {
-        if crate::container::is_image_parquet(input) {
+        // By extension too: shards own a Parquet file by its `.parquet` name.
+        if input.extension().is_some_and(|e| e == "parquet")
+            && crate::container::is_image_parquet(input)
+        {
             InputKind::ImageParquet
         } else {
             InputKind::Manifest

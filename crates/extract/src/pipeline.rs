@@ -479,9 +479,8 @@ impl Extractor {
             .num_threads(threads)
             .thread_name(|i| format!("headstart-decode-{i}"))
             .build()
-            .map_err(|e| ExtractError::Param {
-                name: "--threads",
-                value: threads.to_string(),
+            .map_err(|e| ExtractError::Threads {
+                threads,
                 message: e.to_string(),
             })?;
         let depth = batch_size * 2;
