@@ -170,7 +170,7 @@ struct Sample {
 pub fn list_tars(
     input: &Path,
     label: &LabelFrom,
-    keep: &dyn Fn(&str) -> bool,
+    keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Listing, ExtractError> {
     list_containers(input, "tar", keep, &|tar, rel, out| {
         list_tar(tar, rel, label, out)
@@ -183,24 +183,37 @@ pub fn list_tars(
 fn list_containers(
     input: &Path,
     ext: &str,
-    keep: &dyn Fn(&str) -> bool,
-    list_one: &dyn Fn(&Path, &str, &mut Listing) -> Result<(), String>,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+    list_one: &(dyn Fn(&Path, &str, &mut Listing) -> Result<(), String> + Sync),
 ) -> Result<Listing, ExtractError> {
+    use rayon::prelude::*;
     let (root, files) = container_files(input, ext)?;
+    // Files are listed in parallel (a tar's headers are read one by one), then
+    // merged in file order.
+    let listed: Vec<Listing> = files
+        .par_iter()
+        .map(|f| {
+            let mut out = Listing::default();
+            let rel = rel_to(&root, f);
+            if !keep(&rel) {
+                return out;
+            }
+            if let Err(message) = list_one(f, &rel, &mut out) {
+                out.unlisted.push(rel.clone());
+                out.errors.push(ErrorRow {
+                    path: rel,
+                    stage: "list".into(),
+                    message,
+                });
+            }
+            out
+        })
+        .collect();
     let mut out = Listing::default();
-    for f in files {
-        let rel = rel_to(&root, &f);
-        if !keep(&rel) {
-            continue;
-        }
-        if let Err(message) = list_one(&f, &rel, &mut out) {
-            out.unlisted.push(rel.clone());
-            out.errors.push(ErrorRow {
-                path: rel,
-                stage: "list".into(),
-                message,
-            });
-        }
+    for mut l in listed {
+        out.items.append(&mut l.items);
+        out.errors.append(&mut l.errors);
+        out.unlisted.append(&mut l.unlisted);
     }
     Ok(out)
 }
@@ -400,7 +413,10 @@ pub fn is_image_parquet(path: &Path) -> bool {
 
 /// Lists the rows of the Parquet files of `input` (a file, or a folder of them);
 /// only files for which `keep(rel_file)` holds are read (a shard's own).
-pub fn list_parquets(input: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Listing, ExtractError> {
+pub fn list_parquets(
+    input: &Path,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Listing, ExtractError> {
     list_containers(input, "parquet", keep, &list_parquet)
 }
 

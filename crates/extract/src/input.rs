@@ -163,7 +163,7 @@ pub fn list_with(
     input: &Path,
     kind: InputKind,
     label: &crate::container::LabelFrom,
-    keep: &dyn Fn(&str) -> bool,
+    keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Listing, ExtractError> {
     let mut listing = match kind {
         InputKind::Manifest => list_manifest(input)?,
