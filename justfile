@@ -48,6 +48,10 @@ bench: bench-extract bench-fit
 bench-extract n="2000":
     bash scripts/bench_extract.sh {{n}}
 
+# Extract throughput from loose files vs tar shards vs image Parquet (same images).
+bench-containers images="data/fashion-mnist-mini" rounds="3":
+    bash scripts/bench_containers.sh {{images}} {{rounds}}
+
 # Fit speed: headstart vs scikit-learn on the same synthetic features.
 bench-fit:
     bash scripts/bench_fit.sh
