@@ -30,18 +30,7 @@ pub(crate) fn confusion_svg(title: &str, names: &[String], m: &[Vec<usize>]) -> 
     let top = margin + 30;
     let w = margin + k * cell + 20;
     let h = top + k * cell + 30;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="18" font-size="14" text-anchor="middle">{}</text>"#,
-        w / 2,
-        esc(title)
-    );
+    let mut s = open(w, h, title);
     let short = |n: &str| -> String { esc(&n.chars().take(30).collect::<String>()) };
     for (i, name) in names.iter().enumerate() {
         // Row label (true class) on the left, column label (predicted) on top, rotated.
@@ -127,18 +116,7 @@ pub(crate) fn confused_pairs_svg(
     let top = 50;
     let w = (margin + BAR + 120).max(420);
     let h = top + pairs.len().max(1) * ROW + 30;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="18" font-size="14" text-anchor="middle">{}</text>"#,
-        w / 2,
-        esc(title)
-    );
+    let mut s = open(w, h, title);
     let _ = writeln!(
         s,
         r#"<text x="{}" y="38" font-size="11" text-anchor="middle">true → predicted; bar: share of the true class's images; all cells: confusion_cells in metrics.json</text>"#,
@@ -179,5 +157,22 @@ pub(crate) fn confused_pairs_svg(
         );
     }
     s.push_str("</svg>\n");
+    s
+}
+
+/// The start of an SVG of `w` x `h` pixels: white background, `title` centred on top.
+fn open(w: usize, h: usize, title: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="18" font-size="14" text-anchor="middle">{}</text>"#,
+        w / 2,
+        esc(title)
+    );
     s
 }
