@@ -355,16 +355,6 @@ fn json_field(json: &str, field: &str) -> Option<String> {
 
 // -------------------------------------------------------------- Parquet
 
-/// The image column of a Parquet schema: a struct with `bytes` (and usually
-/// `path`), or plain binary. Named `image`, `img`, `jpg`, `png` or `webp`
-/// preferred.
-#[derive(Debug, Clone)]
-struct ImageColumn {
-    name: String,
-    /// The struct layout (bytes in its `bytes` child), not plain binary.
-    is_struct: bool,
-}
-
 fn is_binary(t: &DataType) -> bool {
     matches!(
         t,
@@ -372,32 +362,27 @@ fn is_binary(t: &DataType) -> bool {
     )
 }
 
-fn image_column(fields: &[Arc<Field>]) -> Option<ImageColumn> {
-    let candidates: Vec<ImageColumn> = fields
+/// The name of the image column of a Parquet schema: a struct with `bytes`
+/// (and usually `path`), or plain binary. Named `image`, `img`, `jpg`, `png` or
+/// `webp` preferred.
+fn image_column(fields: &[Arc<Field>]) -> Option<String> {
+    let candidates: Vec<&String> = fields
         .iter()
-        .filter_map(|f| match f.data_type() {
-            t if is_binary(t) => Some(ImageColumn {
-                name: f.name().clone(),
-                is_struct: false,
-            }),
-            DataType::Struct(children) => {
-                let bytes = children
-                    .iter()
-                    .any(|c| c.name() == "bytes" && is_binary(c.data_type()));
-                bytes.then(|| ImageColumn {
-                    name: f.name().clone(),
-                    is_struct: true,
-                })
-            }
-            _ => None,
+        .filter(|f| match f.data_type() {
+            t if is_binary(t) => true,
+            DataType::Struct(children) => children
+                .iter()
+                .any(|c| c.name() == "bytes" && is_binary(c.data_type())),
+            _ => false,
         })
+        .map(|f| f.name())
         .collect();
     let preferred = ["image", "img", "jpg", "jpeg", "png", "webp"];
     candidates
         .iter()
-        .find(|c| preferred.contains(&c.name.to_ascii_lowercase().as_str()))
+        .find(|c| preferred.contains(&c.to_ascii_lowercase().as_str()))
         .or(candidates.first())
-        .cloned()
+        .map(|c| c.to_string())
 }
 
 fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, String> {
@@ -407,8 +392,12 @@ fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, St
 }
 
 /// Whether `path` is a Parquet file with an image column (not a manifest).
+/// A top-level `path` column makes it a manifest, whatever else it holds.
 pub fn is_image_parquet(path: &Path) -> bool {
-    open_parquet(path).is_ok_and(|b| image_column(b.schema().fields()).is_some())
+    open_parquet(path).is_ok_and(|b| {
+        let fields = b.schema().fields();
+        !fields.iter().any(|f| f.name() == "path") && image_column(fields).is_some()
+    })
 }
 
 /// Lists the rows of the Parquet files of `input` (a file, or a folder of them);
@@ -545,12 +534,14 @@ fn read_member(item: &Item) -> Result<Vec<u8>, String> {
 fn read_group(path: &Path, group: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
     let b = open_parquet(path)?;
     let image = image_column(b.schema().fields()).ok_or("no image column")?;
-    let leaf = if image.is_struct {
-        format!("{}.bytes", image.name)
-    } else {
-        image.name.clone()
-    };
-    let mask = ProjectionMask::columns(b.parquet_schema(), [leaf.as_str()]);
+    // By position: a column name may hold dots, which name-based projection splits.
+    let root = b
+        .schema()
+        .fields()
+        .iter()
+        .position(|f| *f.name() == image)
+        .ok_or("no image column")?;
+    let mask = ProjectionMask::roots(b.parquet_schema(), [root]);
     let reader = b
         .with_row_groups(vec![group])
         .with_projection(mask)
@@ -560,9 +551,7 @@ fn read_group(path: &Path, group: usize) -> Result<Vec<Option<Vec<u8>>>, String>
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
-        let col = batch
-            .column_by_name(&image.name)
-            .ok_or("image column missing")?;
+        let col = batch.column_by_name(&image).ok_or("image column missing")?;
         let bytes: &dyn Array = match col.as_struct_opt() {
             Some(s) => s
                 .column_by_name("bytes")
@@ -675,6 +664,49 @@ mod tests {
         assert_eq!(rel_to(&root, &files[1]), "1/a.tar");
         let (root, _) = container_files(Path::new("/d/s/{0..1}.tar"), "tar").unwrap();
         assert_eq!(root, Path::new("/d/s"));
+    }
+
+    fn write_parquet(path: &Path, cols: Vec<(&str, arrow_array::ArrayRef)>) {
+        let batch = arrow_array::RecordBatch::try_from_iter(cols).unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None)
+                .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    /// Review: a plain binary image column with a dot in its name could not be
+    /// read (name-based projection splits at dots); a manifest that also holds
+    /// a binary column was taken for image Parquet.
+    #[test]
+    fn binary_image_columns_with_dots_and_manifests_with_bytes() {
+        use arrow_array::{BinaryArray, StringArray};
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.parquet");
+        let bytes = [&b"one"[..], b"two"];
+        write_parquet(
+            &f,
+            vec![
+                ("jpg.data", Arc::new(BinaryArray::from_iter_values(bytes))),
+                ("label", Arc::new(StringArray::from(vec!["a", "b"]))),
+            ],
+        );
+        assert!(is_image_parquet(&f));
+        let l = list_parquets(&f, &|_| true).unwrap();
+        let rels: Vec<_> = l.items.iter().map(|i| i.rel.as_str()).collect();
+        assert_eq!(rels, ["x.parquet/0", "x.parquet/1"]);
+        let got = load(&l.items, &[0, 1]);
+        assert_eq!(got, vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
+
+        let m = dir.path().join("m.parquet");
+        write_parquet(
+            &m,
+            vec![
+                ("path", Arc::new(StringArray::from(vec!["a.png"]))),
+                ("thumb", Arc::new(BinaryArray::from_iter_values([b"x"]))),
+            ],
+        );
+        assert!(!is_image_parquet(&m));
     }
 
     #[test]
