@@ -1495,3 +1495,52 @@ fn tar_shards_and_image_parquet_extract_like_loose_files() {
     let s = summary(&extract(&pq, &c_pq, &[]), 3);
     assert_eq!((n(&s, "extracted"), n(&s, "cached")), (2, 20), "{s}");
 }
+
+/// Regression: a compaction that ran out of space named the hidden temporary
+/// file it was writing, not the part; and nothing may be lost when it fails.
+/// `ulimit -f` makes every write past 1 KiB fail (EFBIG) as a full disk would.
+#[test]
+fn a_failed_compaction_names_the_part_and_keeps_the_cache() {
+    let dir = scratch();
+    let input = dir.path().join("input");
+    common::sample_subset(&input, 1);
+    let cache = dir.path().join("cache");
+    extract_ok(&input, &cache, &[]);
+    // A changed file: a second part, and a dead row for compaction to drop.
+    let bag: Vec<_> = std::fs::read_dir(input.join("bag"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let coat = std::fs::read_dir(input.join("coat"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(coat, &bag[0]).unwrap();
+    extract_ok(&input, &cache, &[]);
+    let before = rows(&cache);
+    assert_eq!(before.len(), 10);
+    assert_eq!(info_numbers(&cache).1, 1, "one dead row");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap "" XFSZ; ulimit -f 1; exec "$0" cache compact "$1""#)
+        .arg(common::bin())
+        .arg(&cache)
+        .env("HEADSTART_HOME", common::home())
+        .output()
+        .expect("run bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr.contains("/parts/")
+            && stderr.contains("~c000001.parquet")
+            && !stderr.contains(".tmp"),
+        "{stderr}"
+    );
+    let after = rows(&cache);
+    assert_eq!(after.len(), 10);
+    for (k, v) in &after {
+        assert_eq!(v.feature, before[k].feature, "{k:?}");
+    }
+}
