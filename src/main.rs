@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod progress;
 mod term;
 
 use std::process::ExitCode;
@@ -13,25 +14,8 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", term::escape(&message(&e)));
+            eprintln!("error: {}", term::escape(&cmd::message(&e)));
             ExitCode::from(cmd::exit_status(&e))
         }
     }
-}
-
-/// The error and its causes, each cause once: library errors already quote
-/// their source (`path: io error`), so a cause that the message so far
-/// contains is not repeated.
-fn message(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&c);
-        }
-    }
-    msg
 }

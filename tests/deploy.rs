@@ -7,7 +7,7 @@
 //! (or `$HEADSTART_TEST_PYTHON`) can import onnxruntime, the models are also
 //! checked through Python; otherwise a note is printed and that part is skipped.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,9 +17,9 @@ use std::sync::OnceLock;
 use headstart_cache::Cache;
 use headstart_extract::decode::decode_rgb8;
 use headstart_extract::tensor::{Preprocessor, normalize_into};
-use headstart_extract::{Backbone, SessionConfig};
 use headstart_fit::Head;
 use headstart_models::preprocess::Preprocess;
+use headstart_runtime::{Backbone, SessionConfig};
 use ort::session::Session;
 use ort::value::TensorRef;
 use serde_json::Value;
@@ -172,7 +172,7 @@ fn export(kind: &str, name: &str, extra: &[&str]) -> PathBuf {
 }
 
 fn session(model: &Path) -> Session {
-    let rt = headstart_extract::runtime::init(&common::runtime_lib()).expect("load runtime");
+    let rt = headstart_runtime::init(&common::runtime_lib()).expect("load runtime");
     Session::builder(rt.env())
         .unwrap_or_else(|e| panic!("{e}"))
         .commit_from_file(model)
@@ -281,7 +281,7 @@ fn fused_model_with_preprocessing_equals_backbone_on_the_same_pixels() {
     let mut sess = session(&model);
     assert_eq!(sess.inputs()[0].name(), "image");
 
-    let rt = headstart_extract::runtime::init(&common::runtime_lib()).unwrap();
+    let rt = headstart_runtime::init(&common::runtime_lib()).unwrap();
     let onnx = std::fs::read(common::default_model()).unwrap();
     let mut net = Backbone::open(
         rt,
@@ -650,6 +650,7 @@ fn predict_with_cached_features_equals_recomputation() {
 /// The same checks through Python's onnxruntime (and `onnx.checker` with
 /// `full_check`), when the interpreter has them; skipped with a note otherwise.
 #[test]
+#[ignore = "slow tier: `just test-all`"]
 fn python_onnxruntime_agrees_when_available() {
     let python = std::env::var("HEADSTART_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let has = |module: &str| {

@@ -1,11 +1,12 @@
 //! Foundation: the provisioned runtime, the real default backbone, provisioning
 //! races and tampering, `doctor`, `models inspect`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use headstart_extract::{Backbone, SessionConfig, decode, runtime, tensor::Preprocessor};
+use headstart_extract::{decode, tensor::Preprocessor};
+use headstart_runtime::{self as runtime, Backbone, SessionConfig};
 
 fn softmax(l: &[f32]) -> Vec<f32> {
     let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -69,6 +70,7 @@ fn wheelhouse() -> std::path::PathBuf {
 
 /// Two processes provisioning into one empty cache at once end with one good copy.
 #[test]
+#[ignore = "slow tier: `just test-all`"]
 fn concurrent_provisioning_ends_with_one_good_copy() {
     let fresh = tempfile::tempdir().unwrap();
     let spawn = |args: &[&str]| {

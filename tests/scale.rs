@@ -2,7 +2,7 @@
 //! several points and resume, concurrent shards into one cache, and the device
 //! flags with the CPU-only runtime.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
@@ -197,6 +197,7 @@ fn kill_at(input: &Path, cache: &Path, at: KillAt) -> bool {
 
 /// SIGKILL at several points, then a rerun: the cache equals an uninterrupted run's.
 #[test]
+#[ignore = "slow tier: `just test-all`"]
 fn killed_runs_resume_to_the_same_cache() {
     let r = reference();
     let dir = scratch();
@@ -241,6 +242,7 @@ fn killed_runs_resume_to_the_same_cache() {
 
 /// Three shards as three concurrent processes into one cache equal one process.
 #[test]
+#[ignore = "slow tier: `just test-all`"]
 fn concurrent_shards_equal_a_single_run() {
     let r = reference();
     let dir = scratch();

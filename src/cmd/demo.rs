@@ -6,13 +6,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use headstart_cache::FeatureTable;
-use headstart_extract::{Extractor, FeatureSel, PreprocessOverrides};
+use headstart_extract::{Extractor, OrtFeatures, baseline::raw_pixel_table};
 use headstart_fit::FitParams;
-use headstart_models::zoo;
+use headstart_models::{FeatureSel, PreprocessOverrides, zoo};
+use headstart_serve::{Classifier, Record, export, records};
 
 use super::Ctx;
 use crate::cli::DemoArgs;
+use crate::progress::Bar;
 
 /// The bundled sample data, found from the working directory or the source tree.
 fn sample_data(given: Option<PathBuf>) -> Result<PathBuf> {
@@ -46,13 +47,9 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     step(1, "provision ONNX Runtime and the default backbone");
     let rt = ctx.runtime()?;
     println!("ONNX Runtime {} from {}", rt.version, rt.path.display());
-    let model = headstart_extract::resolve(
-        &ctx.home,
-        zoo::DEFAULT_MODEL,
-        &FeatureSel::Auto,
-        &PreprocessOverrides::default(),
-        &|s| ctx.log(s),
-    )?;
+    let (auto, none) = (FeatureSel::Auto, PreprocessOverrides::default());
+    let model =
+        headstart_models::resolve(&ctx.home, zoo::DEFAULT_MODEL, &auto, &none, &|s| ctx.log(s))?;
     println!(
         "backbone {} ({}-d features from `{}`), fingerprint {}",
         model.name,
@@ -60,6 +57,7 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
         model.feature_tensor,
         model.fingerprint
     );
+    let mut net = OrtFeatures::open(rt, &model, &Default::default())?;
 
     step(
         2,
@@ -67,11 +65,8 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     );
     let cache = out.join("cache");
     // The demo's cache belongs to the demo: another --data replaces what it held.
-    let summary = Extractor::builder(&data, &cache).prune(true).build()?.run(
-        rt,
-        &model,
-        &super::extract::Bar::new(ctx.quiet),
-    )?;
+    let extractor = Extractor::builder(&data, &cache).prune(true).build()?;
+    let summary = extractor.run(&mut net, &Bar::new(ctx.quiet))?;
     print!("{summary}");
     anyhow::ensure!(
         summary.failed == 0,
@@ -97,8 +92,8 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     println!("confusion matrix (test):\n{}", test.confusion_text());
 
     step(4, "baseline: the same head on raw pixels, same split");
-    let raw = raw_pixel_table(&data, &table)?;
-    let base = headstart_fit::fit(&raw, &FitParams::new().c([0.1, 1.0, 10.0]).check()?)?;
+    let raw = raw_pixel_table(&data, &table, 28)?;
+    let base = headstart_fit::fit(&raw, &params)?;
     let base_acc = base
         .test_metrics
         .as_ref()
@@ -114,28 +109,29 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
 
     step(5, "export backbone + head as one ONNX classifier");
     let onnx = out.join("classifier.onnx");
-    let onnx_s = onnx.to_string_lossy().into_owned();
-    let head_s = head_dir.to_string_lossy().into_owned();
-    same_as_cli(ctx, &["export", &head_s, "--out", &onnx_s])?;
+    let exported = export::export(&outcome.head, Some(&model), export::ExportInput::Tensor)?;
+    super::write_file(&onnx, &exported.bytes)?;
+    print!("{}", exported.describe(&onnx));
 
     step(6, "predict a few test images with the saved head");
     let picks = first_test_images(&data, 3)?;
-    let cache_s = cache.to_string_lossy().into_owned();
-    let mut argv: Vec<&str> = vec!["predict", &head_s, "--top-k", "3", "--cache", &cache_s];
-    argv.extend(picks.iter().map(String::as_str));
-    same_as_cli(ctx, &argv)?;
+    let mut classifier = Classifier::open(&head_dir, |_| Ok(Box::new(net)))?
+        .with_caches(std::slice::from_ref(&cache))?;
+    let predictions = classifier.predict(&picks, 32, &Bar::new(true))?;
+    let classes = classifier.head().class_names();
+    let rows: Vec<Record> = predictions
+        .iter()
+        .map(|p| Record::new(p, classes, 3))
+        .collect();
+    print!("{}", crate::term::escape_lines(&records::table(&rows)));
 
     println!("\nartifacts:");
     println!("  feature cache      {}", cache.display());
     println!("  head               {}", head_dir.display());
-    println!(
-        "  metrics            {}",
-        head_dir.join(headstart_fit::METRICS_FILE).display()
-    );
-    println!(
-        "  confusion matrix   {}",
-        head_dir.join("confusion_test.svg").display()
-    );
+    let metrics = head_dir.join(headstart_fit::METRICS_FILE);
+    println!("  metrics            {}", metrics.display());
+    let svg = head_dir.join("confusion_test.svg");
+    println!("  confusion matrix   {}", svg.display());
     println!(
         "  classifier         {} (float NCHW input; outputs probabilities, label)",
         onnx.display()
@@ -144,26 +140,8 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs a subcommand through the same parser and code as the command line.
-fn same_as_cli(ctx: &Ctx, argv: &[&str]) -> Result<()> {
-    use clap::Parser;
-    let cli =
-        crate::cli::Cli::try_parse_from(std::iter::once("headstart").chain(argv.iter().copied()))?;
-    let code = match cli.command {
-        crate::cli::Command::Export(a) => super::export::run(ctx, a)?,
-        crate::cli::Command::Predict(a) => super::predict::run(ctx, a)?,
-        other => anyhow::bail!("the demo does not run {other:?}"),
-    };
-    anyhow::ensure!(
-        code == ExitCode::SUCCESS,
-        "`headstart {}` failed",
-        argv.join(" ")
-    );
-    Ok(())
-}
-
 /// The first image of the first `n` test classes.
-fn first_test_images(root: &Path, n: usize) -> Result<Vec<String>> {
+fn first_test_images(root: &Path, n: usize) -> Result<Vec<PathBuf>> {
     let test = root.join("test");
     let mut classes: Vec<PathBuf> = std::fs::read_dir(&test)
         .with_context(|| format!("reading {}", test.display()))?
@@ -177,39 +155,7 @@ fn first_test_images(root: &Path, n: usize) -> Result<Vec<String>> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         files.sort();
-        if let Some(f) = files.into_iter().next() {
-            out.push(f.to_string_lossy().into_owned());
-        }
+        out.extend(files.into_iter().next());
     }
     Ok(out)
-}
-
-/// The same rows as `table` (same paths, labels, splits, content hashes) with
-/// standardisable raw grey pixels (28x28) as features: the no-transfer baseline.
-fn raw_pixel_table(root: &Path, table: &FeatureTable) -> Result<FeatureTable> {
-    const SIDE: u32 = 28;
-    let mut raw = FeatureTable {
-        dim: (SIDE * SIDE) as usize,
-        ..FeatureTable::default()
-    };
-    for i in 0..table.len() {
-        if !headstart_fit::is_original(&table.views[i]) {
-            continue;
-        }
-        let path = root.join(&table.paths[i]);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let img = headstart_extract::decode::decode_rgb8(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let grey = image::DynamicImage::ImageRgb8(img)
-            .resize_exact(SIDE, SIDE, image::imageops::FilterType::Triangle)
-            .to_luma8();
-        raw.features
-            .extend(grey.as_raw().iter().map(|&v| f32::from(v) / 255.0));
-        raw.paths.push(table.paths[i].clone());
-        raw.labels.push(table.labels[i].clone());
-        raw.splits.push(table.splits[i].clone());
-        raw.content_hashes.push(table.content_hashes[i].clone());
-        raw.views.push(table.views[i].clone());
-    }
-    Ok(raw)
 }

@@ -3,10 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use headstart_extract::Device;
-use headstart_extract::backbone::probe_device;
-use headstart_extract::runtime;
 use headstart_models::zoo;
+use headstart_runtime::{self as runtime, Device, probe_device};
 
 use super::Ctx;
 

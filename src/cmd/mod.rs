@@ -1,5 +1,7 @@
 //! Command implementations: each turns parsed flags into library calls.
 
+mod cache;
+mod config;
 mod demo;
 mod doctor;
 mod export;
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use headstart_provision::Home;
+use headstart_runtime::{Device, Runtime, RuntimeError};
 
 use crate::cli::{Cli, Command, Global, RuntimeCommand};
 
@@ -41,14 +44,87 @@ pub fn require(ok: bool, why: impl FnOnce() -> String) -> Result<()> {
     if ok { Ok(()) } else { Err(Usage(why()).into()) }
 }
 
+/// A library's parameter error (field name, value, message), if `e` is one.
+fn param_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<(&'static str, &'a str, &'a str)> {
+    use headstart_extract::ExtractError;
+    use headstart_models::ModelError;
+    use headstart_runtime::RuntimeError;
+    use headstart_serve::ServeError;
+    match (
+        e.downcast_ref(),
+        e.downcast_ref(),
+        e.downcast_ref(),
+        e.downcast_ref(),
+    ) {
+        (
+            Some(ExtractError::Param {
+                name,
+                value,
+                message,
+            }),
+            ..,
+        )
+        | (
+            _,
+            Some(ModelError::Param {
+                name,
+                value,
+                message,
+            }),
+            ..,
+        )
+        | (
+            _,
+            _,
+            Some(RuntimeError::Param {
+                name,
+                value,
+                message,
+            }),
+            _,
+        )
+        | (
+            ..,
+            Some(ServeError::Param {
+                name,
+                value,
+                message,
+            }),
+        ) => Some((name, value, message)),
+        _ => None,
+    }
+}
+
+/// The message for a failed command: a library's parameter error names the
+/// flag (`batch_size` is `--batch-size`); the rest is the error and its causes.
+pub fn message(e: &anyhow::Error) -> String {
+    if let Some((name, value, message)) = e.chain().find_map(param_error) {
+        return format!("invalid --{} `{value}`: {message}", name.replace('_', "-"));
+    }
+    // Each cause once: library errors already quote their source (`path: io
+    // error`), so a cause that the message so far contains is not repeated.
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
 /// The exit status for a failed command: [`EXIT_USAGE`] for the binary's usage
 /// errors and the libraries' parameter errors, [`EXIT_ERROR`] for the rest.
 pub fn exit_status(e: &anyhow::Error) -> u8 {
-    use headstart_extract::ExtractError;
     use headstart_fit::FitError;
     let usage = e.chain().any(|c| {
         c.is::<Usage>()
-            || matches!(c.downcast_ref(), Some(ExtractError::Param { .. }))
+            || param_error(c).is_some()
             || matches!(
                 c.downcast_ref(),
                 Some(
@@ -59,6 +135,16 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
             )
     });
     if usage { EXIT_USAGE } else { EXIT_ERROR }
+}
+
+/// Writes `bytes` to `path` atomically, creating its folder.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    headstart_provision::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Shared context: cache location, runtime override, verbosity.
@@ -90,30 +176,24 @@ impl Ctx {
     }
 
     /// Locates (provisioning if needed) and loads ONNX Runtime.
-    pub fn runtime(&self) -> Result<&'static headstart_extract::runtime::Runtime> {
-        self.runtime_for(headstart_extract::Device::Cpu)
+    pub fn runtime(&self) -> Result<&'static Runtime, RuntimeError> {
+        self.runtime_for(Device::Cpu)
     }
 
     /// Like [`Ctx::runtime`], for sessions on `device`: a GPU device loads the GPU build
     /// from the cache (`runtime install --gpu`) when it is there and `--ort-lib` is not given.
-    pub fn runtime_for(
-        &self,
-        device: headstart_extract::Device,
-    ) -> Result<&'static headstart_extract::runtime::Runtime> {
-        let gpu = !matches!(device, headstart_extract::Device::Cpu);
-        let lib = headstart_extract::runtime::locate_for(
-            &self.home,
-            self.ort_lib.as_deref(),
-            gpu,
-            &|m| self.log(m),
-        )?;
-        Ok(headstart_extract::runtime::init(&lib.path)?)
+    pub fn runtime_for(&self, device: Device) -> Result<&'static Runtime, RuntimeError> {
+        let gpu = !matches!(device, Device::Cpu);
+        let lib = headstart_runtime::locate_for(&self.home, self.ort_lib.as_deref(), gpu, &|m| {
+            self.log(m)
+        })?;
+        headstart_runtime::init(&lib.path)
     }
 }
 
 /// `headstart runtime install [--gpu [--tensorrt]]`.
 fn runtime_install(ctx: &Ctx, gpu: bool, tensorrt: bool) -> Result<ExitCode> {
-    use headstart_extract::runtime;
+    use headstart_runtime as runtime;
     let (path, how) = if gpu {
         runtime::gpu::install_gpu(&ctx.home, tensorrt, &|m| ctx.log(m))?
     } else {
@@ -148,22 +228,14 @@ fn runtime_install(ctx: &Ctx, gpu: bool, tensorrt: bool) -> Result<ExitCode> {
         }
     }
     let probes = [
-        (
-            "CUDAExecutionProvider",
-            headstart_extract::Device::Cuda(0),
-            true,
-        ),
-        (
-            "TensorrtExecutionProvider",
-            headstart_extract::Device::TensorRt(0),
-            tensorrt,
-        ),
+        ("CUDAExecutionProvider", Device::Cuda(0), true),
+        ("TensorrtExecutionProvider", Device::TensorRt(0), tensorrt),
     ];
     for (name, device, wanted) in probes {
         if !wanted {
             continue;
         }
-        match headstart_extract::backbone::probe_device(rt, device) {
+        match headstart_runtime::probe_device(rt, device) {
             Ok(_) => println!("  {name}: registers on GPU 0"),
             Err(e) => println!(
                 "  {name}: does not register on this machine: {}",
@@ -185,7 +257,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Models(m) => models::run(&ctx, m),
         Command::Extract(a) => extract::run(&ctx, a),
-        Command::Cache(c) => extract::cache(c),
+        Command::Cache(c) => cache::run(c),
         Command::Fit(a) => fit::run(&ctx, a),
         Command::Eval(a) => fit::eval(a),
         Command::Predict(a) => predict::run(&ctx, a),

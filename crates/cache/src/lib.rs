@@ -40,6 +40,16 @@ use serde::{Deserialize, Serialize};
 /// Version of the on-disk layout.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The `view` of un-augmented rows.
+pub const ORIGINAL_VIEW: &str = "original";
+/// The `view` of rows extracted from the image mirrored left-right.
+pub const HFLIP_VIEW: &str = "hflip";
+
+/// True for the un-augmented view (an empty view name counts as original).
+pub fn is_original(view: &str) -> bool {
+    view.is_empty() || view == ORIGINAL_VIEW
+}
+
 /// Column names of a part.
 pub mod columns {
     /// Image path relative to the extract INPUT (Utf8, non-null).

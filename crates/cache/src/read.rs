@@ -502,7 +502,7 @@ fn append_file(
             table.splits.push(opt(splits.as_ref(), i));
             table
                 .views
-                .push(opt(views.as_ref(), i).unwrap_or_else(|| "original".into()));
+                .push(opt(views.as_ref(), i).unwrap_or_else(|| crate::ORIGINAL_VIEW.into()));
         }
         row += batch.num_rows();
     }

@@ -21,8 +21,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use headstart_extract::{Backbone, FeatureSel, PreprocessOverrides, SessionConfig};
+use headstart_models::{FeatureSel, PreprocessOverrides};
 use headstart_provision::Home;
+use headstart_runtime::{Backbone, SessionConfig};
 
 struct Args {
     images: usize,
@@ -102,9 +103,9 @@ fn run(a: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
         None => Home::from_env()?,
     };
     let log = |m: &str| eprintln!("bench_ort: {m}");
-    let lib = headstart_extract::runtime::locate(&home, a.ort_lib.as_deref(), &log)?;
-    let rt = headstart_extract::runtime::init(&lib.path)?;
-    let model = headstart_extract::resolve(
+    let lib = headstart_runtime::locate(&home, a.ort_lib.as_deref(), &log)?;
+    let rt = headstart_runtime::init(&lib.path)?;
+    let model = headstart_models::resolve(
         &home,
         &a.model,
         &FeatureSel::Auto,

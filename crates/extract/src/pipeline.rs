@@ -13,12 +13,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::ExtractError;
-use crate::backbone::{Backbone, SessionConfig};
 use crate::container::{self, LabelFrom};
 use crate::decode::decode_rgb8_into;
+use crate::features::FeatureModel;
 use crate::input::{self, Item};
-use crate::model::ResolvedBackbone;
-use crate::runtime::Runtime;
 use crate::tensor::{Preprocessor, normalize_into};
 
 /// An augmented view stored as its own row.
@@ -35,8 +33,8 @@ impl View {
     /// The name stored in the `view` column.
     pub fn name(self) -> &'static str {
         match self {
-            View::Original => "original",
-            View::Hflip => "hflip",
+            View::Original => headstart_cache::ORIGINAL_VIEW,
+            View::Hflip => headstart_cache::HFLIP_VIEW,
         }
     }
 }
@@ -45,10 +43,10 @@ impl std::str::FromStr for View {
     type Err = ExtractError;
     fn from_str(s: &str) -> Result<View, ExtractError> {
         match s.trim() {
-            "original" => Ok(View::Original),
-            "hflip" => Ok(View::Hflip),
+            headstart_cache::ORIGINAL_VIEW => Ok(View::Original),
+            headstart_cache::HFLIP_VIEW => Ok(View::Hflip),
             other => Err(ExtractError::Param {
-                name: "--views",
+                name: "views",
                 value: other.to_string(),
                 message: "unknown view; views: original, hflip".into(),
             }),
@@ -91,7 +89,7 @@ impl std::str::FromStr for Shard {
     /// `I/N` with `0 <= I < N`.
     fn from_str(s: &str) -> Result<Shard, ExtractError> {
         let bad = |message: String| ExtractError::Param {
-            name: "--shard",
+            name: "shard",
             value: s.to_string(),
             message,
         };
@@ -110,6 +108,50 @@ impl std::str::FromStr for Shard {
             return Err(bad("need 0 <= I < N".into()));
         }
         Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// The shard of an array job: Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX`
+    /// with `HEADSTART_SHARD_COUNT`), Slurm arrays or AWS Batch arrays; `None`
+    /// outside one. `var` reads an environment variable.
+    pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Option<Shard>, ExtractError> {
+        let bad = |message: String| ExtractError::ShardEnv { message };
+        let num = |k: &str| -> Result<Option<u32>, ExtractError> {
+            var(k)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u32>()
+                        .map_err(|e| bad(format!("{k}=`{v}` is not a number: {e}")))
+                })
+                .transpose()
+        };
+        let pair = |i: u32, n: u32, how: &str| {
+            if n > 0 && i < n {
+                Ok(Some(Shard { index: i, count: n }))
+            } else {
+                Err(bad(format!(
+                    "{how}: shard index {i} is not below the shard count {n}"
+                )))
+            }
+        };
+        if let Some(i) = num("JOB_COMPLETION_INDEX")? {
+            let n = num("HEADSTART_SHARD_COUNT")?.ok_or_else(|| bad(
+                "JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: set HEADSTART_SHARD_COUNT to the Job's completions, or pass --shard I/N".into(),
+            ))?;
+            return pair(i, n, "JOB_COMPLETION_INDEX/HEADSTART_SHARD_COUNT");
+        }
+        if let (Some(id), Some(n)) = (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?) {
+            let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            return pair(id.saturating_sub(min), n, "SLURM_ARRAY_TASK_ID/COUNT");
+        }
+        if let (Some(i), Some(n)) = (
+            num("AWS_BATCH_JOB_ARRAY_INDEX")?,
+            num("AWS_BATCH_JOB_ARRAY_SIZE")?,
+        ) {
+            return pair(i, n, "AWS_BATCH_JOB_ARRAY_INDEX/SIZE");
+        }
+        Ok(None)
     }
 }
 
@@ -141,7 +183,6 @@ pub struct ExtractorBuilder {
     shard: Option<Shard>,
     flush_rows: usize,
     flush_interval: Duration,
-    session: SessionConfig,
     label_from: LabelFrom,
 }
 
@@ -166,7 +207,6 @@ impl Extractor {
             shard: None,
             flush_rows: 2048,
             flush_interval: Duration::from_secs(60),
-            session: SessionConfig::default(),
             label_from: LabelFrom::default(),
         }
     }
@@ -221,12 +261,6 @@ impl ExtractorBuilder {
         self.label_from = l;
         self
     }
-    /// ONNX Runtime session settings (threads, device).
-    pub fn session(mut self, s: SessionConfig) -> Self {
-        self.session = s;
-        self
-    }
-
     /// Validates the settings once.
     pub fn build(mut self) -> Result<Extractor, ExtractError> {
         let param = |name, value: String, message: &str| ExtractError::Param {
@@ -236,20 +270,20 @@ impl ExtractorBuilder {
         };
         if self.batch_size == 0 || self.batch_size > 4096 {
             return Err(param(
-                "--batch-size",
+                "batch_size",
                 self.batch_size.to_string(),
                 "must be between 1 and 4096",
             ));
         }
         if self.threads == Some(0) {
-            return Err(param("--threads", "0".into(), "must be at least 1"));
+            return Err(param("threads", "0".into(), "must be at least 1"));
         }
         if self.views.is_empty() {
-            return Err(param("--views", String::new(), "name at least one view"));
+            return Err(param("views", String::new(), "name at least one view"));
         }
         self.views.dedup();
         if self.flush_rows == 0 {
-            return Err(param("--flush-every", "0".into(), "must be at least 1"));
+            return Err(param("flush_every", "0".into(), "must be at least 1"));
         }
         Ok(Extractor { cfg: self })
     }
@@ -354,11 +388,10 @@ pub fn content_hash(bytes: &[u8]) -> String {
 }
 
 impl Extractor {
-    /// Runs the extraction with `model` on the loaded runtime.
+    /// Runs the extraction with `model`.
     pub fn run(
         &self,
-        rt: &Runtime,
-        model: &ResolvedBackbone,
+        model: &mut dyn FeatureModel,
         progress: &dyn Progress,
     ) -> Result<Summary, ExtractError> {
         let cfg = &self.cfg;
@@ -373,26 +406,26 @@ impl Extractor {
         }
         let items = std::mem::take(&mut listing.items);
 
-        let mut net = Backbone::open_features(rt, model, &cfg.session)?;
         // A model with a fixed batch size runs in batches of that size.
-        if let Some(note) = net.batch_note(cfg.batch_size) {
+        if let Some(note) = model.batch_note(cfg.batch_size) {
             progress.message(&note);
         }
-        let batch_size = net.batch_size(cfg.batch_size);
-        let dim = match model.feature_dim {
+        let batch_size = model.batch_size(cfg.batch_size);
+        let preprocess = model.preprocess().clone();
+        let dim = match model.dim() {
             Some(d) => d,
             None => {
                 // Learn the dimension from one blank image.
-                let probe = vec![0f32; model.preprocess.tensor_len()];
-                net.run(&probe, 1)?[0].len()
+                let probe = vec![0f32; preprocess.tensor_len()];
+                model.run(&probe, 1)?.len()
             }
         };
         let info = CacheInfo {
             format_version: headstart_cache::FORMAT_VERSION,
-            model_name: model.name.clone(),
-            model_fingerprint: model.fingerprint.clone(),
+            model_name: model.name().to_string(),
+            model_fingerprint: model.fingerprint().to_string(),
             feature_dim: dim,
-            preprocessing: serde_json::to_value(&model.preprocess).unwrap_or_default(),
+            preprocessing: serde_json::to_value(&preprocess).unwrap_or_default(),
             created_by: format!("headstart {}", env!("CARGO_PKG_VERSION")),
         };
         let cache = Cache::open_or_create(&cfg.out, &info)?;
@@ -432,8 +465,8 @@ impl Extractor {
         cache.write_tombstones(&gone)?;
 
         let run = RunInfo {
-            ort_version: rt.version.clone(),
-            execution_provider: net.provider().to_string(),
+            ort_version: model.runtime_version().to_string(),
+            execution_provider: model.provider().to_string(),
             shard: cfg.shard.map(|s| s.to_string()),
         };
         progress.start(items.len() as u64);
@@ -491,7 +524,7 @@ impl Extractor {
         let outcome: Result<(usize, usize, Option<PathBuf>), ExtractError> =
             std::thread::scope(|s| {
                 let infer =
-                    s.spawn(|| infer_stage(&mut net, job_rx, done_tx, batch_size, &stats, &abort));
+                    s.spawn(|| infer_stage(model, job_rx, done_tx, batch_size, &stats, &abort));
                 let write = s.spawn(|| {
                     write_stage(
                         &cache,
@@ -510,7 +543,7 @@ impl Extractor {
                 let units = container::units(&items);
                 pool.install(|| {
                     units.par_iter().for_each_init(
-                        || (Preprocessor::new(model.preprocess.clone()), Vec::new()),
+                        || (Preprocessor::new(preprocess.clone()), Vec::new()),
                         |(pre, buf), unit| {
                             if abort.load(Ordering::Relaxed) {
                                 return;
@@ -582,8 +615,8 @@ impl Extractor {
         let extracted = stats.extracted.load(Ordering::Relaxed) as usize;
         Ok(Summary {
             cache: cfg.out.clone(),
-            model: model.name.clone(),
-            model_fingerprint: model.fingerprint.clone(),
+            model: info.model_name.clone(),
+            model_fingerprint: info.model_fingerprint.clone(),
             feature_dim: dim,
             execution_provider: run.execution_provider.clone(),
             shard: run.shard.clone(),
@@ -612,11 +645,8 @@ fn ns(a: &AtomicU64) -> f64 {
     a.load(Ordering::Relaxed) as f64 / 1e9
 }
 
-fn panic_err(stage: &str) -> ExtractError {
-    ExtractError::Ort {
-        context: format!("the {stage} stage"),
-        message: "panicked".into(),
-    }
+fn panic_err(stage: &'static str) -> ExtractError {
+    ExtractError::Panicked { stage }
 }
 
 #[derive(Default)]
@@ -713,7 +743,7 @@ fn prepare(
 }
 
 fn infer_stage(
-    net: &mut Backbone,
+    net: &mut dyn FeatureModel,
     rx: Receiver<Job>,
     tx: Sender<Done>,
     batch_size: usize,
@@ -730,11 +760,10 @@ fn infer_stage(
             return Ok(());
         }
         let t0 = Instant::now();
-        let mut out = net.run(&batch[..keys.len() * len], keys.len())?;
+        let features = net.run(&batch[..keys.len() * len], keys.len())?;
         stats
             .infer_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let features = out.swap_remove(0);
         let _ = tx.send(Done {
             jobs: std::mem::take(keys),
             features,
@@ -845,6 +874,42 @@ fn write_stage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_comes_from_scheduler_environments() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(Shard::from_env(&env(&[])).unwrap(), None);
+        let s = Shard::from_env(&env(&[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(s, Some(Shard { index: 2, count: 4 }));
+        let s = Shard::from_env(&env(&[
+            ("AWS_BATCH_JOB_ARRAY_INDEX", "0"),
+            ("AWS_BATCH_JOB_ARRAY_SIZE", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(s, Some(Shard { index: 0, count: 2 }));
+        let e = Shard::from_env(&env(&[("JOB_COMPLETION_INDEX", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("HEADSTART_SHARD_COUNT"), "{e}");
+        let s = Shard::from_env(&env(&[
+            ("JOB_COMPLETION_INDEX", "1"),
+            ("HEADSTART_SHARD_COUNT", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(s, Some(Shard { index: 1, count: 3 }));
+    }
 
     #[test]
     fn the_summary_shows_a_rate_only_when_something_was_extracted() {

@@ -4,13 +4,7 @@ use headstart_cache::FeatureTable;
 
 use crate::FitError;
 
-/// The view name of un-augmented rows.
-pub const ORIGINAL_VIEW: &str = "original";
-
-/// True for the un-augmented view (an empty view name counts as original).
-pub fn is_original(view: &str) -> bool {
-    view.is_empty() || view == ORIGINAL_VIEW
-}
+pub use headstart_cache::{ORIGINAL_VIEW, is_original};
 
 /// The error for a table without `original` rows, naming the views it has.
 pub(crate) fn no_original_view(t: &FeatureTable) -> FitError {

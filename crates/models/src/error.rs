@@ -55,7 +55,6 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
-    /// A model sidecar (`model.json`) is unreadable.
     /// A preprocessing value is out of range.
     #[error("preprocessing {field} {value}: {message}")]
     Preprocess {
@@ -63,6 +62,7 @@ pub enum ModelError {
         value: String,
         message: &'static str,
     },
+    /// A model sidecar (`model.json`) is unreadable.
     #[error("{path}: invalid model sidecar: {message}")]
     Card {
         path: std::path::PathBuf,
@@ -77,6 +77,44 @@ pub enum ModelError {
         path: std::path::PathBuf,
         expected: String,
         actual: String,
+    },
+    /// The model or its preprocessing cannot be used.
+    #[error("{model}: {message}")]
+    Backbone { model: String, message: String },
+    /// The model does not take exactly one input.
+    #[error(
+        "{model} has {count} inputs ({names}); headstart feeds one float image tensor [N,3,H,W] or [N,H,W,3]\nfix: export the model with the image as its only input (make the other inputs constants)"
+    )]
+    ModelInputs {
+        model: String,
+        count: usize,
+        names: String,
+    },
+    /// The image input is not float32.
+    #[error(
+        "{model}: input `{input}` is {elem_type}; headstart feeds float32 (normalised pixels)\nfix: export the model with a float32 input; a model that takes uint8 pixels can also be wrapped: a float32 input, then Cast(to=uint8), run with --mean 0,0,0 --std 1,1,1 so that it gets 0-255 values"
+    )]
+    InputType {
+        model: String,
+        input: String,
+        elem_type: String,
+    },
+    /// The feature tensor is not `[batch, features]`, e.g. a 4-D feature map.
+    #[error(
+        "{model}: the feature tensor `{tensor}` has shape {shape}, not [batch, features]: headstart stores one vector per image and does not flatten feature maps\nfix: {fix}"
+    )]
+    FeatureShape {
+        model: String,
+        tensor: String,
+        shape: String,
+        fix: String,
+    },
+    /// A parameter is out of range (`name` is the field, e.g. `features`).
+    #[error("invalid {name} `{value}`: {message}")]
+    Param {
+        name: &'static str,
+        value: String,
+        message: String,
     },
     /// Fetching or installing failed.
     #[error(transparent)]

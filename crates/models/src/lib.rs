@@ -7,7 +7,9 @@ pub mod error;
 pub mod pickle;
 pub mod preprocess;
 pub mod pth;
+pub mod resolve;
 pub mod zoo;
 
 pub use error::ModelError;
 pub use preprocess::Preprocess;
+pub use resolve::{FeatureSel, PreprocessOverrides, ResolvedBackbone, resolve};

@@ -36,6 +36,18 @@ pub const MODEL_FINGERPRINT_KEY: &str = "headstart.model_fingerprint";
 /// Metadata key a backbone may carry its preprocessing under; dropped by
 /// [`fuse`] when the preprocessing moves into the graph.
 pub const PREPROCESS_KEY: &str = "headstart.preprocess";
+/// Metadata key of what the exported model's input is: `features`, `tensor` or
+/// `image-uint8`.
+pub const INPUT_KIND_KEY: &str = "headstart.input";
+/// Metadata key of the crop and resize still to do outside a model whose input
+/// is `image-uint8` (JSON).
+pub const IMAGE_PREPROCESS_KEY: &str = "headstart.image_preprocess";
+/// Metadata key of the head kind (`softmax`, `mlp`, ...).
+pub const HEAD_KEY: &str = "headstart.head";
+/// Metadata key of the head's feature normalisation.
+pub const NORMALIZATION_KEY: &str = "headstart.normalization";
+/// Metadata key of the feature dimension the head takes.
+pub const FEATURE_DIM_KEY: &str = "headstart.feature_dim";
 /// Input of a head-only model: float `[N, D]`.
 pub const FEATURES_INPUT: &str = "features";
 /// Input of a fused model with in-graph preprocessing: uint8 `[N, H, W, 3]`, RGB.

@@ -7,9 +7,9 @@ use ort::ep::ExecutionProvider as _;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::TensorElementType;
 
-use crate::ExtractError;
-use crate::model::ResolvedBackbone;
-use crate::runtime::Runtime;
+use crate::Runtime;
+use crate::RuntimeError;
+use headstart_models::ResolvedBackbone;
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,10 +24,10 @@ pub enum Device {
 }
 
 impl std::str::FromStr for Device {
-    type Err = ExtractError;
+    type Err = RuntimeError;
     /// `cpu`, `cuda`, `cuda:1`, `tensorrt`, `tensorrt:0`.
-    fn from_str(s: &str) -> Result<Device, ExtractError> {
-        let bad = |message: String| ExtractError::Param {
+    fn from_str(s: &str) -> Result<Device, RuntimeError> {
+        let bad = |message: String| RuntimeError::Param {
             name: "--device",
             value: s.to_string(),
             message,
@@ -101,8 +101,8 @@ pub struct Backbone {
 
 fn builder_err(
     ctx: &str,
-) -> impl Fn(ort::Error<ort::session::builder::SessionBuilder>) -> ExtractError + '_ {
-    move |e| ExtractError::Ort {
+) -> impl Fn(ort::Error<ort::session::builder::SessionBuilder>) -> RuntimeError + '_ {
+    move |e| RuntimeError::Ort {
         context: ctx.to_string(),
         message: e.to_string(),
     }
@@ -114,7 +114,7 @@ impl Backbone {
         rt: &Runtime,
         model: &ResolvedBackbone,
         cfg: &SessionConfig,
-    ) -> Result<Backbone, ExtractError> {
+    ) -> Result<Backbone, RuntimeError> {
         Backbone::open(
             rt,
             &model.name,
@@ -135,10 +135,10 @@ impl Backbone {
         pre: Preprocess,
         outputs: &[&str],
         cfg: &SessionConfig,
-    ) -> Result<Backbone, ExtractError> {
+    ) -> Result<Backbone, RuntimeError> {
         let ctx = format!("opening {name}");
         let mut builder = Session::builder(&rt.env)
-            .map_err(ExtractError::ort(&ctx))?
+            .map_err(RuntimeError::ort(&ctx))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(builder_err(&ctx))?
             .with_intra_threads(cfg.intra_threads)
@@ -155,7 +155,7 @@ impl Backbone {
                 CPU_PROVIDER.to_string()
             }
             Err((provider, message)) => {
-                return Err(ExtractError::Device {
+                return Err(RuntimeError::Device {
                     provider,
                     fix: gpu_fix(rt, &message).into(),
                     message: with_preload_failures(rt, message),
@@ -164,17 +164,18 @@ impl Backbone {
         };
         let session = builder
             .commit_from_memory(onnx)
-            .map_err(ExtractError::ort(&ctx))?;
+            .map_err(RuntimeError::ort(&ctx))?;
         let fixed_batch = check_input(name, &session, &pre)?;
         for o in outputs {
             let Some(outlet) = session.outputs().iter().find(|x| x.name() == *o) else {
-                return Err(ExtractError::Backbone {
+                return Err(headstart_models::ModelError::Backbone {
                     model: name.to_string(),
                     message: format!(
                         "the model has no output `{o}` (outputs: {}); choose one with --features",
                         names(session.outputs())
                     ),
-                });
+                }
+                .into());
             };
             // Rank 0: ONNX Runtime does not know the shape; `run` checks it.
             if let Some(shape) = outlet.dtype().tensor_shape()
@@ -229,10 +230,10 @@ impl Backbone {
     /// Runs a batch of `n` tensors (`n * 3*H*W` values) and returns each requested
     /// output as `n * dim` row-major values. A model with a fixed batch runs in
     /// batches of that size, the last one padded with zeros.
-    pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ExtractError> {
+    pub fn run(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, RuntimeError> {
         let len = self.pre.tensor_len();
         if n == 0 || batch.len() != n * len {
-            return Err(ExtractError::Ort {
+            return Err(RuntimeError::Ort {
                 context: format!("running {}", self.name),
                 message: format!(
                     "a batch of {n} images needs {} input values, got {}",
@@ -266,24 +267,24 @@ impl Backbone {
     }
 
     /// Runs exactly `n` rows in one call; each output must be `[n, dim]`.
-    fn run_exact(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ExtractError> {
+    fn run_exact(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, RuntimeError> {
         let shape = self.pre.shape(n);
         let input = ort::value::TensorRef::from_array_view((shape, batch))
-            .map_err(ExtractError::ort("building the input tensor"))?;
+            .map_err(RuntimeError::ort("building the input tensor"))?;
         let outputs = self
             .session
             .run(ort::inputs![self.pre.input_name.as_str() => input])
-            .map_err(ExtractError::ort(format!("running {}", self.name)))?;
+            .map_err(RuntimeError::ort(format!("running {}", self.name)))?;
         let mut result = Vec::with_capacity(self.outputs.len());
         for name in &self.outputs {
             let (shape, data) = outputs[name.as_str()]
                 .try_extract_tensor::<f32>()
-                .map_err(ExtractError::ort(format!("reading output `{name}`")))?;
+                .map_err(RuntimeError::ort(format!("reading output `{name}`")))?;
             if shape.len() != 2 {
                 return Err(feature_shape(&self.name, name, &dims_text(shape)));
             }
             if shape[0] != n as i64 || data.len() % n != 0 {
-                return Err(ExtractError::Ort {
+                return Err(RuntimeError::Ort {
                     context: format!("reading output `{name}`"),
                     message: format!("expected {n} rows, got shape {}", dims_text(shape)),
                 });
@@ -300,10 +301,10 @@ fn check_input(
     name: &str,
     session: &Session,
     pre: &Preprocess,
-) -> Result<Option<usize>, ExtractError> {
+) -> Result<Option<usize>, RuntimeError> {
     let inputs = session.inputs();
     if inputs.len() != 1 {
-        return Err(ExtractError::ModelInputs {
+        return Err(headstart_models::ModelError::ModelInputs {
             model: name.to_string(),
             count: inputs.len(),
             names: if inputs.is_empty() {
@@ -311,26 +312,29 @@ fn check_input(
             } else {
                 names(inputs)
             },
-        });
+        }
+        .into());
     }
     let input = &inputs[0];
     if input.name() != pre.input_name {
-        return Err(ExtractError::Backbone {
+        return Err(headstart_models::ModelError::Backbone {
             model: name.to_string(),
             message: format!(
                 "the model has no input `{}` (its input is `{}`)",
                 pre.input_name,
                 input.name()
             ),
-        });
+        }
+        .into());
     }
     let elem = input.dtype().tensor_type();
     if elem != Some(TensorElementType::Float32) {
-        return Err(ExtractError::InputType {
+        return Err(headstart_models::ModelError::InputType {
             model: name.to_string(),
             input: input.name().to_string(),
             elem_type: elem.map_or_else(|| "not a tensor".to_string(), elem_name),
-        });
+        }
+        .into());
     }
     Ok(input
         .dtype()
@@ -377,13 +381,14 @@ fn dims_text(dims: &[i64]) -> String {
     format!("[{}]", dims.join(", "))
 }
 
-fn feature_shape(model: &str, tensor: &str, shape: &str) -> ExtractError {
-    ExtractError::FeatureShape {
+fn feature_shape(model: &str, tensor: &str, shape: &str) -> RuntimeError {
+    headstart_models::ModelError::FeatureShape {
         model: model.to_string(),
         tensor: tensor.to_string(),
         shape: shape.to_string(),
         fix: headstart_onnx::feature_shape_fix(&[], "MODEL"),
     }
+    .into()
 }
 
 /// What to do about a provider that did not register.
@@ -494,9 +499,9 @@ mod tests {
             .nth(2)
             .unwrap_or_else(|| panic!("no workspace root above {}", env!("CARGO_MANIFEST_DIR")))
             .join("target/tmp/headstart-home");
-        let (lib, _) = crate::runtime::install(&Home::at(root), &|m| eprintln!("{m}"))
+        let (lib, _) = crate::install(&Home::at(root), &|m| eprintln!("{m}"))
             .unwrap_or_else(|e| panic!("provisioning ONNX Runtime for the tests: {e}"));
-        crate::runtime::init(&lib).unwrap_or_else(|e| panic!("{e}"))
+        crate::init(&lib).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn test_model(file: &str) -> Vec<u8> {

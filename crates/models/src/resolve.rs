@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-use headstart_models::preprocess::{Filter, Layout, Preprocess};
-use headstart_models::zoo;
+use crate::preprocess::{Filter, Layout, Preprocess};
+use crate::zoo;
 use headstart_onnx::inspect::DimInfo;
 use headstart_provision::Home;
 
-use crate::ExtractError;
+use crate::ModelError;
 
 /// Metadata key under which a model may carry its preprocessing as JSON.
-pub const PREPROCESS_METADATA_KEY: &str = "headstart.preprocess";
+pub use headstart_onnx::export::PREPROCESS_KEY as PREPROCESS_METADATA_KEY;
 
 /// Which tensor to take as the feature vector.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,11 +24,11 @@ pub enum FeatureSel {
 }
 
 impl std::str::FromStr for FeatureSel {
-    type Err = ExtractError;
-    fn from_str(s: &str) -> Result<FeatureSel, ExtractError> {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<FeatureSel, ModelError> {
         match s {
-            "" => Err(ExtractError::Param {
-                name: "--features",
+            "" => Err(ModelError::Param {
+                name: "features",
                 value: String::new(),
                 message: "needs `auto` or a tensor name".into(),
             }),
@@ -120,8 +120,8 @@ pub fn resolve(
     features: &FeatureSel,
     overrides: &PreprocessOverrides,
     log: &dyn Fn(&str),
-) -> Result<ResolvedBackbone, ExtractError> {
-    let bad = |message: String| ExtractError::Backbone {
+) -> Result<ResolvedBackbone, ModelError> {
+    let bad = |message: String| ModelError::Backbone {
         model: spec.to_string(),
         message,
     };
@@ -180,7 +180,7 @@ pub fn resolve(
             shape,
             pooled,
         }) => {
-            return Err(ExtractError::FeatureShape {
+            return Err(ModelError::FeatureShape {
                 model: spec.to_string(),
                 tensor,
                 shape,
@@ -254,9 +254,9 @@ pub fn resolve(
     })
 }
 
-fn preset(name: &str, input: &str) -> Result<Preprocess, ExtractError> {
-    Preprocess::preset(name, input).ok_or_else(|| ExtractError::Param {
-        name: "--preset",
+fn preset(name: &str, input: &str) -> Result<Preprocess, ModelError> {
+    Preprocess::preset(name, input).ok_or_else(|| ModelError::Param {
+        name: "preset",
         value: name.to_string(),
         message: format!("known presets: {}", Preprocess::PRESETS.join(", ")),
     })
@@ -335,7 +335,7 @@ mod tests {
         let spec = test_model("e_no_head.onnx");
         let sel = FeatureSel::Tensor("pooled".into());
         match resolve(&Home::at(home.path()), &spec, &sel, &imagenet(), &|_| {}) {
-            Err(e @ ExtractError::FeatureShape { .. }) => {
+            Err(e @ ModelError::FeatureShape { .. }) => {
                 let text = e.to_string();
                 assert!(
                     text.contains("`pooled` has shape [N, 16, 1, 1], not [batch, features]"),

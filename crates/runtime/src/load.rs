@@ -11,9 +11,8 @@ use std::sync::OnceLock;
 use headstart_provision::{Home, Provisioned, Wheel, ensure_file, fetch_wheel, read_member};
 use ort::ep::ExecutionProvider;
 
-use crate::ExtractError;
-
-pub mod gpu;
+use crate::RuntimeError;
+use crate::gpu;
 
 /// The ONNX Runtime version headstart provisions.
 pub const ORT_VERSION: &str = "1.32.0";
@@ -22,7 +21,7 @@ const LIB_MEMBER: &str = "onnxruntime/capi/libonnxruntime.so.1.32.0";
 const HINT: &str = "Set ORT_DYLIB_PATH (or pass --ort-lib) to an existing libonnxruntime.so of version 1.31 or newer, e.g. from `pip install onnxruntime` (site-packages/onnxruntime/capi/).";
 
 /// The pinned CPU wheel for this platform.
-pub fn cpu_wheel() -> Result<Wheel, ExtractError> {
+pub fn cpu_wheel() -> Result<Wheel, RuntimeError> {
     if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         Ok(Wheel {
             package: "onnxruntime",
@@ -33,7 +32,7 @@ pub fn cpu_wheel() -> Result<Wheel, ExtractError> {
             hint: HINT,
         })
     } else {
-        Err(ExtractError::UnsupportedPlatform {
+        Err(RuntimeError::UnsupportedPlatform {
             platform: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
         })
     }
@@ -70,10 +69,10 @@ pub fn cached_path(home: &Home) -> PathBuf {
 }
 
 /// Installs the pinned CPU runtime into the cache (no-op when present).
-pub fn install(home: &Home, log: &dyn Fn(&str)) -> Result<(PathBuf, Provisioned), ExtractError> {
+pub fn install(home: &Home, log: &dyn Fn(&str)) -> Result<(PathBuf, Provisioned), RuntimeError> {
     let target = cached_path(home);
     let wheel = cpu_wheel()?;
-    let done = ensure_file(&target, |w| -> Result<(), ExtractError> {
+    let done = ensure_file(&target, |w| -> Result<(), RuntimeError> {
         let whl = fetch_wheel(home, &wheel, log)?;
         let bytes = read_member(&whl, LIB_MEMBER)?;
         std::io::Write::write_all(w, &bytes).map_err(|source| {
@@ -96,7 +95,7 @@ pub fn locate(
     home: &Home,
     explicit: Option<&Path>,
     log: &dyn Fn(&str),
-) -> Result<RuntimeLib, ExtractError> {
+) -> Result<RuntimeLib, RuntimeError> {
     if let Some(p) = explicit {
         return Ok(RuntimeLib {
             path: p.to_path_buf(),
@@ -124,7 +123,7 @@ pub fn locate_for(
     explicit: Option<&Path>,
     gpu: bool,
     log: &dyn Fn(&str),
-) -> Result<RuntimeLib, ExtractError> {
+) -> Result<RuntimeLib, RuntimeError> {
     if explicit.is_none() && gpu {
         if let Some((path, _)) = gpu::installed(home) {
             log(&format!(
@@ -171,8 +170,8 @@ static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 /// otherwise send the dynamic loader searching its library path). A second call
 /// with another library is an error; with the same one it returns the runtime
 /// already loaded.
-pub fn init(path: &Path) -> Result<&'static Runtime, ExtractError> {
-    let load_err = |message: String| ExtractError::RuntimeLoad {
+pub fn init(path: &Path) -> Result<&'static Runtime, RuntimeError> {
+    let load_err = |message: String| RuntimeError::RuntimeLoad {
         path: path.to_path_buf(),
         message,
     };

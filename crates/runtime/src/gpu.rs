@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use headstart_provision::{Home, Lock, Provisioned, Wheel, extract_members, write_atomic};
 use serde::{Deserialize, Serialize};
 
-use crate::ExtractError;
+use crate::RuntimeError;
 
 /// The `onnxruntime-gpu` version headstart provisions (CUDA 13, cuDNN 9, TensorRT 10).
 pub const ORT_GPU_VERSION: &str = "1.31.1";
@@ -148,9 +148,9 @@ const WHEELS: [GpuWheel; 9] = [
 ];
 
 /// The pinned wheels for this platform; TensorRT's only when `tensorrt`.
-pub fn gpu_wheels(tensorrt: bool) -> Result<Vec<GpuWheel>, ExtractError> {
+pub fn gpu_wheels(tensorrt: bool) -> Result<Vec<GpuWheel>, RuntimeError> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return Err(ExtractError::UnsupportedPlatform {
+        return Err(RuntimeError::UnsupportedPlatform {
             platform: format!(
                 "{}-{} (GPU build)",
                 std::env::consts::OS,
@@ -388,9 +388,9 @@ pub fn install_gpu(
     home: &Home,
     tensorrt: bool,
     log: &dyn Fn(&str),
-) -> Result<(PathBuf, Provisioned), ExtractError> {
+) -> Result<(PathBuf, Provisioned), RuntimeError> {
     let wheels = gpu_wheels(tensorrt)?;
-    let fetch = |w: &Wheel| -> Result<PathBuf, ExtractError> {
+    let fetch = |w: &Wheel| -> Result<PathBuf, RuntimeError> {
         Ok(headstart_provision::fetch_wheel(home, w, log)?)
     };
     install_with(&gpu_dir(home), &wheels, tensorrt, &fetch, log)
@@ -401,9 +401,9 @@ fn install_with(
     dir: &Path,
     wheels: &[GpuWheel],
     tensorrt: bool,
-    fetch: &dyn Fn(&Wheel) -> Result<PathBuf, ExtractError>,
+    fetch: &dyn Fn(&Wheel) -> Result<PathBuf, RuntimeError>,
     log: &dyn Fn(&str),
-) -> Result<(PathBuf, Provisioned), ExtractError> {
+) -> Result<(PathBuf, Provisioned), RuntimeError> {
     let lib = dir.join(ORT_LIB);
     let complete = |m: &GpuManifest| m.tensorrt || !tensorrt;
     if manifest_of(&lib).is_some_and(|m| complete(&m)) {
@@ -459,7 +459,7 @@ fn install_with(
         fetched.push(whl);
     }
     if !lib.is_file() {
-        return Err(ExtractError::RuntimeLoad {
+        return Err(RuntimeError::RuntimeLoad {
             path: lib,
             message: format!("the onnxruntime-gpu wheel did not provide {ORT_LIB}"),
         });
@@ -472,7 +472,7 @@ fn install_with(
         preload: dependency_order(dir, &files),
         files,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ExtractError::Ort {
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| RuntimeError::Ort {
         context: "writing the GPU runtime manifest".into(),
         message: e.to_string(),
     })?;
@@ -799,7 +799,7 @@ mod tests {
             }
         }
 
-        fn fetch(&self, w: &Wheel) -> Result<PathBuf, ExtractError> {
+        fn fetch(&self, w: &Wheel) -> Result<PathBuf, RuntimeError> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             if self.fail_on == Some(w.package) {
                 return Err(headstart_provision::ProvisionError::NoHome.into());
@@ -822,7 +822,7 @@ mod tests {
             Ok(p)
         }
 
-        fn install(&self, tensorrt: bool) -> Result<(PathBuf, Provisioned), ExtractError> {
+        fn install(&self, tensorrt: bool) -> Result<(PathBuf, Provisioned), RuntimeError> {
             install_with(&self.dir, &FAKES, tensorrt, &|w| self.fetch(w), &|_| {})
         }
 

@@ -1,0 +1,56 @@
+//! The error type of `headstart-runtime`.
+
+use std::path::PathBuf;
+
+/// Errors while finding, loading or running ONNX Runtime; each names the library,
+/// provider or model at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The ONNX Runtime shared library could not be loaded.
+    #[error(
+        "cannot load ONNX Runtime from {path}: {message}\nfix: point --ort-lib (or ORT_DYLIB_PATH) at a libonnxruntime.so of version 1.31 or newer, or unset it and run `headstart runtime install`"
+    )]
+    RuntimeLoad { path: PathBuf, message: String },
+    /// No pinned ONNX Runtime wheel exists for this platform.
+    #[error(
+        "no pinned ONNX Runtime build for {platform}; install onnxruntime yourself and pass --ort-lib PATH (or set ORT_DYLIB_PATH)"
+    )]
+    UnsupportedPlatform { platform: String },
+    /// A requested execution provider could not be registered.
+    #[error("{provider} is not usable: {message}\nfix: {fix}")]
+    Device {
+        provider: String,
+        message: String,
+        fix: String,
+    },
+    /// A parameter is out of range (`name` is the field, e.g. `device`).
+    #[error("invalid {name} `{value}`: {message}")]
+    Param {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+    /// An ONNX Runtime call failed.
+    #[error("{context}: {message}")]
+    Ort { context: String, message: String },
+    /// Provisioning failed.
+    #[error(transparent)]
+    Provision(#[from] headstart_provision::ProvisionError),
+    /// The model cannot be used.
+    #[error(transparent)]
+    Model(#[from] headstart_models::ModelError),
+    /// An ONNX graph could not be read or edited.
+    #[error(transparent)]
+    Onnx(#[from] headstart_onnx::OnnxError),
+}
+
+impl RuntimeError {
+    /// Wraps an `ort` error with what was being done.
+    pub fn ort(context: impl Into<String>) -> impl FnOnce(ort::Error) -> RuntimeError {
+        let context = context.into();
+        move |e| RuntimeError::Ort {
+            context,
+            message: e.to_string(),
+        }
+    }
+}

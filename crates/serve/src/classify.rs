@@ -1,0 +1,385 @@
+//! [`Classifier`]: a saved head over its backbone, classifying image files,
+//! folders and manifests, with features taken from caches where the content
+//! hash is there.
+//!
+//! Files go in batches through the extract stages: read and hash (all
+//! threads), take cached features by content hash, decode and preprocess the
+//! rest (all threads), run the backbone on them, then the head on the batch.
+//! The backbone opens only when some file is not cached. A file that cannot be
+//! listed, read, decoded or preprocessed gives a [`Failed`](Outcome::Failed)
+//! row.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use headstart_extract::decode::decode_rgb8;
+use headstart_extract::input::{self, InputKind};
+use headstart_extract::pipeline::content_hash;
+use headstart_extract::tensor::Preprocessor;
+use headstart_extract::{FeatureModel, Progress};
+use headstart_fit::Head;
+use rayon::prelude::*;
+
+use crate::{ModelId, ServeError};
+
+/// Opens the backbone for a head, on first need.
+pub type OpenBackbone<'a> =
+    Box<dyn FnOnce(&Head) -> Result<Box<dyn FeatureModel + 'a>, ServeError> + 'a>;
+
+/// A head ready to classify images.
+pub struct Classifier<'a> {
+    head: Head,
+    cached: HashMap<String, Vec<f32>>,
+    open: Option<OpenBackbone<'a>>,
+    model: Option<Box<dyn FeatureModel + 'a>>,
+}
+
+/// What happened to one input, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The path as given (files inside folders joined to the folder).
+    pub path: String,
+    /// Class probabilities, or why there are none.
+    pub outcome: Outcome,
+}
+
+/// Class probabilities of one image, or the stage that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Probabilities in the head's class order.
+    Done {
+        probabilities: Vec<f32>,
+        /// Whether the features came from a cache.
+        cached: bool,
+    },
+    /// The image could not be classified.
+    Failed { stage: String, message: String },
+}
+
+fn failed(stage: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Failed {
+        stage: stage.into(),
+        message: message.into(),
+    }
+}
+
+impl<'a> Classifier<'a> {
+    /// Loads the head in `head_dir`; `backbone` opens its backbone when some
+    /// image is not in a cache (see [`Classifier::with_caches`]).
+    pub fn open(
+        head_dir: &Path,
+        backbone: impl FnOnce(&Head) -> Result<Box<dyn FeatureModel + 'a>, ServeError> + 'a,
+    ) -> Result<Classifier<'a>, ServeError> {
+        let head = Head::load(head_dir).map_err(|source| ServeError::Head {
+            dir: head_dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Classifier {
+            head,
+            cached: HashMap::new(),
+            open: Some(Box::new(backbone)),
+            model: None,
+        })
+    }
+
+    /// Takes features of images whose content is in these caches (their
+    /// `original` views) instead of running the backbone. Each cache must hold
+    /// features of the head's backbone.
+    pub fn with_caches(mut self, caches: &[PathBuf]) -> Result<Classifier<'a>, ServeError> {
+        for dir in caches {
+            let cache = headstart_cache::Cache::open(dir)?;
+            let info = cache.info();
+            let meta = self.head.meta();
+            if let Some(fp) = meta.model_fingerprint.as_deref()
+                && fp != info.model_fingerprint
+            {
+                return Err(ServeError::CacheModel {
+                    cache: dir.clone(),
+                    found: Box::new(ModelId {
+                        name: info.model_name.clone(),
+                        fingerprint: info.model_fingerprint.clone(),
+                    }),
+                    head: Box::new(ModelId {
+                        name: meta
+                            .model_name
+                            .clone()
+                            .unwrap_or_else(|| "an unnamed model".into()),
+                        fingerprint: fp.to_string(),
+                    }),
+                });
+            }
+            if info.feature_dim != self.head.dim() {
+                return Err(ServeError::CacheDim {
+                    cache: dir.clone(),
+                    dim: info.feature_dim,
+                    head_dim: self.head.dim(),
+                });
+            }
+            let t = cache.read()?;
+            for i in 0..t.len() {
+                if headstart_fit::is_original(&t.views[i]) {
+                    self.cached
+                        .insert(t.content_hashes[i].clone(), t.row(i).to_vec());
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// Classifies image files, folders (every image below, recursively) and
+    /// manifests (`.csv`, `.parquet`), in the order given, `batch_size` images
+    /// at a time.
+    pub fn predict(
+        &mut self,
+        inputs: &[PathBuf],
+        batch_size: usize,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Prediction>, ServeError> {
+        if !(1..=4096).contains(&batch_size) {
+            return Err(ServeError::Param {
+                name: "batch_size",
+                value: batch_size.to_string(),
+                message: "must be between 1 and 4096".into(),
+            });
+        }
+        let mut entries = list_inputs(inputs)?;
+        progress.start(entries.len() as u64);
+        let todo: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].outcome.is_none())
+            .collect();
+        for batch in todo.chunks(batch_size) {
+            self.classify_batch(&mut entries, batch, batch_size, progress)?;
+            progress.advance(batch.len() as u64);
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| Prediction {
+                path: e.path,
+                outcome: e
+                    .outcome
+                    .unwrap_or_else(|| failed("predict", "not processed")),
+            })
+            .collect())
+    }
+
+    fn backbone(
+        &mut self,
+        batch_size: usize,
+        progress: &dyn Progress,
+    ) -> Result<&mut Box<dyn FeatureModel + 'a>, ServeError> {
+        if self.model.is_none() {
+            let open = self.open.take().ok_or_else(|| {
+                ServeError::NoBackbone("the backbone could not be opened earlier".into())
+            })?;
+            let model = open(&self.head)?;
+            if let Some(note) = model.batch_note(batch_size) {
+                progress.message(&note);
+            }
+            self.model = Some(model);
+        }
+        self.model
+            .as_mut()
+            .ok_or_else(|| ServeError::NoBackbone("the backbone is not open".into()))
+    }
+
+    fn classify_batch(
+        &mut self,
+        entries: &mut [Entry],
+        batch: &[usize],
+        batch_size: usize,
+        progress: &dyn Progress,
+    ) -> Result<(), ServeError> {
+        // Read and hash; cached features need nothing more.
+        let read: Vec<Read> = batch
+            .par_iter()
+            .map(|&i| read_one(entries[i].abs.as_deref(), &self.cached))
+            .collect();
+        let mut features: Vec<Option<Vec<f32>>> = vec![None; batch.len()];
+        let mut from_cache = vec![false; batch.len()];
+        let mut to_decode = Vec::new();
+        for (j, r) in read.into_iter().enumerate() {
+            match r {
+                Read::Cached(f) => {
+                    features[j] = Some(f);
+                    from_cache[j] = true;
+                }
+                Read::Bytes(b) => to_decode.push((j, b)),
+                Read::Failed(o) => entries[batch[j]].outcome = Some(o),
+            }
+        }
+        if !to_decode.is_empty() {
+            let head_dim = self.head.dim();
+            let net = self.backbone(batch_size, progress)?;
+            let pre = net.preprocess().clone();
+            let tensors: Vec<Result<Vec<f32>, Outcome>> = to_decode
+                .par_iter()
+                .map_init(
+                    || Preprocessor::new(pre.clone()),
+                    |prep, (_, bytes)| {
+                        let img =
+                            decode_rgb8(bytes).map_err(|e| failed("decode", e.to_string()))?;
+                        let mut t = vec![0f32; pre.tensor_len()];
+                        prep.tensor_into(&img, &mut t)
+                            .map_err(|e| failed("preprocess", e.to_string()))?;
+                        Ok(t)
+                    },
+                )
+                .collect();
+            let mut input = Vec::new();
+            let mut rows = Vec::new();
+            for ((j, _), t) in to_decode.iter().zip(tensors) {
+                match t {
+                    Ok(t) => {
+                        input.extend_from_slice(&t);
+                        rows.push(*j);
+                    }
+                    Err(o) => entries[batch[*j]].outcome = Some(o),
+                }
+            }
+            if !rows.is_empty() {
+                let out = net.run(&input, rows.len())?;
+                let dim = out.len() / rows.len();
+                if dim != head_dim {
+                    return Err(ServeError::BackboneDim {
+                        model: net.name().to_string(),
+                        tensor: "its feature output".into(),
+                        dim,
+                        head_dim,
+                    });
+                }
+                for (r, j) in rows.iter().enumerate() {
+                    features[*j] = Some(out[r * dim..(r + 1) * dim].to_vec());
+                }
+            }
+        }
+        // The head, on every row with finite features.
+        let mut x = Vec::new();
+        let mut rows = Vec::new();
+        for (j, f) in features.iter().enumerate() {
+            let Some(f) = f else { continue };
+            if f.iter().any(|v| !v.is_finite()) {
+                entries[batch[j]].outcome = Some(failed(
+                    "infer",
+                    "the model produced NaN or infinite features",
+                ));
+                continue;
+            }
+            x.extend_from_slice(f);
+            rows.push(j);
+        }
+        let probs = self.head.try_predict_proba(&x, rows.len())?;
+        let k = self.head.n_classes();
+        for (r, j) in rows.iter().enumerate() {
+            entries[batch[*j]].outcome = Some(Outcome::Done {
+                probabilities: probs[r * k..(r + 1) * k].to_vec(),
+                cached: from_cache[*j],
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One file to classify, or a listing failure, in output order.
+struct Entry {
+    /// As shown in the output.
+    path: String,
+    /// Where to read it; `None` for listing failures.
+    abs: Option<PathBuf>,
+    outcome: Option<Outcome>,
+}
+
+/// Image files, folders (every image below, recursively) and manifests, in the
+/// order given; folders and manifests in path order.
+fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, ServeError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let shown = input.display().to_string();
+        let meta = match std::fs::metadata(input) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(Entry {
+                    path: shown,
+                    abs: None,
+                    outcome: Some(failed("read", e.to_string())),
+                });
+                continue;
+            }
+        };
+        let ext = input
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let (kind, under) = if meta.is_dir() {
+            (InputKind::Unlabeled, Some(input))
+        } else if matches!(ext.as_deref(), Some("csv" | "parquet")) {
+            (InputKind::Manifest, None)
+        } else {
+            out.push(Entry {
+                path: shown,
+                abs: Some(input.clone()),
+                outcome: None,
+            });
+            continue;
+        };
+        let listing = match input::list(input, kind) {
+            Ok(l) => l,
+            Err(e) if kind == InputKind::Unlabeled => {
+                out.push(Entry {
+                    path: shown,
+                    abs: None,
+                    outcome: Some(failed("list", e.to_string())),
+                });
+                continue;
+            }
+            Err(source) => {
+                return Err(ServeError::Manifest {
+                    path: input.clone(),
+                    source: Box::new(source),
+                });
+            }
+        };
+        let show = |rel: &str| match under {
+            Some(dir) => dir.join(rel).display().to_string(),
+            None => rel.to_string(),
+        };
+        for e in listing.errors {
+            out.push(Entry {
+                path: show(&e.path),
+                abs: None,
+                outcome: Some(failed(&e.stage, e.message)),
+            });
+        }
+        for it in listing.items {
+            out.push(Entry {
+                path: show(&it.rel),
+                abs: Some(it.abs),
+                outcome: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+enum Read {
+    Cached(Vec<f32>),
+    Bytes(Vec<u8>),
+    Failed(Outcome),
+}
+
+fn read_one(abs: Option<&Path>, cached: &HashMap<String, Vec<f32>>) -> Read {
+    let Some(abs) = abs else {
+        return Read::Failed(failed("list", "nothing to read"));
+    };
+    match std::fs::read(abs) {
+        Err(e) => Read::Failed(failed("read", e.to_string())),
+        Ok(bytes) => match cached.get(&content_hash(&bytes)) {
+            Some(f) => Read::Cached(f.clone()),
+            None => Read::Bytes(bytes),
+        },
+    }
+}

@@ -1,0 +1,117 @@
+//! The error type of `headstart-serve`.
+
+use std::path::PathBuf;
+
+/// A backbone by name and fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelId {
+    /// Model name.
+    pub name: String,
+    /// Model fingerprint.
+    pub fingerprint: String,
+}
+
+/// Errors while classifying with or exporting a head; each names the head,
+/// cache, model or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The head could not be loaded or run.
+    #[error("loading the head from {dir}: {source}")]
+    Head {
+        dir: PathBuf,
+        #[source]
+        source: headstart_fit::FitError,
+    },
+    /// The head could not be run.
+    #[error(transparent)]
+    Fit(#[from] headstart_fit::FitError),
+    /// A cache was made with another backbone than the head's.
+    #[error(
+        "the cache {cache} holds features of `{}` (fingerprint {}), but the head was trained on features of `{}` (fingerprint {}); pass a cache made with the head's model",
+        .found.name, .found.fingerprint, .head.name, .head.fingerprint
+    )]
+    CacheModel {
+        cache: PathBuf,
+        found: Box<ModelId>,
+        head: Box<ModelId>,
+    },
+    /// A cache holds features of another size than the head takes.
+    #[error("the cache {cache} holds {dim}-d features, but the head takes {head_dim}-d features")]
+    CacheDim {
+        cache: PathBuf,
+        dim: usize,
+        head_dim: usize,
+    },
+    /// The backbone gives features of another size than the head takes.
+    #[error(
+        "the backbone `{model}` gives {dim}-d features from `{tensor}`, but the head takes {head_dim}-d features"
+    )]
+    BackboneDim {
+        model: String,
+        tensor: String,
+        dim: usize,
+        head_dim: usize,
+    },
+    /// The head records no built-in backbone and none was given.
+    #[error("{0}")]
+    NoBackbone(String),
+    /// The given backbone is not the one the head was trained on.
+    #[error(
+        "the head was trained on features of `{}` (model fingerprint {}), but the backbone `{}` resolved from `{spec}` has fingerprint {}; pass the --model, --features and preprocessing flags used for `headstart extract`",
+        .head.name, .head.fingerprint, .found.name, .found.fingerprint
+    )]
+    WrongBackbone {
+        head: Box<ModelId>,
+        found: Box<ModelId>,
+        spec: String,
+    },
+    /// A manifest given as input could not be read.
+    #[error("reading the manifest {path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: Box<headstart_extract::ExtractError>,
+    },
+    /// A parameter is out of range (`name` is the field, e.g. `batch_size`).
+    #[error("invalid {name} `{value}`: {message}")]
+    Param {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+    /// Fusing the head with a backbone failed.
+    #[error("fusing the head with {model}: {source}")]
+    Fuse {
+        model: String,
+        #[source]
+        source: headstart_onnx::OnnxError,
+    },
+    /// An ONNX graph could not be built or encoded.
+    #[error(transparent)]
+    Onnx(#[from] headstart_onnx::OnnxError),
+    /// The cache could not be read.
+    #[error(transparent)]
+    Cache(#[from] headstart_cache::CacheError),
+    /// The backbone could not be opened or run.
+    #[error(transparent)]
+    Extract(Box<headstart_extract::ExtractError>),
+    /// The backbone could not be resolved.
+    #[error(transparent)]
+    Model(#[from] headstart_models::ModelError),
+    /// Predictions could not be encoded as Parquet.
+    #[error("encoding predictions as Parquet: {0}")]
+    Parquet(String),
+    /// A file could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<headstart_extract::ExtractError> for ServeError {
+    fn from(e: headstart_extract::ExtractError) -> ServeError {
+        ServeError::Extract(Box::new(e))
+    }
+}

@@ -1,0 +1,94 @@
+//! Flags to library configuration, shared by the commands that open a backbone.
+
+use anyhow::Result;
+use headstart_extract::{FeatureModel, OrtFeatures, Shard};
+use headstart_fit::Head;
+use headstart_models::preprocess::{Filter, Layout};
+use headstart_models::{FeatureSel, PreprocessOverrides, ResolvedBackbone};
+use headstart_runtime::{Device, SessionConfig};
+use headstart_serve::ServeError;
+
+use super::Ctx;
+use crate::cli::{DeviceArgs, FilterArg, LayoutArg, ModelArgs};
+
+/// Resolves `--model` (or `default` when not given), `--features` and the preprocessing flags.
+pub fn resolve_model(
+    ctx: &Ctx,
+    m: &ModelArgs,
+    default: &str,
+) -> Result<ResolvedBackbone, headstart_models::ModelError> {
+    let spec = m.model.as_deref().unwrap_or(default);
+    let features: FeatureSel = m.features.parse()?;
+    let overrides = PreprocessOverrides {
+        preset: m.preset.clone(),
+        size: m.size,
+        crop: m.crop,
+        mean: m.mean,
+        std: m.std,
+        filter: m.filter.map(|f| match f {
+            FilterArg::Nearest => Filter::Nearest,
+            FilterArg::Bilinear => Filter::Bilinear,
+            FilterArg::Bicubic => Filter::Bicubic,
+            FilterArg::Lanczos3 => Filter::Lanczos3,
+        }),
+        layout: m.layout.map(|l| match l {
+            LayoutArg::Nchw => Layout::Nchw,
+            LayoutArg::Nhwc => Layout::Nhwc,
+        }),
+    };
+    headstart_models::resolve(&ctx.home, spec, &features, &overrides, &|s| ctx.log(s))
+}
+
+/// The backbone `head` was trained on: `--model` if given, else the built-in
+/// model the head records; checked against the head.
+pub fn resolve_for_head(
+    ctx: &Ctx,
+    head: &Head,
+    m: &ModelArgs,
+) -> Result<ResolvedBackbone, ServeError> {
+    let spec = headstart_serve::export::backbone_spec(head, m.model.as_deref())?;
+    let rb = resolve_model(ctx, m, &spec)?;
+    headstart_serve::export::check_backbone(head, &rb, &spec)?;
+    Ok(rb)
+}
+
+/// Opens the backbone of `head` in an ONNX Runtime session.
+pub fn open_for_head(
+    ctx: &Ctx,
+    head: &Head,
+    m: &ModelArgs,
+    cfg: &SessionConfig,
+) -> Result<Box<dyn FeatureModel>, ServeError> {
+    let rb = resolve_for_head(ctx, head, m)?;
+    let rt = ctx
+        .runtime_for(cfg.device)
+        .map_err(headstart_extract::ExtractError::from)?;
+    Ok(Box::new(OrtFeatures::open(rt, &rb, cfg)?))
+}
+
+/// Session settings from `--device` and friends; the TensorRT engine cache lives in the headstart cache.
+pub fn session_config(ctx: &Ctx, d: &DeviceArgs) -> Result<SessionConfig> {
+    let device: Device = d.device.parse()?;
+    let mut cfg = SessionConfig {
+        device,
+        allow_cpu_fallback: d.allow_cpu_fallback,
+        fp16: d.fp16,
+        ..SessionConfig::default()
+    };
+    if let Some(n) = d.intra_threads {
+        super::require(n > 0, || "--intra-threads must be at least 1".into())?;
+        cfg.intra_threads = n;
+    }
+    if matches!(device, Device::TensorRt(_)) {
+        cfg.trt_cache = Some(ctx.home.dir("tensorrt-engines")?);
+    }
+    Ok(cfg)
+}
+
+/// `--shard`, else the array index of a known scheduler.
+pub fn shard(flag: Option<&str>) -> Result<Option<Shard>> {
+    Ok(match flag {
+        Some(s) => Some(s.parse::<Shard>()?),
+        None => Shard::from_env(&|k| std::env::var(k).ok())?,
+    })
+}
