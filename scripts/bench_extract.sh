@@ -54,7 +54,7 @@ if [ ! -x /usr/bin/time ]; then
     say "installing GNU time (apt-get install time)"
     apt-get install -y -qq time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 fi
-ORT_VERSION="$(sed -n 's/^pub const ORT_VERSION: &str = "\(.*\)";/\1/p' "$ROOT/crates/extract/src/runtime.rs")"
+ORT_VERSION="$(sed -n 's/^pub const ORT_VERSION: &str = "\(.*\)";/\1/p' "$ROOT/crates/runtime/src/load.rs")"
 if [ ! -x "$VENV/bin/python" ]; then
     say "making $VENV (onnxruntime==$ORT_VERSION pillow numpy pyarrow)"
     python3 -m venv "$VENV"

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use headstart_extract::input::{self, Item};
 use headstart_extract::{Extractor, OrtFeatures, baseline::raw_pixel_table};
 use headstart_fit::FitParams;
 use headstart_models::{FeatureSel, PreprocessOverrides, zoo};
@@ -142,20 +143,12 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
 
 /// The first image of the first `n` test classes.
 fn first_test_images(root: &Path, n: usize) -> Result<Vec<PathBuf>> {
-    let test = root.join("test");
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(&test)
-        .with_context(|| format!("reading {}", test.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    classes.sort();
-    let mut out = Vec::new();
-    for c in classes.into_iter().take(n) {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&c)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        files.sort();
-        out.extend(files.into_iter().next());
+    let listing = input::list(&root.join("test"), input::InputKind::ClassFolders)?;
+    let mut out: Vec<Item> = Vec::new();
+    for item in listing.items {
+        if out.len() < n && out.last().is_none_or(|last| last.label != item.label) {
+            out.push(item);
+        }
     }
-    Ok(out)
+    Ok(out.into_iter().map(|i| i.abs).collect())
 }

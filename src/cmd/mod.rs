@@ -9,6 +9,7 @@ mod extract;
 mod fit;
 mod models;
 mod predict;
+mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,61 +192,6 @@ impl Ctx {
     }
 }
 
-/// `headstart runtime install [--gpu [--tensorrt]]`.
-fn runtime_install(ctx: &Ctx, gpu: bool, tensorrt: bool) -> Result<ExitCode> {
-    use headstart_runtime as runtime;
-    let (path, how) = if gpu {
-        runtime::gpu::install_gpu(&ctx.home, tensorrt, &|m| ctx.log(m))?
-    } else {
-        runtime::install(&ctx.home, &|m| ctx.log(m))?
-    };
-    let state = match how {
-        headstart_provision::Provisioned::Cached => "already installed",
-        headstart_provision::Provisioned::Installed => "installed",
-    };
-    let rt = runtime::init(&path)?;
-    if !gpu {
-        println!("ONNX Runtime {} {state} at {}", rt.version, path.display());
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "ONNX Runtime {} (GPU build) {state} at {}",
-        rt.version,
-        path.display()
-    );
-    println!(
-        "  --device cuda / tensorrt use it automatically; or pass --ort-lib {}",
-        path.display()
-    );
-    if let Some(p) = &rt.preload {
-        println!(
-            "  NVIDIA libraries loaded: {} of {}",
-            p.loaded.len(),
-            p.loaded.len() + p.failed.len()
-        );
-        for f in &p.failed {
-            println!("  not loadable here: {f}");
-        }
-    }
-    let probes = [
-        ("CUDAExecutionProvider", Device::Cuda(0), true),
-        ("TensorrtExecutionProvider", Device::TensorRt(0), tensorrt),
-    ];
-    for (name, device, wanted) in probes {
-        if !wanted {
-            continue;
-        }
-        match headstart_runtime::probe_device(rt, device) {
-            Ok(_) => println!("  {name}: registers on GPU 0"),
-            Err(e) => println!(
-                "  {name}: does not register on this machine: {}",
-                e.lines().next().unwrap_or("")
-            ),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx::new(cli.global)?;
@@ -253,7 +199,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Doctor => doctor::run(&ctx),
         Command::Runtime(RuntimeCommand::Install { gpu, tensorrt }) => {
-            runtime_install(&ctx, gpu, tensorrt)
+            runtime::install(&ctx, gpu, tensorrt)
         }
         Command::Models(m) => models::run(&ctx, m),
         Command::Extract(a) => extract::run(&ctx, a),
@@ -262,5 +208,38 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => fit::eval(a),
         Command::Predict(a) => predict::run(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Libraries name fields (`batch_size`); the binary's message names the flag
+    /// and the exit status says "usage".
+    #[test]
+    fn library_parameter_errors_name_the_flag() {
+        let e: anyhow::Error = "cuda:x".parse::<Device>().unwrap_err().into();
+        assert!(
+            message(&e).starts_with("invalid --device `cuda:x`:"),
+            "{}",
+            message(&e)
+        );
+        assert_eq!(exit_status(&e), EXIT_USAGE);
+        let e = headstart_extract::Extractor::builder("in", "out")
+            .batch_size(0)
+            .build()
+            .unwrap_err();
+        let e = anyhow::Error::from(e).context("extracting");
+        assert_eq!(
+            message(&e),
+            "invalid --batch-size `0`: must be between 1 and 4096"
+        );
+        assert_eq!(exit_status(&e), EXIT_USAGE);
+        let e = anyhow::anyhow!("disk full");
+        assert_eq!(
+            (message(&e).as_str(), exit_status(&e)),
+            ("disk full", EXIT_ERROR)
+        );
     }
 }
