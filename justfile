@@ -8,9 +8,15 @@ headstart := "cargo run --release --quiet --manifest-path " + justfile_directory
 demo:
     {{headstart}} demo
 
-# The test suite (provisions the runtime and the default model into target/tmp once).
+# The fast test tier (provisions the runtime and the default model into target/tmp once).
+# Release profile: it reuses what `cargo run --release` (and `just demo`) compiled.
 test:
-    cargo test --workspace
+    cargo test --release --workspace
+
+# Both tiers: the fast one, then the slow one (pip provisioning races, killed and
+# resumed runs, concurrent shard processes, Python interop).
+test-all: test
+    cargo test --release --workspace -- --ignored
 
 # What is installed, what is missing, and how to fix it.
 doctor:
