@@ -18,6 +18,44 @@
 //! `(path, view)`, carries the newest content hash seen for its path, and no newer
 //! tombstone names the path. Files are written under temporary names, synced and
 //! renamed, so a crash never leaves a half part; temporary files are ignored.
+//!
+//! ```
+//! use headstart_cache::{Cache, CacheInfo, FORMAT_VERSION, ORIGINAL_VIEW, PartWriter, Row, RunInfo, read_features};
+//! # fn main() -> Result<(), headstart_cache::CacheError> {
+//! # let tmp = tempfile::tempdir().unwrap();
+//! let dir = tmp.path().join("cache");
+//! let info = CacheInfo {
+//!     format_version: FORMAT_VERSION,
+//!     model_name: "toy".into(),
+//!     model_fingerprint: "0123abcd".into(),
+//!     feature_dim: 2,
+//!     preprocessing: serde_json::json!({}),
+//!     created_by: "docs".into(),
+//! };
+//! let cache = Cache::open_or_create(&dir, &info)?;
+//!
+//! let row = |path, label, hash, feature| Row {
+//!     path, label: Some(label), split: None, content_hash: hash, view: ORIGINAL_VIEW, feature,
+//! };
+//! let mut writer = PartWriter::new(&cache, RunInfo::default());
+//! writer.push(row("cat/a.png", "cat", "aa", &[1.0, 0.0]))?;
+//! writer.push(row("dog/b.png", "dog", "bb", &[0.0, 1.0]))?;
+//! let part = writer.flush()?.expect("two rows were buffered");
+//! assert!(part.starts_with(cache.parts_dir()));
+//!
+//! // A newer row for the same path and view replaces the old one; a tombstone deletes a path.
+//! writer.push(row("cat/a.png", "cat", "a2", &[0.5, 0.5]))?;
+//! writer.flush()?;
+//! cache.write_tombstones(&["dog/b.png".to_string()])?;
+//!
+//! let table = read_features(&[dir])?;
+//! assert_eq!((table.len(), table.dim), (1, 2));
+//! assert_eq!((table.paths[0].as_str(), table.row(0)), ("cat/a.png", &[0.5, 0.5][..]));
+//! assert_eq!(table.model_fingerprint.as_deref(), Some("0123abcd"));
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
 
 mod error;
 mod lock;
@@ -70,12 +108,19 @@ pub mod columns {
 
 /// Key-value metadata keys stored in every part's Parquet footer.
 pub mod meta_keys {
+    /// Version of headstart that wrote the part.
     pub const TOOL_VERSION: &str = "headstart.tool_version";
+    /// [`CacheInfo::model_name`](crate::CacheInfo::model_name).
     pub const MODEL_NAME: &str = "headstart.model_name";
+    /// [`CacheInfo::model_fingerprint`](crate::CacheInfo::model_fingerprint).
     pub const MODEL_FINGERPRINT: &str = "headstart.model_fingerprint";
+    /// The feature dimension D, in decimal.
     pub const FEATURE_DIM: &str = "headstart.feature_dim";
+    /// The preprocessing recipe, as JSON.
     pub const PREPROCESSING: &str = "headstart.preprocessing";
+    /// [`RunInfo::ort_version`](crate::RunInfo::ort_version).
     pub const ORT_VERSION: &str = "headstart.ort_version";
+    /// [`RunInfo::execution_provider`](crate::RunInfo::execution_provider).
     pub const EXECUTION_PROVIDER: &str = "headstart.execution_provider";
 }
 

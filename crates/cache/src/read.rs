@@ -901,7 +901,7 @@ impl Cache {
     }
 
     /// Removes temporary files left by crashed writers: those of this machine
-    /// whose process is gone, and any untouched for [`STALE_TEMP`] (shards on other
+    /// whose process is gone, and any untouched for 15 minutes (shards on other
     /// machines may be writing into the same directory; a part write takes seconds).
     pub fn clean_temp(&self) -> usize {
         let host = crate::write::host_tag();

@@ -21,11 +21,17 @@ use crate::{Cache, CacheError, RunInfo, columns, meta_keys};
 /// One feature row to write.
 #[derive(Debug, Clone)]
 pub struct Row<'a> {
+    /// Image path relative to the extract INPUT (the row's key with `view`).
     pub path: &'a str,
+    /// Class label; `None` when unlabeled.
     pub label: Option<&'a str>,
+    /// Given split (`train`, `val`, `test`); `None` when not given.
     pub split: Option<&'a str>,
+    /// Hash of the image file's bytes (hex).
     pub content_hash: &'a str,
+    /// View name ([`ORIGINAL_VIEW`](crate::ORIGINAL_VIEW), [`HFLIP_VIEW`](crate::HFLIP_VIEW), ...).
     pub view: &'a str,
+    /// The feature vector; its length must be the cache's feature dimension.
     pub feature: &'a [f32],
 }
 
@@ -165,7 +171,7 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Buffers rows of one part and writes them atomically on [`PartWriter::finish`].
+/// Buffers rows and writes them atomically as one part on each [`PartWriter::flush`].
 pub struct PartWriter {
     cache: Cache,
     run: RunInfo,

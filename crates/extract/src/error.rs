@@ -7,20 +7,36 @@ use std::path::PathBuf;
 pub enum ExtractError {
     /// The input folder or manifest cannot be used.
     #[error("{path}: {message}")]
-    Input { path: PathBuf, message: String },
+    Input {
+        /// The input (folder, manifest, tar or Parquet file) at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A parameter is out of range.
     #[error("invalid {name} `{value}`: {message}")]
     Param {
+        /// The setting, e.g. `batch_size` or `views`.
         name: &'static str,
+        /// Its value, as given.
         value: String,
+        /// What is accepted.
         message: String,
     },
     /// The array job's environment names no valid shard.
     #[error("{message}")]
-    ShardEnv { message: String },
+    ShardEnv {
+        /// Which variables were read and what is wrong with them.
+        message: String,
+    },
     /// The decode threads could not be started.
     #[error("cannot start {threads} decode threads: {message}")]
-    Threads { threads: usize, message: String },
+    Threads {
+        /// The number of threads asked for.
+        threads: usize,
+        /// The thread pool's error.
+        message: String,
+    },
     /// The cache could not be read or written.
     #[error(transparent)]
     Cache(#[from] headstart_cache::CacheError),
@@ -29,8 +45,11 @@ pub enum ExtractError {
         "{cache} holds features of {live} image(s), none of which are in {input}: is this another dataset? Extracting it here would remove them from the cache.\nfix: use another --out directory, or pass --prune to replace them"
     )]
     DifferentInput {
+        /// The cache directory.
         cache: PathBuf,
+        /// The input being extracted.
         input: PathBuf,
+        /// Live images in the cache (in this shard).
         live: usize,
     },
     /// An image file is empty.
@@ -44,15 +63,24 @@ pub enum ExtractError {
     TruncatedJpeg,
     /// An image with a zero side.
     #[error("image has no pixels ({width}x{height})")]
-    NoPixels { width: u32, height: u32 },
+    NoPixels {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
     /// An image whose pixels would need more memory than allowed (a decompression bomb).
     #[error(
         "Memory limit exceeded: a {width}x{height} image needs {mib} MiB to decode, over the {limit_mib} MiB limit"
     )]
     ImageTooLarge {
+        /// Width in pixels.
         width: u32,
+        /// Height in pixels.
         height: u32,
+        /// MiB the decoded pixels would take.
         mib: u64,
+        /// The decode limit in MiB.
         limit_mib: u64,
     },
     /// The decoder rejected the image data.
@@ -61,15 +89,21 @@ pub enum ExtractError {
     /// Resampling to the model's input size failed.
     #[error("resize of a {width}x{height} image: {message}")]
     Resize {
+        /// Width of the image in pixels.
         width: u32,
+        /// Height of the image in pixels.
         height: u32,
+        /// What went wrong.
         message: String,
     },
     /// `--strict`: the first failing file stops the run.
     #[error("{path}: {stage} failed: {message} (--strict stops at the first failure)")]
     Strict {
+        /// The failing image's path relative to the input.
         path: String,
+        /// The stage that failed: `list`, `read`, `decode`, `preprocess` or `infer`.
         stage: String,
+        /// What went wrong.
         message: String,
     },
     /// ONNX Runtime could not load or run the model.
@@ -77,7 +111,10 @@ pub enum ExtractError {
     Runtime(#[from] headstart_runtime::RuntimeError),
     /// A stage's thread panicked (a bug: please report it).
     #[error("the {stage} stage panicked")]
-    Panicked { stage: &'static str },
+    Panicked {
+        /// The stage: `inference` or `writer`.
+        stage: &'static str,
+    },
     /// The model could not be resolved or read.
     #[error(transparent)]
     Model(#[from] headstart_models::ModelError),

@@ -47,9 +47,19 @@ pub enum Source {
     /// The whole file.
     File,
     /// A member of a tar file: `len` bytes from `offset`.
-    TarMember { offset: u64, len: u64 },
+    TarMember {
+        /// Byte offset of the member's data in the tar file.
+        offset: u64,
+        /// The member's size in bytes.
+        len: u64,
+    },
     /// Row `row` of row group `row_group` of a Parquet file's image column.
-    ParquetRow { row_group: usize, row: usize },
+    ParquetRow {
+        /// Index of the row group in the file.
+        row_group: usize,
+        /// Index of the row within that row group.
+        row: usize,
+    },
 }
 
 /// How to interpret INPUT.
@@ -70,7 +80,9 @@ pub enum InputKind {
 /// The listed images plus the entries that could not be listed (as error rows).
 #[derive(Debug, Default)]
 pub struct Listing {
+    /// The images to extract.
     pub items: Vec<Item>,
+    /// Entries that could not be listed (stage `list`), as error rows.
     pub errors: Vec<ErrorRow>,
     /// Folders (relative, `/`-separated) whose contents could not be listed:
     /// images under them may still exist, so they are not treated as deleted.

@@ -292,11 +292,17 @@ impl ExtractorBuilder {
 /// What a run did, for people (`Display`) and pipelines (`--json`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// The cache directory.
     pub cache: PathBuf,
+    /// The cache's model name.
     pub model: String,
+    /// The cache's model fingerprint.
     pub model_fingerprint: String,
+    /// Feature dimension D.
     pub feature_dim: usize,
+    /// Execution provider that ran the model (e.g. `CPUExecutionProvider`).
     pub execution_provider: String,
+    /// Shard `I/N` of the run, if sharded.
     pub shard: Option<String>,
     /// Images listed (in this shard), with the entries that failed listing:
     /// `extracted + cached + failed`.
@@ -311,12 +317,17 @@ pub struct Summary {
     pub rows_written: usize,
     /// Paths no longer in the input, removed from the cache.
     pub deleted: usize,
+    /// Feature parts written.
     pub parts_written: usize,
+    /// The `errors/<seq>.parquet` listing this run's failures, if any failed.
     pub errors_file: Option<PathBuf>,
+    /// Seconds for the whole run.
     pub wall_seconds: f64,
     /// Busy time summed over decode threads.
     pub decode_seconds: f64,
+    /// Time spent running batches through the model.
     pub inference_seconds: f64,
+    /// Busy time of the writer thread.
     pub write_seconds: f64,
     /// Extracted images per wall-clock second.
     pub images_per_second: f64,

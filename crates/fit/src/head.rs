@@ -97,24 +97,24 @@ pub struct HeadMeta {
 /// Borrowed head weights, for export (e.g. to ONNX).
 #[derive(Debug, Clone, Copy)]
 pub enum HeadWeights<'a> {
-    /// logits = x . w + b, `w` is [dim, K] row-major.
+    /// logits = x . w + b, `w` is `[dim, K]` row-major.
     Linear {
-        /// [dim, K].
+        /// `[dim, K]`.
         w: &'a [f32],
-        /// [K].
+        /// `[K]`.
         b: &'a [f32],
     },
     /// logits = relu(x . w1 + b1) . w2 + b2.
     Mlp {
         /// Hidden units H.
         hidden: usize,
-        /// [dim, H].
+        /// `[dim, H]`.
         w1: &'a [f32],
-        /// [H].
+        /// `[H]`.
         b1: &'a [f32],
-        /// [H, K].
+        /// `[H, K]`.
         w2: &'a [f32],
-        /// [K].
+        /// `[K]`.
         b2: &'a [f32],
     },
 }

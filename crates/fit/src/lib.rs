@@ -2,16 +2,40 @@
 //! MLP, nearest class mean) on cached CNN feature vectors, evaluate them, and
 //! save them as `head.safetensors` + `head.json`.
 //!
-//! ```no_run
+//! ```
+//! use headstart_cache::FeatureTable;
+//! use headstart_fit::{FitParams, Head, fit};
 //! # fn main() -> Result<(), headstart_fit::FitError> {
-//! # let table = headstart_cache::FeatureTable::default();
-//! use headstart_fit::{FitParams, fit};
+//! // Two classes of 3-d features around (1, 0, 0) and (0, 1, 0); every fifth
+//! // image is marked `test`, validation rows are held out by content hash.
+//! let mut table = FeatureTable { dim: 3, ..Default::default() };
+//! for i in 0..40 {
+//!     let (class, x) = if i % 2 == 0 { ("cat", [1.0, 0.0, 0.0]) } else { ("dog", [0.0, 1.0, 0.0]) };
+//!     let wobble = (i as f32 * 0.37).sin() * 0.2;
+//!     table.paths.push(format!("{class}/{i}.png"));
+//!     table.labels.push(Some(class.to_string()));
+//!     table.splits.push((i % 5 == 0).then(|| "test".to_string()));
+//!     table.content_hashes.push(format!("hash-{i}"));
+//!     table.views.push("original".into());
+//!     table.features.extend(x.map(|v| v + wobble));
+//! }
+//!
 //! let params = FitParams::new().c([0.1, 1.0, 10.0]).check()?;
 //! let outcome = fit(&table, &params)?;
 //! print!("{}", outcome.to_text());
-//! outcome.save(std::path::Path::new("head"))?;
+//! let test = outcome.test_metrics.as_ref().expect("rows marked test");
+//! assert_eq!(test.summary.accuracy, 1.0);
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! outcome.save(dir.path())?;
+//! let head = Head::load(dir.path())?;
+//! assert_eq!(head.class_names(), ["cat", "dog"]);
+//! let probs = head.predict_proba(&[0.9, 0.1, 0.0], 1); // one row, K probabilities
+//! assert!(probs[0] > probs[1]);
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 mod adam;
 mod data;

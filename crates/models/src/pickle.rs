@@ -46,33 +46,48 @@ pub type ObjId = usize;
 /// A pickled value: a scalar, an allowed global, or a reference to an [`Object`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// Python `None`.
     None,
+    /// A `bool`.
     Bool(bool),
+    /// An integer that fits in 64 bits.
     Int(i64),
     /// An integer wider than 64 bits, as little-endian two's-complement bytes.
     BigInt(Arc<[u8]>),
+    /// A `float`.
     Float(f64),
+    /// A `str`.
     Str(Arc<str>),
+    /// A `bytes` object.
     Bytes(Arc<[u8]>),
+    /// An allowed global (a class or function, never called).
     Global(Global),
+    /// A container or call in [`Pickle::objects`].
     Obj(ObjId),
 }
 
 /// A container or a recorded (never executed) call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
+    /// A tuple.
     Tuple(Vec<Value>),
+    /// A list.
     List(Vec<Value>),
     /// A dict (or an `OrderedDict()`), items in insertion order; `state` is what
     /// `BUILD` applied to it, if anything.
     Dict {
+        /// Key-value pairs in insertion order.
         items: Vec<(Value, Value)>,
+        /// The `BUILD` state, if any.
         state: Option<Value>,
     },
     /// `REDUCE`: `func(*args)`, recorded but not called.
     Call {
+        /// The global called.
         func: Global,
+        /// Its argument tuple.
         args: Value,
+        /// The `BUILD` state applied to the result, if any.
         state: Option<Value>,
     },
     /// `BINPERSID`: a persistent id (torch uses it for storages).

@@ -29,14 +29,18 @@ const MAX_VIEW_BLOWUP: usize = 4;
 /// A float32 tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Values in row-major order (`shape.iter().product()` of them).
     pub data: Vec<f32>,
 }
 
 /// An int64 tensor, row-major (e.g. BatchNorm's `num_batches_tracked`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LongTensor {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Values in row-major order.
     pub data: Vec<i64>,
 }
 

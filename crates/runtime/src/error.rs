@@ -10,29 +10,48 @@ pub enum RuntimeError {
     #[error(
         "cannot load ONNX Runtime from {path}: {message}\nfix: point --ort-lib (or ORT_DYLIB_PATH) at a libonnxruntime.so of version 1.31 or newer, or unset it and run `headstart runtime install`"
     )]
-    RuntimeLoad { path: PathBuf, message: String },
+    RuntimeLoad {
+        /// The library file.
+        path: PathBuf,
+        /// Why it could not be loaded.
+        message: String,
+    },
     /// No pinned ONNX Runtime wheel exists for this platform.
     #[error(
         "no pinned ONNX Runtime build for {platform}; install onnxruntime yourself and pass --ort-lib PATH (or set ORT_DYLIB_PATH)"
     )]
-    UnsupportedPlatform { platform: String },
+    UnsupportedPlatform {
+        /// The platform, `<os>-<arch>` (with " (GPU build)" for the GPU runtime).
+        platform: String,
+    },
     /// A requested execution provider could not be registered.
     #[error("{provider} is not usable: {message}\nfix: {fix}")]
     Device {
+        /// The execution provider, e.g. `CUDAExecutionProvider`.
         provider: String,
+        /// ONNX Runtime's error, with any GPU libraries that failed to preload.
         message: String,
+        /// What to do about it.
         fix: String,
     },
     /// A parameter is out of range (`name` is the field, e.g. `device`).
     #[error("invalid {name} `{value}`: {message}")]
     Param {
+        /// The parameter, e.g. `device`.
         name: &'static str,
+        /// Its value, as given.
         value: String,
+        /// What is accepted.
         message: String,
     },
     /// An ONNX Runtime call failed.
     #[error("{context}: {message}")]
-    Ort { context: String, message: String },
+    Ort {
+        /// What was being done.
+        context: String,
+        /// ONNX Runtime's error message.
+        message: String,
+    },
     /// Provisioning failed.
     #[error(transparent)]
     Provision(#[from] headstart_provision::ProvisionError),

@@ -48,12 +48,18 @@ pub struct Prediction {
 pub enum Outcome {
     /// Probabilities in the head's class order.
     Done {
+        /// One probability per class, summing to 1.
         probabilities: Vec<f32>,
         /// Whether the features came from a cache.
         cached: bool,
     },
     /// The image could not be classified.
-    Failed { stage: String, message: String },
+    Failed {
+        /// The stage that failed: `list`, `read`, `decode`, `preprocess`, ...
+        stage: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 fn failed(stage: &str, message: impl Into<String>) -> Outcome {

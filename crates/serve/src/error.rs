@@ -18,7 +18,9 @@ pub enum ServeError {
     /// The head could not be loaded or run.
     #[error("loading the head from {dir}: {source}")]
     Head {
+        /// The head directory.
         dir: PathBuf,
+        /// Why it could not be loaded.
         #[source]
         source: headstart_fit::FitError,
     },
@@ -31,15 +33,21 @@ pub enum ServeError {
         .found.name, .found.fingerprint, .head.name, .head.fingerprint
     )]
     CacheModel {
+        /// The cache directory.
         cache: PathBuf,
+        /// The backbone the cache holds features of.
         found: Box<ModelId>,
+        /// The backbone the head was trained on.
         head: Box<ModelId>,
     },
     /// A cache holds features of another size than the head takes.
     #[error("the cache {cache} holds {dim}-d features, but the head takes {head_dim}-d features")]
     CacheDim {
+        /// The cache directory.
         cache: PathBuf,
+        /// The cache's feature dimension.
         dim: usize,
+        /// The head's feature dimension.
         head_dim: usize,
     },
     /// The backbone gives features of another size than the head takes.
@@ -47,9 +55,13 @@ pub enum ServeError {
         "the backbone `{model}` gives {dim}-d features from `{tensor}`, but the head takes {head_dim}-d features"
     )]
     BackboneDim {
+        /// The backbone's name.
         model: String,
+        /// Its feature tensor (a name, or a description when none is known).
         tensor: String,
+        /// The dimension of that tensor.
         dim: usize,
+        /// The head's feature dimension.
         head_dim: usize,
     },
     /// The head records no built-in backbone and none was given.
@@ -61,28 +73,38 @@ pub enum ServeError {
         .head.name, .head.fingerprint, .found.name, .found.fingerprint
     )]
     WrongBackbone {
+        /// The backbone the head was trained on.
         head: Box<ModelId>,
+        /// The backbone resolved from `spec`.
         found: Box<ModelId>,
+        /// The model as given (built-in name or path).
         spec: String,
     },
     /// A manifest given as input could not be read.
     #[error("reading the manifest {path}: {source}")]
     Manifest {
+        /// The manifest file.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: Box<headstart_extract::ExtractError>,
     },
     /// A parameter is out of range (`name` is the field, e.g. `batch_size`).
     #[error("invalid {name} `{value}`: {message}")]
     Param {
+        /// The parameter, e.g. `batch_size`.
         name: &'static str,
+        /// Its value, as given.
         value: String,
+        /// What is accepted.
         message: String,
     },
     /// Fusing the head with a backbone failed.
     #[error("fusing the head with {model}: {source}")]
     Fuse {
+        /// The backbone's name.
         model: String,
+        /// Why fusing failed.
         #[source]
         source: headstart_onnx::OnnxError,
     },
@@ -104,7 +126,9 @@ pub enum ServeError {
     /// A file could not be written.
     #[error("writing {path}: {source}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },

@@ -8,18 +8,60 @@
 //!   as one ONNX classifier; [`metadata`] is the contract such a model carries.
 //! - [`Record`] is one output row, written as a table, CSV, JSON or Parquet.
 //!
-//! ```no_run
+//! Extract features of generated images with the pure-Rust
+//! [`TestModel`](headstart_extract::testing::TestModel), fit a head, then
+//! classify and export it:
+//!
+//! ```
+//! use headstart_extract::{Extractor, NoProgress, testing::TestModel};
+//! use headstart_fit::{FitParams, fit};
+//! use headstart_serve::export::{ExportInput, export};
 //! use headstart_serve::{Classifier, Record};
-//! use headstart_extract::{NoProgress, testing::TestModel};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A head fitted on TestModel features (see headstart-fit).
-//! let mut classifier = Classifier::open("head".as_ref(), |_| Ok(Box::new(TestModel::new(16, 4))))?;
-//! let predictions = classifier.predict(&["photos".into()], 32, &NoProgress)?;
+//! let dir = tempfile::tempdir()?;
+//! let images = dir.path().join("images");
+//! // Reddish and bluish 8x8 squares with a faint pattern of their own, in
+//! // train/ and test/ class folders.
+//! for (split, images_in) in [("train", 0..12), ("test", 12..15)] {
+//!     for (class, rgb) in [("red", [220, 40, 40]), ("blue", [40, 40, 220])] {
+//!         let folder = images.join(split).join(class);
+//!         std::fs::create_dir_all(&folder)?;
+//!         for i in images_in.clone() {
+//!             let square = image::RgbImage::from_fn(8, 8, |x, y| {
+//!                 image::Rgb(rgb.map(|v: u8| v - ((x * 7 + y * 13 + i * 5) % 32) as u8))
+//!             });
+//!             square.save(folder.join(format!("{i}.png")))?;
+//!         }
+//!     }
+//! }
+//! let cache = dir.path().join("cache");
+//! Extractor::builder(&images, &cache).build()?.run(&mut TestModel::new(16, 4), &NoProgress)?;
+//!
+//! let table = headstart_cache::read_features(std::slice::from_ref(&cache))?;
+//! let outcome = fit(&table, &FitParams::new().check()?)?;
+//! assert_eq!(outcome.test_metrics.as_ref().map(|m| m.summary.accuracy), Some(1.0));
+//! let head_dir = dir.path().join("head");
+//! outcome.save(&head_dir)?;
+//!
+//! // Features of cached images come from the cache; the backbone opens for the others.
+//! let new = dir.path().join("new.png");
+//! image::RgbImage::from_pixel(8, 8, image::Rgb([30, 30, 200])).save(&new)?;
+//! let mut classifier = Classifier::open(&head_dir, |_| Ok(Box::new(TestModel::new(16, 4))))?
+//!     .with_caches(std::slice::from_ref(&cache))?;
+//! let predictions = classifier.predict(&[images.join("test/red/12.png"), new], 32, &NoProgress)?;
 //! let classes = classifier.head().class_names();
-//! let rows: Vec<Record> = predictions.iter().map(|p| Record::new(p, classes, 3)).collect();
+//! let rows: Vec<Record> = predictions.iter().map(|p| Record::new(p, classes, 2)).collect();
+//! assert_eq!((rows[0].predictions[0].label.as_str(), rows[0].source), ("red", Some("cache")));
+//! assert_eq!((rows[1].predictions[0].label.as_str(), rows[1].source), ("blue", Some("model")));
 //! print!("{}", headstart_serve::records::table(&rows));
+//!
+//! // The head alone as ONNX: features [N, 4] in, probabilities and label out.
+//! let exported = export(&outcome.head, None, ExportInput::Features)?;
+//! assert_eq!(exported.model.graph.input[0].name, "features");
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod classify;
 mod error;
