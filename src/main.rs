@@ -1,5 +1,13 @@
 //! `headstart`: transfer learning on images. A thin CLI over the crates in `crates/`.
 
+// The clap help texts in cli.rs are doc comments written for `--help`
+// (`cuda[:ID]`, `<class>`, URLs), not rustdoc markup.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
+
 mod cli;
 mod cmd;
 mod progress;

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use arrow_array::cast::AsArray;
 use headstart_cache::{Cache, read_features};
 use headstart_extract::decode::decode_rgb8;
 use headstart_extract::pipeline::content_hash;
@@ -512,22 +511,10 @@ fn write_battery(root: &Path) -> Battery {
 
 /// (path, stage, message) rows of an errors Parquet file.
 fn error_rows(path: &Path) -> Vec<(String, String, String)> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        File::open(path).unwrap(),
-    )
-    .unwrap()
-    .build()
-    .unwrap();
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let col = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();
-        let (p, s, m) = (col("path"), col("stage"), col("message"));
-        for i in 0..batch.num_rows() {
-            out.push((p.value(i).into(), s.value(i).into(), m.value(i).into()));
-        }
-    }
-    out
+    let rows = headstart_cache::read_errors(path).expect("errors file");
+    rows.into_iter()
+        .map(|r| (r.path, r.stage, r.message))
+        .collect()
 }
 
 /// A folder of good images plus every kind of bad file: the run completes with

@@ -69,7 +69,7 @@ pub use error::CacheError;
 pub use lock::{CacheLock, LockKind};
 pub use read::{CompactStats, LiveIndex, class_label_names, column_utf8, read_features, to_utf8};
 pub use table::FeatureTable;
-pub use write::{ErrorRow, PartWriter, Row};
+pub use write::{ErrorRow, PartWriter, Row, read_errors};
 
 use std::path::{Path, PathBuf};
 

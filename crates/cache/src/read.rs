@@ -944,7 +944,7 @@ impl Cache {
 }
 
 /// Age after which a writer's temporary file counts as abandoned.
-pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub(crate) const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 #[cfg(test)]
 mod tests {

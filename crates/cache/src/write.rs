@@ -46,6 +46,37 @@ pub struct ErrorRow {
     pub message: String,
 }
 
+/// Reads an errors file written by [`Cache::write_errors`] (`errors/<seq>.parquet`).
+pub fn read_errors(path: &Path) -> Result<Vec<ErrorRow>, CacheError> {
+    let format = |message: String| CacheError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = File::open(path).map_err(CacheError::io(path))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| format(e.to_string()))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format(e.to_string()))?;
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| crate::to_utf8(c.as_ref()))
+                .ok_or_else(|| format(format!("no string column `{name}`")))
+        };
+        let (p, s, m) = (col("path")?, col("stage")?, col("message")?);
+        for i in 0..batch.num_rows() {
+            rows.push(ErrorRow {
+                path: p.value(i).to_string(),
+                stage: s.value(i).to_string(),
+                message: m.value(i).to_string(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// Manifest written next to each part.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PartManifest {

@@ -23,32 +23,15 @@ fn fixtures() -> PathBuf {
 /// The fixture every other one must equal: pyarrow, zstd, Arrow schema stored.
 const REFERENCE: &str = "pyarrow_zstd.parquet";
 
-/// Fixtures that hold exactly the reference rows, by writer and codec.
-const SAME_ROWS: &[&str] = &[
-    "pyarrow_none.parquet",
-    "pyarrow_none_noschema.parquet",
-    "pyarrow_snappy.parquet",
-    "pyarrow_snappy_noschema.parquet",
-    "pyarrow_gzip.parquet",
-    "pyarrow_gzip_noschema.parquet",
-    "pyarrow_lz4_raw.parquet",
-    "pyarrow_lz4_raw_noschema.parquet",
-    "pyarrow_brotli.parquet",
-    "pyarrow_brotli_noschema.parquet",
-    "pyarrow_zstd.parquet",
-    "pyarrow_zstd_noschema.parquet",
-    "pandas_default.parquet",
-    "pandas_category.parquet",
-    "polars_default.parquet",
-    "duckdb_default.parquet",
-    "duckdb_array.parquet",
-    "pyarrow_float64.parquet",
-    "pyarrow_large_list.parquet",
-    "pyarrow_fixed_size_list.parquet",
-    "pyarrow_dictionary.parquet",
-    "pyarrow_dictionary_noschema.parquet",
-    "hf_classlabel.parquet",
-];
+/// Fixtures that hold exactly the reference rows, by writer and codec
+/// (tests/data/parquet/same_rows.txt, shared with the end-to-end tests).
+fn same_rows() -> Vec<String> {
+    let text = std::fs::read_to_string(fixtures().join("same_rows.txt")).expect("same_rows.txt");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
 
 fn read(path: &Path) -> FeatureTable {
     read_features(&[path.to_path_buf()]).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -116,7 +99,7 @@ fn the_reference_holds_the_rows_of_the_script() {
 fn every_writer_and_codec_reads_as_the_reference() {
     let want = reference();
     let mut seen = BTreeSet::new();
-    for name in SAME_ROWS {
+    for name in &same_rows() {
         let path = fixtures().join(name);
         assert_same(name, &read(&path), &want);
         seen.extend(codecs(&path));

@@ -47,7 +47,7 @@ impl std::str::FromStr for LabelFrom {
             None if s == "txt" => Ok(LabelFrom::Txt),
             Some(("json", field)) if !field.is_empty() => Ok(LabelFrom::Json(field.into())),
             _ => Err(ExtractError::Param {
-                name: "--label-from",
+                name: "label_from",
                 value: s.to_string(),
                 message: "use cls, txt or json:FIELD".into(),
             }),

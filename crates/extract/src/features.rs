@@ -19,6 +19,10 @@ pub trait FeatureModel: Send {
     fn preprocess(&self) -> &Preprocess;
     /// The feature dimension, when known without running the model.
     fn dim(&self) -> Option<usize>;
+    /// The output the features come from (a graph tensor's name), for messages.
+    fn feature_tensor(&self) -> &str {
+        "features"
+    }
     /// Where the model runs (e.g. `CPUExecutionProvider`), recorded per cache part.
     fn provider(&self) -> &str;
     /// The runtime's version, recorded per cache part.
@@ -44,6 +48,7 @@ pub struct OrtFeatures {
     name: String,
     fingerprint: String,
     dim: Option<usize>,
+    tensor: String,
     version: String,
 }
 
@@ -59,6 +64,7 @@ impl OrtFeatures {
             name: model.name.clone(),
             fingerprint: model.fingerprint.clone(),
             dim: model.feature_dim,
+            tensor: model.feature_tensor.clone(),
             version: rt.version.clone(),
         })
     }
@@ -76,6 +82,9 @@ impl FeatureModel for OrtFeatures {
     }
     fn dim(&self) -> Option<usize> {
         self.dim
+    }
+    fn feature_tensor(&self) -> &str {
+        &self.tensor
     }
     fn provider(&self) -> &str {
         self.net.provider()

@@ -262,22 +262,10 @@ fn nan_features_fail_that_image_and_retire_its_old_rows() {
 
 /// (path, stage, message) rows of an errors file.
 fn read_errors(path: &Path) -> Vec<(String, String, String)> {
-    use arrow_array::cast::AsArray;
-    let file = std::fs::File::open(path).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let col = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();
-        let (p, s, m) = (col("path"), col("stage"), col("message"));
-        for i in 0..batch.num_rows() {
-            out.push((p.value(i).into(), s.value(i).into(), m.value(i).into()));
-        }
-    }
-    out
+    let rows = headstart_cache::read_errors(path).expect("errors file");
+    rows.into_iter()
+        .map(|r| (r.path, r.stage, r.message))
+        .collect()
 }
 
 /// Bad files get error rows and the rest is extracted; `strict` stops at the

@@ -28,7 +28,7 @@ impl std::str::FromStr for Device {
     /// `cpu`, `cuda`, `cuda:1`, `tensorrt`, `tensorrt:0`.
     fn from_str(s: &str) -> Result<Device, RuntimeError> {
         let bad = |message: String| RuntimeError::Param {
-            name: "--device",
+            name: "device",
             value: s.to_string(),
             message,
         };
@@ -738,7 +738,7 @@ mod tests {
         assert!("cuda:-1".parse::<Device>().is_err());
         let e = "tpu".parse::<Device>().unwrap_err().to_string();
         assert!(
-            e.contains("invalid --device `tpu`") && e.contains("cuda[:ID]"),
+            e.contains("invalid device `tpu`") && e.contains("cuda[:ID]"),
             "{e}"
         );
     }

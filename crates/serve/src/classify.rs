@@ -105,13 +105,7 @@ impl<'a> Classifier<'a> {
                         name: info.model_name.clone(),
                         fingerprint: info.model_fingerprint.clone(),
                     }),
-                    head: Box::new(ModelId {
-                        name: meta
-                            .model_name
-                            .clone()
-                            .unwrap_or_else(|| "an unnamed model".into()),
-                        fingerprint: fp.to_string(),
-                    }),
+                    head: ModelId::trained_on(&self.head, fp),
                 });
             }
             if info.feature_dim != self.head.dim() {
@@ -253,7 +247,7 @@ impl<'a> Classifier<'a> {
                 if dim != head_dim {
                     return Err(ServeError::BackboneDim {
                         model: net.name().to_string(),
-                        tensor: "its feature output".into(),
+                        tensor: net.feature_tensor().to_string(),
                         dim,
                         head_dim,
                     });

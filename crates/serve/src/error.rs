@@ -11,6 +11,20 @@ pub struct ModelId {
     pub fingerprint: String,
 }
 
+impl ModelId {
+    /// The backbone `head` was trained on, with its recorded `fingerprint`.
+    pub(crate) fn trained_on(head: &headstart_fit::Head, fingerprint: &str) -> Box<ModelId> {
+        Box::new(ModelId {
+            name: head
+                .meta()
+                .model_name
+                .clone()
+                .unwrap_or_else(|| "an unnamed model".into()),
+            fingerprint: fingerprint.to_string(),
+        })
+    }
+}
+
 /// Errors while classifying with or exporting a head; each names the head,
 /// cache, model or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -123,15 +137,6 @@ pub enum ServeError {
     /// Predictions could not be encoded as Parquet.
     #[error("encoding predictions as Parquet: {0}")]
     Parquet(String),
-    /// A file could not be written.
-    #[error("writing {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl From<headstart_extract::ExtractError> for ServeError {

@@ -220,13 +220,7 @@ pub fn check_backbone(head: &Head, rb: &ResolvedBackbone, spec: &str) -> Result<
         && fp != rb.fingerprint
     {
         return Err(ServeError::WrongBackbone {
-            head: Box::new(ModelId {
-                name: meta
-                    .model_name
-                    .clone()
-                    .unwrap_or_else(|| "an unnamed model".into()),
-                fingerprint: fp.to_string(),
-            }),
+            head: ModelId::trained_on(head, fp),
             found: Box::new(ModelId {
                 name: rb.name.clone(),
                 fingerprint: rb.fingerprint.clone(),
