@@ -647,24 +647,15 @@ fn predict_with_cached_features_equals_recomputation() {
     );
 }
 
-/// The same checks through Python's onnxruntime (and `onnx.checker` with
-/// `full_check`), when the interpreter has them; skipped with a note otherwise.
+/// The same checks through Python's onnxruntime (the version headstart
+/// provisions) and `onnx.checker` with `full_check`, in a venv the test makes
+/// (or `HEADSTART_TEST_PYTHON`).
 #[test]
 #[ignore = "slow tier: `just test-all`"]
-fn python_onnxruntime_agrees_when_available() {
-    let python = std::env::var("HEADSTART_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has = |module: &str| {
-        Command::new(&python)
-            .args(["-c", &format!("import {module}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !has("onnxruntime") || !has("numpy") {
-        eprintln!(
-            "note: `{python}` cannot import onnxruntime and numpy; the Python check was skipped (set HEADSTART_TEST_PYTHON to an interpreter that has them)"
-        );
-        return;
-    }
+fn python_onnxruntime_agrees() {
+    let ort = format!("onnxruntime=={}", headstart_runtime::ORT_VERSION);
+    let python = common::python_with(&[&ort, "numpy", "onnx"]);
+    let python = python.to_str().expect("utf-8 path");
     let f = fixture();
     let pre = preprocess(&f.cache);
     let head = Head::load(f.head("softmax")).unwrap();

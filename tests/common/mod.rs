@@ -147,3 +147,40 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A Python interpreter with `packages` (pip requirement strings) installed: the
+/// one in `HEADSTART_TEST_PYTHON` when set, else a venv made once under the target
+/// directory (`target/tmp/py-venv`), locked against other test processes.
+pub fn python_with(packages: &[&str]) -> PathBuf {
+    if let Ok(p) = std::env::var("HEADSTART_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
+    let python = venv.join("bin/python");
+    let lock = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
+    lock.lock().expect("lock the venv");
+    let done = venv.join(format!(
+        "installed-{}",
+        packages.join("+").replace(['/', '='], "_")
+    ));
+    if !done.exists() {
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("run python");
+            assert!(out.status.success(), "{cmd:?} failed:\n{}", describe(&out));
+        };
+        if !python.exists() {
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        }
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(packages));
+        std::fs::write(&done, b"").expect("venv marker");
+    }
+    python
+}

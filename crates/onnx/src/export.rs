@@ -1255,12 +1255,16 @@ mod tests {
     /// Writes fused test models for an external check
     /// (`onnx.checker.check_model(full_check=True)` and onnxruntime).
     /// Run: `HEADSTART_EXPORT_DIR=DIR cargo test -p headstart-onnx -- --ignored write_fused`.
+    /// Without HEADSTART_EXPORT_DIR the files go to a temporary folder and are read back.
     #[test]
-    #[ignore = "writes files for an external onnx/onnxruntime check"]
     fn write_fused_models() {
-        let Ok(dir) = std::env::var("HEADSTART_EXPORT_DIR") else {
-            panic!("set HEADSTART_EXPORT_DIR");
-        };
+        let keep = std::env::var("HEADSTART_EXPORT_DIR").ok();
+        let tmp = std::env::temp_dir().join(format!(
+            "headstart-write_fused_models-{}",
+            std::process::id()
+        ));
+        let dir = keep.clone().unwrap_or_else(|| tmp.display().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
         let s = spec(
             Normalization::Standard {
                 mean: vec![0.1; 16],
@@ -1341,5 +1345,16 @@ mod tests {
         std::fs::write(Path::new(&dir).join("opset18_l2.onnx"), bytes).unwrap();
         let bytes = encode_model(&head_model(&l2).unwrap()).unwrap();
         std::fs::write(Path::new(&dir).join("head_l2.onnx"), bytes).unwrap();
+        let mut written = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            crate::decode_model(&bytes, &path).unwrap_or_else(|e| panic!("{e}"));
+            written += 1;
+        }
+        assert!(written > 0, "nothing written to {dir}");
+        if keep.is_none() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
     }
 }

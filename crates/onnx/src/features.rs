@@ -1322,12 +1322,16 @@ mod tests {
     /// Writes the test models with their feature tensor exposed, for
     /// `scripts/make_test_models.py --verify-exposed DIR` (onnxruntime check).
     /// Run: `HEADSTART_EXPOSED_DIR=DIR cargo test -p headstart-onnx -- --ignored`.
+    /// Without HEADSTART_EXPOSED_DIR the files go to a temporary folder and are read back.
     #[test]
-    #[ignore = "writes files for an external onnxruntime check"]
     fn write_exposed_models() {
-        let Ok(dir) = std::env::var("HEADSTART_EXPOSED_DIR") else {
-            panic!("set HEADSTART_EXPOSED_DIR");
-        };
+        let keep = std::env::var("HEADSTART_EXPOSED_DIR").ok();
+        let tmp = std::env::temp_dir().join(format!(
+            "headstart-write_exposed_models-{}",
+            std::process::id()
+        ));
+        let dir = keep.clone().unwrap_or_else(|| tmp.display().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
         for file in [
             "a_torchvision.onnx",
             "b_fixed_batch.onnx",
@@ -1343,6 +1347,17 @@ mod tests {
             expose_output(&mut m, &f.name, f.dim).unwrap_or_else(|e| panic!("{e}"));
             let bytes = encode_model(&m).unwrap_or_else(|e| panic!("{e}"));
             std::fs::write(Path::new(&dir).join(file), bytes).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut written = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            crate::decode_model(&bytes, &path).unwrap_or_else(|e| panic!("{e}"));
+            written += 1;
+        }
+        assert!(written > 0, "nothing written to {dir}");
+        if keep.is_none() {
+            let _ = std::fs::remove_dir_all(&tmp);
         }
     }
 }
