@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", term::escape(&cmd::message(&e)));
+            if let Some(fix) = cmd::hint::fix(&e) {
+                eprintln!("fix: {}", term::escape(&fix));
+            }
             ExitCode::from(cmd::exit_status(&e))
         }
     }

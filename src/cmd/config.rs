@@ -1,11 +1,11 @@
 //! Flags to library configuration, shared by the commands that open a backbone.
 
 use anyhow::Result;
-use headstart_extract::{FeatureModel, OrtFeatures, Shard};
+use headstart_extract::{ExtractError, FeatureModel, OrtFeatures, Shard};
 use headstart_fit::Head;
 use headstart_models::preprocess::{Filter, Layout};
 use headstart_models::{FeatureSel, PreprocessOverrides, ResolvedBackbone};
-use headstart_runtime::{Device, SessionConfig};
+use headstart_runtime::{Device, Runtime, SessionConfig};
 use headstart_serve::ServeError;
 
 use super::Ctx;
@@ -63,7 +63,22 @@ pub fn open_for_head(
     let rt = ctx
         .runtime_for(cfg.device)
         .map_err(headstart_extract::ExtractError::from)?;
-    Ok(Box::new(OrtFeatures::open(rt, &rb, cfg)?))
+    Ok(Box::new(open_features(rt, &rb, cfg)?))
+}
+
+/// Opens `model` in an ONNX Runtime session, saying so on stderr (with
+/// `--quiet` too) when the device fell back to CPU.
+pub fn open_features(
+    rt: &Runtime,
+    model: &ResolvedBackbone,
+    cfg: &SessionConfig,
+) -> Result<OrtFeatures, ExtractError> {
+    let net = OrtFeatures::open(rt, model, cfg)?;
+    if let Some((provider, why)) = net.cpu_fallback() {
+        let line = format!("{provider} unavailable ({why}); running on CPU (--allow-cpu-fallback)");
+        eprintln!("headstart: {}", crate::term::escape_lines(&line));
+    }
+    Ok(net)
 }
 
 /// Session settings from `--device` and friends; the TensorRT engine cache lives in the headstart cache.

@@ -102,7 +102,10 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
             }
             Err(e) => {
                 println!("runtime:        cannot load {} ({how})", path.display());
-                problems.push(e.to_string());
+                problems.push(match super::hint::fix_of(&e) {
+                    Some(fix) => format!("{e}\nfix: {fix}"),
+                    None => e.to_string(),
+                });
             }
         }
     }

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use headstart_extract::{Extractor, OrtFeatures, View};
+use headstart_extract::{Extractor, View};
 
 use super::Ctx;
-use super::config::{resolve_model, session_config, shard};
+use super::config::{open_features, resolve_model, session_config, shard};
 use crate::cli::ExtractArgs;
 use crate::progress::Bar;
 
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
     let session = session_config(ctx, &a.device)?;
     let rt = ctx.runtime_for(session.device)?;
     let model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
-    let mut net = OrtFeatures::open(rt, &model, &session)?;
+    let mut net = open_features(rt, &model, &session)?;
     let bar = Bar::new(ctx.quiet);
     let summary = extractor.run(&mut net, &bar)?;
     bar.finish();

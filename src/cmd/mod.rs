@@ -7,6 +7,7 @@ mod doctor;
 mod export;
 mod extract;
 mod fit;
+pub mod hint;
 mod models;
 mod predict;
 mod runtime;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use headstart_provision::Home;
-use headstart_runtime::{Device, Runtime, RuntimeError};
+use headstart_runtime::{Device, LibSource, Runtime, RuntimeError};
 
 use crate::cli::{Cli, Command, Global, RuntimeCommand};
 
@@ -98,11 +99,31 @@ fn param_error<'a>(
     }
 }
 
+/// The flag of a library's field: `batch_size` is `--batch-size`.
+fn flag(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
+}
+
 /// The message for a failed command: a library's parameter error names the
-/// flag (`batch_size` is `--batch-size`); the rest is the error and its causes.
+/// flag (`batch_size` is `--batch-size`), and so does an unsupported
+/// combination of fit parameters; the rest is the error and its causes.
 pub fn message(e: &anyhow::Error) -> String {
     if let Some((name, value, message)) = e.chain().find_map(param_error) {
-        return format!("invalid --{} `{value}`: {message}", name.replace('_', "-"));
+        return format!("invalid {} `{value}`: {message}", flag(name));
+    }
+    let unsupported = |c: &(dyn std::error::Error + 'static)| match c.downcast_ref() {
+        Some(headstart_fit::FitError::Unsupported {
+            params: [(a, x), (b, y)],
+            reason,
+        }) => Some(format!(
+            "unsupported: {} {x} with {} {y} ({reason})",
+            flag(a),
+            flag(b)
+        )),
+        _ => None,
+    };
+    if let Some(m) = e.chain().find_map(unsupported) {
+        return m;
     }
     // Each cause once: library errors already quote their source (`path: io
     // error`), so a cause that the message so far contains is not repeated.
@@ -131,7 +152,7 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
                 Some(
                     FitError::InvalidParam { .. }
                         | FitError::Parse { .. }
-                        | FitError::Unsupported(_)
+                        | FitError::Unsupported { .. }
                 )
             )
     });
@@ -182,12 +203,23 @@ impl Ctx {
     }
 
     /// Like [`Ctx::runtime`], for sessions on `device`: a GPU device loads the GPU build
-    /// from the cache (`runtime install --gpu`) when it is there and `--ort-lib` is not given.
+    /// from the cache (`runtime install --gpu`) when it is there and `--ort-lib` is not given,
+    /// and says which build it loads.
     pub fn runtime_for(&self, device: Device) -> Result<&'static Runtime, RuntimeError> {
         let gpu = !matches!(device, Device::Cpu);
         let lib = headstart_runtime::locate_for(&self.home, self.ort_lib.as_deref(), gpu, &|m| {
             self.log(m)
         })?;
+        match lib.source {
+            LibSource::GpuCache => self.log(&format!(
+                "using the GPU build of ONNX Runtime at {} (--ort-lib overrides)",
+                lib.path.display()
+            )),
+            LibSource::Cache | LibSource::Installed if gpu => self.log(
+                "no GPU build of ONNX Runtime in the cache (`headstart runtime install --gpu` installs it); loading the CPU build",
+            ),
+            _ => {}
+        }
         headstart_runtime::init(&lib.path)
     }
 }
@@ -241,5 +273,40 @@ mod tests {
             (message(&e).as_str(), exit_status(&e)),
             ("disk full", EXIT_ERROR)
         );
+    }
+
+    /// Library errors say what is wrong; the fix line names the flags, also for
+    /// an error inside another library's (transparent) wrapper variant.
+    #[test]
+    fn library_errors_get_the_cli_fix() {
+        use headstart_fit::{ClassWeight, FitParams, Solver};
+        let e = anyhow::Error::from(headstart_cache::CacheError::NotACache { path: "c".into() });
+        assert_eq!(message(&e), "c: not a headstart cache (no cache.json)");
+        assert_eq!(
+            hint::fix(&e).as_deref(),
+            Some("create it with `headstart extract INPUT --out c`")
+        );
+        let e = headstart_extract::ExtractError::DifferentInput {
+            cache: "c".into(),
+            input: "i".into(),
+            live: 1,
+        };
+        let e = anyhow::Error::from(headstart_serve::ServeError::from(e)).context("extracting");
+        assert_eq!(
+            hint::fix(&e).as_deref(),
+            Some("use another --out directory, or pass --prune to replace them")
+        );
+        let e = FitParams::new()
+            .solver(Solver::Linfa)
+            .class_weight(ClassWeight::Balanced)
+            .check()
+            .unwrap_err();
+        let e = anyhow::Error::from(e);
+        assert_eq!(
+            message(&e),
+            "unsupported: --class-weight balanced with --solver linfa (linfa-logistic has no sample weights)"
+        );
+        assert_eq!(exit_status(&e), EXIT_USAGE);
+        assert_eq!(hint::fix(&anyhow::anyhow!("disk full")), None);
     }
 }

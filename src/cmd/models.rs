@@ -34,7 +34,15 @@ pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", path.display()))?
                 .len();
             let proto = headstart_onnx::load_model(&path)?;
-            let summary = headstart_onnx::inspect::summarize(&proto, size);
+            let mut summary = headstart_onnx::inspect::summarize(&proto, size);
+            // The library says why there is no feature tensor; the fix names the flag.
+            if let (Err(why), Err(e)) = (
+                &mut summary.features,
+                headstart_onnx::features::find_penultimate(&proto),
+            ) && let Some(fix) = super::hint::fix_of(&e)
+            {
+                *why = format!("{why}; {fix}");
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {

@@ -14,10 +14,8 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
-    /// The directory has no `cache.json`.
-    #[error(
-        "{path}: not a headstart cache (no cache.json); create it with `headstart extract INPUT --out {path}`"
-    )]
+    /// The directory has no `cache.json`: extracting images into it creates one.
+    #[error("{path}: not a headstart cache (no cache.json)")]
     NotACache {
         /// The directory given as a cache.
         path: PathBuf,
@@ -41,9 +39,10 @@ pub enum CacheError {
         /// The cache directory it belongs to.
         cache: PathBuf,
     },
-    /// The cache was made with another model or preprocessing.
+    /// The cache was made with another model or preprocessing: a run with
+    /// this model needs another cache directory.
     #[error(
-        "{dir} holds features of {cached}, but this run uses {requested}; use another --out directory (one cache per model and preprocessing)"
+        "{dir} holds features of {cached}, but this run uses {requested} (one cache per model and preprocessing)"
     )]
     Mismatch {
         /// The cache directory.
@@ -75,7 +74,7 @@ pub enum CacheError {
     },
     /// A part or tombstone cannot be read: the cache is damaged.
     #[error(
-        "{path}: {message}\nfix: this part of the cache is damaged; move it out of the parts folder (e.g. `mkdir -p {cache}/quarantine && mv {path} {cache}/quarantine/`), then rerun `headstart extract` to re-extract the images it held"
+        "{path}: {message}\nfix: this part of the cache is damaged; move it out of the parts folder (e.g. `mkdir -p {cache}/quarantine && mv {path} {cache}/quarantine/`), then extract the input again, which re-extracts the images it held"
     )]
     Damaged {
         /// The damaged part or tombstone.

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::input::{IMAGE_EXTENSIONS, InputKind};
+
 /// Errors of the extract stage; each names the file, model or setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -13,6 +15,14 @@ pub enum ExtractError {
         /// What is wrong with it.
         message: String,
     },
+    /// The input holds no images to extract.
+    #[error("{path}: {}", no_images(.kind))]
+    NoImages {
+        /// The input (folder, manifest, tar or Parquet file).
+        path: PathBuf,
+        /// How it was read.
+        kind: InputKind,
+    },
     /// A parameter is out of range.
     #[error("invalid {name} `{value}`: {message}")]
     Param {
@@ -23,7 +33,8 @@ pub enum ExtractError {
         /// What is accepted.
         message: String,
     },
-    /// The array job's environment names no valid shard.
+    /// The array job's environment names no valid shard (a shard chosen
+    /// explicitly is not read from the environment).
     #[error("{message}")]
     ShardEnv {
         /// Which variables were read and what is wrong with them.
@@ -40,9 +51,10 @@ pub enum ExtractError {
     /// The cache could not be read or written.
     #[error(transparent)]
     Cache(#[from] headstart_cache::CacheError),
-    /// None of the cache's images are in this input: extracting it would remove them all.
+    /// None of the cache's images are in this input: extracting it would remove
+    /// them all. Another cache directory, or pruning, is what the caller can choose.
     #[error(
-        "{cache} holds features of {live} image(s), none of which are in {input}: is this another dataset? Extracting it here would remove them from the cache.\nfix: use another --out directory, or pass --prune to replace them"
+        "{cache} holds features of {live} image(s), none of which are in {input}: is this another dataset? Extracting it here would remove them from the cache."
     )]
     DifferentInput {
         /// The cache directory.
@@ -96,8 +108,8 @@ pub enum ExtractError {
         /// What went wrong.
         message: String,
     },
-    /// `--strict`: the first failing file stops the run.
-    #[error("{path}: {stage} failed: {message} (--strict stops at the first failure)")]
+    /// Strict mode: the first failing file stops the run.
+    #[error("{path}: {stage} failed: {message} (strict mode stops at the first failure)")]
     Strict {
         /// The failing image's path relative to the input.
         path: String,
@@ -118,4 +130,21 @@ pub enum ExtractError {
     /// The model could not be resolved or read.
     #[error(transparent)]
     Model(#[from] headstart_models::ModelError),
+}
+
+/// Why an input of `kind` gave no images.
+fn no_images(kind: &InputKind) -> String {
+    match kind {
+        InputKind::ClassFolders => format!(
+            "no images found (extensions: {}); class folders look like INPUT/<class>/image.jpg",
+            IMAGE_EXTENSIONS.join(", ")
+        ),
+        InputKind::Unlabeled => format!(
+            "no images found (extensions: {})",
+            IMAGE_EXTENSIONS.join(", ")
+        ),
+        InputKind::Manifest => "the manifest lists no images".into(),
+        InputKind::Tar => "no tar shards, or no samples in them".into(),
+        InputKind::ImageParquet => "no Parquet files, or no rows in them".into(),
+    }
 }

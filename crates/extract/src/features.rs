@@ -68,6 +68,12 @@ impl OrtFeatures {
             version: rt.version.clone(),
         })
     }
+
+    /// When the session runs on CPU because the requested provider did not
+    /// register: that provider and why (see [`Backbone::cpu_fallback`]).
+    pub fn cpu_fallback(&self) -> Option<(&str, &str)> {
+        self.net.cpu_fallback()
+    }
 }
 
 impl FeatureModel for OrtFeatures {

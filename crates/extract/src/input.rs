@@ -197,18 +197,9 @@ pub fn list_with(
     }
     listing.items.dedup_by(|a, b| a.rel == b.rel);
     if listing.items.is_empty() && listing.errors.is_empty() {
-        let exts = IMAGE_EXTENSIONS.join(", ");
-        return Err(ExtractError::Input {
+        return Err(ExtractError::NoImages {
             path: input.to_path_buf(),
-            message: match kind {
-                InputKind::ClassFolders => format!(
-                    "no images found (extensions: {exts}); class folders look like INPUT/<class>/image.jpg, or pass --unlabeled"
-                ),
-                InputKind::Unlabeled => format!("no images found (extensions: {exts})"),
-                InputKind::Manifest => "the manifest lists no images".into(),
-                InputKind::Tar => "no tar shards, or no samples in them".into(),
-                InputKind::ImageParquet => "no Parquet files, or no rows in them".into(),
-            },
+            kind,
         });
     }
     Ok(listing)
@@ -291,7 +282,7 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
                     out.errors.push(ErrorRow {
                         path: rel.clone(),
                         stage: "list".into(),
-                        message: "image at the top level has no class folder; move it into INPUT/<class>/ or pass --unlabeled".into(),
+                        message: "image at the top level has no class folder; move it into INPUT/<class>/, or list the input as unlabeled".into(),
                     });
                     continue;
                 }

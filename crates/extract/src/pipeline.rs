@@ -137,7 +137,7 @@ impl Shard {
         };
         if let Some(i) = num("JOB_COMPLETION_INDEX")? {
             let n = num("HEADSTART_SHARD_COUNT")?.ok_or_else(|| bad(
-                "JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: set HEADSTART_SHARD_COUNT to the Job's completions, or pass --shard I/N".into(),
+                "JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: set HEADSTART_SHARD_COUNT to the Job's completions".into(),
             ))?;
             return pair(i, n, "JOB_COMPLETION_INDEX/HEADSTART_SHARD_COUNT");
         }

@@ -13,9 +13,15 @@ pub enum FitError {
         /// What is wrong with the value.
         reason: String,
     },
-    /// A combination of options this crate does not support.
-    #[error("unsupported: {0}")]
-    Unsupported(String),
+    /// A combination of parameters this crate does not support.
+    #[error("unsupported: {} `{}` with {} `{}` ({reason})", .params[0].0, .params[0].1, .params[1].0, .params[1].1)]
+    Unsupported {
+        /// The two parameters that do not go together, as (field, value),
+        /// e.g. `("solver", "linfa")`.
+        params: [(&'static str, &'static str); 2],
+        /// Why they do not.
+        reason: &'static str,
+    },
     /// A text value (head kind, solver, ...) could not be parsed.
     #[error("cannot parse {what} from {value:?}; expected one of {expected}")]
     Parse {
@@ -55,9 +61,10 @@ pub enum FitError {
         /// The conflicting fingerprint.
         second: String,
     },
-    /// Features contain NaN or infinite values.
+    /// Features contain NaN or infinite values: drop those rows, or extract
+    /// the images again (extraction records such images as errors).
     #[error(
-        "{count} row(s) have NaN or infinite features, e.g. {}; drop those rows from the features file, or re-extract the images with `headstart extract` (which records such images as errors instead of caching them)",
+        "{count} row(s) have NaN or infinite features, e.g. {}",
         .paths.join(", ")
     )]
     NonFinite {
@@ -95,10 +102,11 @@ pub enum FitError {
         example_path: String,
     },
     /// No labeled training rows at all.
-    #[error("no labeled training rows (after split and --views filtering)")]
+    #[error("no labeled training rows (after split and view filtering)")]
     NoTrainingRows,
-    /// The validation set is empty but the run needs it.
-    #[error("no validation rows: {0}; raise --val-fraction or provide rows with split=val")]
+    /// The validation set is empty but the run needs it: a larger validation
+    /// fraction, or rows with `split=val`, give it rows.
+    #[error("no validation rows: {0}")]
     NoValidationRows(String),
     /// `evaluate` was given rows without a label.
     #[error("{count} row(s) have no label, e.g. {example_path}; evaluation needs labels")]
@@ -122,11 +130,11 @@ pub enum FitError {
         /// The head's classes.
         known: Vec<String>,
     },
-    /// No row has the `original` view, which validation and evaluation use.
+    /// No row has the `original` view, which validation and evaluation use:
+    /// the images need extracting again with it.
     #[error(
-        "no row has view `original` (the features have: {}); validation and evaluation use the `original` view of each image: re-extract with `headstart extract IMAGES --out CACHE --views original,{}`",
-        .views.join(", "),
-        .views.join(",")
+        "no row has view `original` (the features have: {}); validation and evaluation use the `original` view of each image",
+        .views.join(", ")
     )]
     NoOriginalView {
         /// The views the rows have (at most 20).
@@ -135,9 +143,10 @@ pub enum FitError {
     /// Nothing to evaluate.
     #[error("no rows to evaluate (evaluation uses rows whose view is `original`)")]
     NoEvalRows,
-    /// Head and features come from different models.
+    /// Head and features come from different models: extract the images with
+    /// the head's model, or fit a head on these features.
     #[error(
-        "model fingerprint mismatch: the head was trained on features of {head}, these features come from {cache}; extract the images with the head's model (`headstart extract IMAGES --out CACHE --model NAME|PATH`), or fit a head on these features"
+        "model fingerprint mismatch: the head was trained on features of {head}, these features come from {cache}"
     )]
     FingerprintMismatch {
         /// Fingerprint stored with the head.

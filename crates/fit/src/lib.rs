@@ -178,7 +178,7 @@ impl FitOutcome {
             } else if l.pairs.is_empty() {
                 String::new()
             } else {
-                " (use --dedupe to drop them)".into()
+                " (kept; deduplication drops them)".into()
             }
         );
         for pair in l.pairs.iter().take(10) {

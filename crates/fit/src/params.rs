@@ -322,23 +322,28 @@ impl FitParams {
         {
             return Err(FitError::param("views", "give at least one view"));
         }
+        let unsupported = |a: (&'static str, &'static str), b, reason| {
+            Err(FitError::Unsupported {
+                params: [a, b],
+                reason,
+            })
+        };
+        let solver = ("solver", self.solver.as_str());
+        let head = ("head", self.head.as_str());
         match (self.head, self.solver) {
             (HeadKind::Ncm, Solver::Auto) => {}
-            (HeadKind::Ncm, s) => {
-                return Err(FitError::Unsupported(format!(
-                    "--solver {s} with --head ncm (nearest class mean has no solver)"
-                )));
+            (HeadKind::Ncm, _) => {
+                return unsupported(solver, head, "nearest class mean has no solver");
             }
             (HeadKind::Mlp, Solver::Linfa) => {
-                return Err(FitError::Unsupported(
-                    "--solver linfa fits softmax heads only".into(),
-                ));
+                return unsupported(solver, head, "linfa fits softmax heads only");
             }
             (_, Solver::Linfa) if self.class_weight == ClassWeight::Balanced => {
-                return Err(FitError::Unsupported(
-                    "--class-weight balanced with --solver linfa (linfa-logistic has no sample weights)"
-                        .into(),
-                ));
+                return unsupported(
+                    ("class_weight", ClassWeight::Balanced.as_str()),
+                    solver,
+                    "linfa-logistic has no sample weights",
+                );
             }
             _ => {}
         }
@@ -419,14 +424,14 @@ mod tests {
                 .head(HeadKind::Mlp)
                 .solver(Solver::Linfa)
                 .check(),
-            Err(FitError::Unsupported(_))
+            Err(FitError::Unsupported { .. })
         ));
         assert!(matches!(
             FitParams::new()
                 .solver(Solver::Linfa)
                 .class_weight(ClassWeight::Balanced)
                 .check(),
-            Err(FitError::Unsupported(_))
+            Err(FitError::Unsupported { .. })
         ));
     }
 

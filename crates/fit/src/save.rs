@@ -85,7 +85,7 @@ pub(crate) fn replace_dir(
                 &target,
                 io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    "exists and is not a directory; choose another --out",
+                    "exists and is not a directory; choose another folder for the head",
                 ),
             ));
         }

@@ -154,7 +154,7 @@ pub enum ModelError {
     },
     /// The image input is not float32.
     #[error(
-        "{model}: input `{input}` is {elem_type}; headstart feeds float32 (normalised pixels)\nfix: export the model with a float32 input; a model that takes uint8 pixels can also be wrapped: a float32 input, then Cast(to=uint8), run with --mean 0,0,0 --std 1,1,1 so that it gets 0-255 values"
+        "{model}: input `{input}` is {elem_type}; headstart feeds float32 (normalised pixels)\nfix: export the model with a float32 input; a model that takes uint8 pixels can also be wrapped: a float32 input, then Cast(to=uint8), run with preprocessing mean 0,0,0 and std 1,1,1 so that it gets 0-255 values"
     )]
     InputType {
         /// The model's name.
@@ -166,7 +166,7 @@ pub enum ModelError {
     },
     /// The feature tensor is not `[batch, features]`, e.g. a 4-D feature map.
     #[error(
-        "{model}: the feature tensor `{tensor}` has shape {shape}, not [batch, features]: headstart stores one vector per image and does not flatten feature maps\nfix: {fix}"
+        "{model}: the feature tensor `{tensor}` has shape {shape}, not [batch, features]: headstart stores one vector per image and does not flatten feature maps"
     )]
     FeatureShape {
         /// The model as given.
@@ -175,8 +175,16 @@ pub enum ModelError {
         tensor: String,
         /// Its shape, e.g. `[N, 1280, 7, 7]`.
         shape: String,
-        /// What to pass instead (see [`headstart_onnx::feature_shape_fix`]).
-        fix: String,
+        /// The graph's `[batch, features]` pooled tensors, as `` `name` (Op) ``
+        /// (empty when none is known).
+        pooled: Vec<String>,
+    },
+    /// An ONNX file without preprocessing metadata, and no preprocessing was
+    /// given: a preset or the preprocessing values are needed.
+    #[error("{model}: no preprocessing is known for this model")]
+    NoPreprocess {
+        /// The model as given.
+        model: String,
     },
     /// A parameter is out of range (`name` is the field, e.g. `features`).
     #[error("invalid {name} `{value}`: {message}")]

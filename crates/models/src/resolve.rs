@@ -184,7 +184,7 @@ pub fn resolve(
                 model: spec.to_string(),
                 tensor,
                 shape,
-                fix: headstart_onnx::feature_shape_fix(&pooled, spec),
+                pooled,
             });
         }
         Err(e) => return Err(e.into()),
@@ -215,10 +215,9 @@ pub fn resolve(
                     infer_from_input(input, Preprocess::imagenet(&input.name))
                 }
                 (None, None) => {
-                    return Err(bad(format!(
-                        "no preprocessing is known for this model; pass --preset {} or the preprocessing flags (--size, --crop, --mean, --std, --filter, --layout)",
-                        Preprocess::PRESETS.join("|")
-                    )));
+                    return Err(ModelError::NoPreprocess {
+                        model: spec.to_string(),
+                    });
                 }
             };
             overrides.apply(infer_from_input(input, base))
@@ -342,7 +341,7 @@ mod tests {
                     "{text}"
                 );
                 assert!(
-                    text.contains(&format!("headstart models inspect {spec}")),
+                    matches!(&e, ModelError::FeatureShape { model, .. } if model == &spec),
                     "{text}"
                 );
             }

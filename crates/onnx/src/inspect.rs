@@ -161,7 +161,7 @@ pub fn summarize(model: &ModelProto, size_bytes: u64) -> ModelSummary {
             .map(|g| g.output.iter().map(tensor_info).collect())
             .unwrap_or_default(),
         features: find_penultimate(model).map_err(|e| match e {
-            OnnxError::Features(why) => why,
+            OnnxError::Features { why, .. } => why,
             other => other.to_string(),
         }),
     }

@@ -76,16 +76,21 @@ pub enum OnnxError {
     /// The graph lacks something an operation needs.
     #[error("{0}")]
     Graph(String),
-    /// No feature tensor could be picked; the message says what was found
-    /// and which tensors `--features` could name.
-    #[error("cannot pick the feature tensor: {0}")]
-    Features(String),
+    /// No feature tensor could be picked; `why` says what was found, and
+    /// `pooled` lists the tensors that could be named instead.
+    #[error("cannot pick the feature tensor: {why}")]
+    Features {
+        /// What was found instead of a fully connected head.
+        why: String,
+        /// The graph's pooled tensors that may be `[batch, features]`, as
+        /// `` `name` (Op) ``, in graph order.
+        pooled: Vec<String>,
+    },
     /// The tensor named for features is not `[batch, features]` (e.g. a 4-D
     /// feature map); `pooled` lists the graph's 2-D pooled tensors, as
     /// `` `name` (Op) ``.
     #[error(
-        "the feature tensor `{tensor}` has shape {shape}, not [batch, features]: headstart stores one vector per image and does not flatten feature maps; {}",
-        feature_shape_fix(pooled, "MODEL")
+        "the feature tensor `{tensor}` has shape {shape}, not [batch, features]: headstart stores one vector per image and does not flatten feature maps"
     )]
     FeatureShape {
         /// The tensor named for features.
@@ -106,24 +111,6 @@ pub enum OnnxError {
         /// Similar tensor names, empty or starting with "; ".
         suggestions: String,
     },
-}
-
-/// What to do about a feature tensor that is not `[batch, features]`: pick a
-/// pooled tensor (one of `pooled`, when the graph has some) and where to see
-/// the tensors of `model`.
-pub fn feature_shape_fix(pooled: &[String], model: &str) -> String {
-    const KEEP: usize = 6;
-    let examples = match pooled {
-        [] => String::new(),
-        list if list.len() <= KEEP => format!(" (pooled tensors: {})", list.join(", ")),
-        list => format!(
-            " (pooled tensors: ..., {})",
-            list[list.len() - KEEP..].join(", ")
-        ),
-    };
-    format!(
-        "pass --features TENSOR naming a pooled [batch, features] tensor{examples}, or --features auto; `headstart models inspect {model}` shows the model's outputs and the feature tensor auto picks"
-    )
 }
 
 /// Reads and decodes an ONNX model file.

@@ -6,33 +6,31 @@ use std::path::PathBuf;
 /// provider or model at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The ONNX Runtime shared library could not be loaded.
-    #[error(
-        "cannot load ONNX Runtime from {path}: {message}\nfix: point --ort-lib (or ORT_DYLIB_PATH) at a libonnxruntime.so of version 1.31 or newer, or unset it and run `headstart runtime install`"
-    )]
+    /// The ONNX Runtime shared library could not be loaded: another library
+    /// (version 1.31 or newer), or the pinned one installed, is needed.
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
     RuntimeLoad {
         /// The library file.
         path: PathBuf,
         /// Why it could not be loaded.
         message: String,
     },
-    /// No pinned ONNX Runtime wheel exists for this platform.
-    #[error(
-        "no pinned ONNX Runtime build for {platform}; install onnxruntime yourself and pass --ort-lib PATH (or set ORT_DYLIB_PATH)"
-    )]
+    /// No pinned ONNX Runtime wheel exists for this platform: install
+    /// onnxruntime yourself and load its library by path.
+    #[error("no pinned ONNX Runtime build for {platform}")]
     UnsupportedPlatform {
         /// The platform, `<os>-<arch>` (with " (GPU build)" for the GPU runtime).
         platform: String,
     },
     /// A requested execution provider could not be registered.
-    #[error("{provider} is not usable: {message}\nfix: {fix}")]
+    #[error("{provider} is not usable: {message}")]
     Device {
         /// The execution provider, e.g. `CUDAExecutionProvider`.
         provider: String,
         /// ONNX Runtime's error, with any GPU libraries that failed to preload.
         message: String,
-        /// What to do about it.
-        fix: String,
+        /// What is missing, and so what to do about it.
+        fix: DeviceFix,
     },
     /// A parameter is out of range (`name` is the field, e.g. `device`).
     #[error("invalid {name} `{value}`: {message}")]
@@ -61,6 +59,20 @@ pub enum RuntimeError {
     /// An ONNX graph could not be read or edited.
     #[error(transparent)]
     Onnx(#[from] headstart_onnx::OnnxError),
+}
+
+/// Why a GPU execution provider did not register, which decides the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceFix {
+    /// No NVIDIA driver (`libcuda.so.1`) was found: run on a machine with an
+    /// NVIDIA GPU and driver, or on CPU.
+    NoDriver,
+    /// The GPU build of ONNX Runtime is loaded but the provider did not
+    /// register: check its libraries, or run on CPU.
+    GpuBuild,
+    /// The loaded ONNX Runtime is not the GPU build: install and load the GPU
+    /// build, or run on CPU.
+    CpuBuild,
 }
 
 impl RuntimeError {

@@ -28,7 +28,7 @@ pub const MANIFEST: &str = "headstart-gpu.json";
 
 const ORT_LIB: &str = "libonnxruntime.so.1.31.1";
 
-const GPU_HINT: &str = "The GPU runtime comes from PyPI wheels (onnxruntime-gpu and NVIDIA's CUDA/cuDNN wheels); point pip at a mirror that has them (pip.conf / PIP_INDEX_URL) or at a folder of the wheels with HEADSTART_WHEELHOUSE=DIR, or install onnxruntime-gpu yourself, put its CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH and pass --ort-lib PATH.";
+const GPU_HINT: &str = "The GPU runtime comes from PyPI wheels (onnxruntime-gpu and NVIDIA's CUDA/cuDNN wheels); point pip at a mirror that has them (pip.conf / PIP_INDEX_URL) or at a folder of the wheels with HEADSTART_WHEELHOUSE=DIR, or install onnxruntime-gpu yourself, put its CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH and load its libonnxruntime.so by path.";
 const TRT_HINT: &str = "NVIDIA serves the TensorRT wheels from https://pypi.nvidia.com (PyPI only holds a placeholder that downloads at install time): set PIP_EXTRA_INDEX_URL=https://pypi.nvidia.com, or put tensorrt_cu13_libs-10.16.1.11-*.whl into HEADSTART_WHEELHOUSE=DIR.";
 
 /// Which members of a wheel are installed.

@@ -47,7 +47,7 @@ pub mod gpu;
 mod load;
 mod session;
 
-pub use error::RuntimeError;
+pub use error::{DeviceFix, RuntimeError};
 pub use load::{
     LibSource, ORT_VERSION, Runtime, RuntimeLib, cached_path, cpu_wheel, init, install, locate,
     locate_for, providers,

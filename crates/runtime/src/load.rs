@@ -18,7 +18,7 @@ use crate::gpu;
 pub const ORT_VERSION: &str = "1.32.0";
 
 const LIB_MEMBER: &str = "onnxruntime/capi/libonnxruntime.so.1.32.0";
-const HINT: &str = "Set ORT_DYLIB_PATH (or pass --ort-lib) to an existing libonnxruntime.so of version 1.31 or newer, e.g. from `pip install onnxruntime` (site-packages/onnxruntime/capi/).";
+const HINT: &str = "Use an existing libonnxruntime.so of version 1.31 or newer instead, e.g. from `pip install onnxruntime` (site-packages/onnxruntime/capi/).";
 
 /// The pinned CPU wheel for this platform.
 pub fn cpu_wheel() -> Result<Wheel, RuntimeError> {
@@ -41,13 +41,13 @@ pub fn cpu_wheel() -> Result<Wheel, RuntimeError> {
 /// Where the runtime library was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LibSource {
-    /// Given by `--ort-lib` or `ORT_DYLIB_PATH`.
+    /// Given by the caller.
     Explicit,
     /// Already in the headstart cache.
     Cache,
     /// Fetched and installed just now.
     Installed,
-    /// The GPU build in the cache (`headstart runtime install --gpu`).
+    /// The GPU build in the cache (installed by [`gpu::install_gpu`]).
     GpuCache,
 }
 
@@ -115,29 +115,23 @@ pub fn locate(
 /// Finds the runtime library for a session on a GPU (`gpu`) or the CPU.
 ///
 /// An explicit path always wins. For a GPU, the GPU build in the cache is used when it
-/// is installed; when it is not, the CPU build is used (and the GPU provider will then
-/// fail to register with a message saying how to install the GPU build). Which one was
-/// picked is logged.
+/// is installed ([`LibSource::GpuCache`]); when it is not, the CPU build is used (and
+/// the GPU provider will then fail to register with [`DeviceFix::CpuBuild`](crate::DeviceFix)).
+/// The returned [`RuntimeLib::source`] says which one was picked.
 pub fn locate_for(
     home: &Home,
     explicit: Option<&Path>,
     gpu: bool,
     log: &dyn Fn(&str),
 ) -> Result<RuntimeLib, RuntimeError> {
-    if explicit.is_none() && gpu {
-        if let Some((path, _)) = gpu::installed(home) {
-            log(&format!(
-                "using the GPU build of ONNX Runtime at {} (--ort-lib overrides)",
-                path.display()
-            ));
-            return Ok(RuntimeLib {
-                path,
-                source: LibSource::GpuCache,
-            });
-        }
-        log(
-            "no GPU build of ONNX Runtime in the cache (`headstart runtime install --gpu` installs it); loading the CPU build",
-        );
+    if explicit.is_none()
+        && gpu
+        && let Some((path, _)) = gpu::installed(home)
+    {
+        return Ok(RuntimeLib {
+            path,
+            source: LibSource::GpuCache,
+        });
     }
     locate(home, explicit, log)
 }

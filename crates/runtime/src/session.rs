@@ -8,7 +8,7 @@ use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::TensorElementType;
 
 use crate::Runtime;
-use crate::RuntimeError;
+use crate::{DeviceFix, RuntimeError};
 use headstart_models::ResolvedBackbone;
 
 /// Where the model runs.
@@ -64,7 +64,8 @@ pub struct SessionConfig {
     pub spinning: bool,
     /// Execution provider to use.
     pub device: Device,
-    /// Run on CPU when the requested GPU provider cannot be registered.
+    /// Run on CPU when the requested GPU provider cannot be registered
+    /// ([`Backbone::cpu_fallback`] then says why).
     pub allow_cpu_fallback: bool,
     /// TensorRT: build fp16 engines.
     pub fp16: bool,
@@ -85,8 +86,6 @@ impl Default for SessionConfig {
     }
 }
 
-const GPU_FIX: &str = "run `headstart runtime install --gpu` (add --tensorrt for TensorRT): `extract --device cuda` then loads that GPU build of ONNX Runtime by itself, other commands with the --ort-lib PATH it prints; check `headstart doctor`, or add --allow-cpu-fallback to run on CPU";
-
 /// A loaded backbone that maps input tensors to named float outputs.
 pub struct Backbone {
     session: Session,
@@ -97,6 +96,9 @@ pub struct Backbone {
     /// The batch size the model's input fixes (`torch.onnx.export` fixes 1
     /// unless told otherwise); `None` when it is dynamic.
     fixed_batch: Option<usize>,
+    /// The requested provider and why it did not register, when the session
+    /// fell back to CPU.
+    fallback: Option<(String, String)>,
 }
 
 fn builder_err(
@@ -147,17 +149,16 @@ impl Backbone {
             .map_err(builder_err(&ctx))?
             .with_inter_op_spinning(false)
             .map_err(builder_err(&ctx))?;
-        let provider = match register_device(&mut builder, cfg) {
-            Ok(p) => p,
-            Err((provider, message)) if cfg.allow_cpu_fallback => {
-                let message = with_preload_failures(rt, message);
-                tracing_fallback(&provider, &message);
-                CPU_PROVIDER.to_string()
-            }
+        let (provider, fallback) = match register_device(&mut builder, cfg) {
+            Ok(p) => (p, None),
+            Err((provider, message)) if cfg.allow_cpu_fallback => (
+                CPU_PROVIDER.to_string(),
+                Some((provider, with_preload_failures(rt, message))),
+            ),
             Err((provider, message)) => {
                 return Err(RuntimeError::Device {
                     provider,
-                    fix: gpu_fix(rt, &message).into(),
+                    fix: gpu_fix(rt, &message),
                     message: with_preload_failures(rt, message),
                 });
             }
@@ -171,7 +172,7 @@ impl Backbone {
                 return Err(headstart_models::ModelError::Backbone {
                     model: name.to_string(),
                     message: format!(
-                        "the model has no output `{o}` (outputs: {}); choose one with --features",
+                        "the model has no output `{o}` (outputs: {}); choose one of them as the feature tensor",
                         names(session.outputs())
                     ),
                 }
@@ -191,7 +192,16 @@ impl Backbone {
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             provider,
             fixed_batch,
+            fallback,
         })
+    }
+
+    /// When the session runs on CPU because the requested provider did not
+    /// register ([`SessionConfig::allow_cpu_fallback`]): that provider and why.
+    pub fn cpu_fallback(&self) -> Option<(&str, &str)> {
+        self.fallback
+            .as_ref()
+            .map(|(provider, why)| (provider.as_str(), why.as_str()))
     }
 
     /// The batch size the model's input fixes, when it is not dynamic. [`Backbone::run`]
@@ -210,7 +220,7 @@ impl Backbone {
     pub fn batch_note(&self, requested: usize) -> Option<String> {
         match self.fixed_batch {
             Some(n) if n != requested => Some(format!(
-                "{} takes a fixed batch of {n}, so batches of {n} are used (not --batch-size {requested}); export it with a dynamic batch axis for other sizes",
+                "{} takes a fixed batch of {n}, so batches of {n} are used (not the requested {requested}); export it with a dynamic batch axis for other sizes",
                 self.name
             )),
             _ => None,
@@ -386,19 +396,19 @@ fn feature_shape(model: &str, tensor: &str, shape: &str) -> RuntimeError {
         model: model.to_string(),
         tensor: tensor.to_string(),
         shape: shape.to_string(),
-        fix: headstart_onnx::feature_shape_fix(&[], "MODEL"),
+        pooled: Vec::new(),
     }
     .into()
 }
 
-/// What to do about a provider that did not register.
-fn gpu_fix(rt: &Runtime, message: &str) -> &'static str {
+/// What is missing when a provider did not register.
+fn gpu_fix(rt: &Runtime, message: &str) -> DeviceFix {
     if message.contains("libcuda.so.1") {
-        "no NVIDIA driver was found (libcuda.so.1 comes with the driver; CUDA 13 needs r580 or newer): run on a machine with an NVIDIA GPU and driver (in a container: the NVIDIA container toolkit, e.g. `--gpus all`), or add --allow-cpu-fallback to run on CPU"
+        DeviceFix::NoDriver
     } else if rt.preload.is_some() {
-        "check `headstart doctor` (it lists the GPU runtime's libraries and whether each provider registers), or add --allow-cpu-fallback to run on CPU"
+        DeviceFix::GpuBuild
     } else {
-        GPU_FIX
+        DeviceFix::CpuBuild
     }
 }
 
@@ -425,12 +435,6 @@ pub fn probe_device(rt: &Runtime, device: Device) -> Result<String, String> {
         ..SessionConfig::default()
     };
     register_device(&mut builder, &cfg).map_err(|(_, message)| with_preload_failures(rt, message))
-}
-
-fn tracing_fallback(provider: &str, message: &str) {
-    eprintln!(
-        "headstart: {provider} unavailable ({message}); running on CPU (--allow-cpu-fallback)"
-    );
 }
 
 /// Registers the requested provider; `Err((provider, reason))` when it cannot be.

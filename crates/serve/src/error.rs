@@ -78,12 +78,23 @@ pub enum ServeError {
         /// The head's feature dimension.
         head_dim: usize,
     },
-    /// The head records no built-in backbone and none was given.
+    /// No backbone is open or given where one is needed.
     #[error("{0}")]
     NoBackbone(String),
-    /// The given backbone is not the one the head was trained on.
+    /// The head records no built-in backbone and none was given: the model,
+    /// feature tensor and preprocessing used to extract its features are needed.
+    #[error("{}", match .model {
+        Some(name) => format!("the head was trained on features of `{name}`, which is not a built-in model"),
+        None => "the head does not record the model it was trained on".to_string(),
+    })]
+    UnknownBackbone {
+        /// The model the head records, when it records one.
+        model: Option<String>,
+    },
+    /// The given backbone is not the one the head was trained on: the model,
+    /// feature tensor and preprocessing used to extract its features are needed.
     #[error(
-        "the head was trained on features of `{}` (model fingerprint {}), but the backbone `{}` resolved from `{spec}` has fingerprint {}; pass the --model, --features and preprocessing flags used for `headstart extract`",
+        "the head was trained on features of `{}` (model fingerprint {}), but the backbone `{}` resolved from `{spec}` has fingerprint {}",
         .head.name, .head.fingerprint, .found.name, .found.fingerprint
     )]
     WrongBackbone {

@@ -202,12 +202,9 @@ pub fn backbone_spec(head: &Head, given: Option<&str>) -> Result<String, ServeEr
         (None, Some(name)) if headstart_models::zoo::BUILTIN.contains(&name) => {
             Ok(name.to_string())
         }
-        (None, Some(name)) => Err(ServeError::NoBackbone(format!(
-            "the head was trained on features of `{name}`, which is not a built-in model; pass --model PATH.onnx with the --features and preprocessing flags used for `headstart extract`"
-        ))),
-        (None, None) => Err(ServeError::NoBackbone(
-            "the head does not record the model it was trained on; pass --model NAME|PATH with the --features and preprocessing flags used for `headstart extract`".into(),
-        )),
+        (None, model) => Err(ServeError::UnknownBackbone {
+            model: model.map(str::to_string),
+        }),
     }
 }
 
