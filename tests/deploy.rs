@@ -714,10 +714,7 @@ print(json.dumps(names))
         h = pre.height,
         w = pre.width,
     );
-    let out = Command::new(&python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+    let out = Command::new(python).args(["-c", &script]).output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("python: {}", stdout.lines().next().unwrap_or(""));

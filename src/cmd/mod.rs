@@ -46,7 +46,8 @@ pub fn require(ok: bool, why: impl FnOnce() -> String) -> Result<()> {
     if ok { Ok(()) } else { Err(Usage(why()).into()) }
 }
 
-/// A library's parameter error (field name, value, message), if `e` is one.
+/// A library's parameter error (field name, value, message), if `e` is one,
+/// also inside the libraries' pass-through wrappers (whose `source` skips it).
 fn param_error<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<(&'static str, &'a str, &'a str)> {
@@ -54,47 +55,47 @@ fn param_error<'a>(
     use headstart_models::ModelError;
     use headstart_runtime::RuntimeError;
     use headstart_serve::ServeError;
-    match (
-        e.downcast_ref(),
-        e.downcast_ref(),
-        e.downcast_ref(),
-        e.downcast_ref(),
-    ) {
-        (
-            Some(ExtractError::Param {
+    if let Some(e) = e.downcast_ref::<ServeError>() {
+        return match e {
+            ServeError::Param {
                 name,
                 value,
                 message,
-            }),
-            ..,
-        )
-        | (
-            _,
-            Some(ModelError::Param {
+            } => Some((name, value, message)),
+            ServeError::Extract(inner) => param_error(inner.as_ref()),
+            ServeError::Model(inner) => param_error(inner),
+            _ => None,
+        };
+    }
+    if let Some(e) = e.downcast_ref::<ExtractError>() {
+        return match e {
+            ExtractError::Param {
                 name,
                 value,
                 message,
-            }),
-            ..,
-        )
-        | (
-            _,
-            _,
-            Some(RuntimeError::Param {
+            } => Some((name, value, message)),
+            ExtractError::Runtime(inner) => param_error(inner),
+            ExtractError::Model(inner) => param_error(inner),
+            _ => None,
+        };
+    }
+    if let Some(e) = e.downcast_ref::<RuntimeError>() {
+        return match e {
+            RuntimeError::Param {
                 name,
                 value,
                 message,
-            }),
-            _,
-        )
-        | (
-            ..,
-            Some(ServeError::Param {
-                name,
-                value,
-                message,
-            }),
-        ) => Some((name, value, message)),
+            } => Some((name, value, message)),
+            RuntimeError::Model(inner) => param_error(inner),
+            _ => None,
+        };
+    }
+    match e.downcast_ref::<ModelError>() {
+        Some(ModelError::Param {
+            name,
+            value,
+            message,
+        }) => Some((name, value, message)),
         _ => None,
     }
 }
@@ -266,6 +267,19 @@ mod tests {
         assert_eq!(
             message(&e),
             "invalid --batch-size `0`: must be between 1 and 4096"
+        );
+        assert_eq!(exit_status(&e), EXIT_USAGE);
+        // Inside a pass-through wrapper too.
+        let inner = headstart_models::ModelError::Param {
+            name: "features",
+            value: String::new(),
+            message: "needs `auto` or a tensor name".into(),
+        };
+        let e: anyhow::Error = headstart_serve::ServeError::Model(inner).into();
+        assert!(
+            message(&e).starts_with("invalid --features ``:"),
+            "{}",
+            message(&e)
         );
         assert_eq!(exit_status(&e), EXIT_USAGE);
         let e = anyhow::anyhow!("disk full");

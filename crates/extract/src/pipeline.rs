@@ -7,10 +7,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use headstart_cache::{Cache, CacheInfo, ErrorRow, LiveIndex, LockKind, PartWriter, Row, RunInfo};
 use rayon::prelude::*;
 use serde::Serialize;
+
+use headstart_models::Preprocess;
 
 use crate::ExtractError;
 use crate::container::{self, LabelFrom};
@@ -379,9 +381,14 @@ struct Job {
     hash: std::sync::Arc<str>,
     /// How many views of this item were queued.
     queued: usize,
-    /// The view's resized pixels (`H*W*3` RGB on the 0..=255 scale); the
-    /// inference stage normalises them straight into its batch buffer.
-    pixels: Vec<f32>,
+    /// The view's model input, normalised by the decode thread.
+    tensor: Vec<f32>,
+}
+
+/// A full batch on its way to inference: `keys.len()` tensors at the start of `data`.
+struct Batch {
+    keys: Vec<Key>,
+    data: Vec<f32>,
 }
 
 /// (item, view, content hash, views queued for the item).
@@ -529,13 +536,23 @@ impl Extractor {
             })?;
         let depth = batch_size * 2;
         let (job_tx, job_rx) = bounded::<Job>(depth);
-        let (done_tx, done_rx) = bounded::<Done>(4);
+        // One batch waits while one runs; their buffers go back to the assembler.
+        let (batch_tx, batch_rx) = bounded::<Batch>(1);
+        let (free_tx, free_rx) = bounded::<Vec<f32>>(2);
+        // Unbounded: writing (Parquet encoding, fsync) never holds up inference;
+        // features are small next to the queued tensors.
+        let (done_tx, done_rx) = unbounded::<Done>();
         let stale: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let tensor_len = preprocess.tensor_len();
 
         let outcome: Result<(usize, usize, Option<PathBuf>), ExtractError> =
             std::thread::scope(|s| {
+                let abort = &abort;
+                let assemble = s.spawn(move || {
+                    assemble_stage(job_rx, batch_tx, free_rx, batch_size, tensor_len, abort)
+                });
                 let infer =
-                    s.spawn(|| infer_stage(model, job_rx, done_tx, batch_size, &stats, &abort));
+                    s.spawn(|| infer_stage(model, batch_rx, free_tx, done_tx, &stats, abort));
                 let write = s.spawn(|| {
                     write_stage(
                         &cache,
@@ -570,7 +587,16 @@ impl Extractor {
                                 }
                                 let item = &items[i];
                                 let t0 = Instant::now();
-                                let r = prepare(i, item, bytes, &index, &cfg.views, pre, buf);
+                                let r = prepare(
+                                    i,
+                                    item,
+                                    bytes,
+                                    &index,
+                                    &cfg.views,
+                                    &preprocess,
+                                    pre,
+                                    buf,
+                                );
                                 if buf.len() > KEEP_DECODE_BUFFER {
                                     *buf = Vec::new(); // a rare huge image: not kept per thread
                                 }
@@ -605,6 +631,9 @@ impl Extractor {
                     );
                 });
                 drop(job_tx);
+                if assemble.join().is_err() {
+                    abort.store(true, Ordering::SeqCst);
+                }
                 let infer_result = infer.join().unwrap_or_else(|_| Err(panic_err("inference")));
                 let write_result = write.join().unwrap_or_else(|_| Err(panic_err("writer")));
                 infer_result?;
@@ -683,12 +712,14 @@ enum Prepared {
 const KEEP_DECODE_BUFFER: usize = 4096 * 4096 * 3;
 
 /// Hashes and (when not cached) decodes one image's bytes and queues its views.
+#[allow(clippy::too_many_arguments)]
 fn prepare(
     i: usize,
     item: &Item,
     bytes: Result<Vec<u8>, String>,
     index: &LiveIndex,
     views: &[View],
+    recipe: &Preprocess,
     pre: &mut Preprocessor,
     buf: &mut Vec<u8>,
 ) -> Prepared {
@@ -735,70 +766,106 @@ fn prepare(
     };
     let queued = missing.len();
     let mut jobs = Vec::with_capacity(queued);
+    let mut flipped = Vec::new();
     for view in missing {
-        let mut pixels = resized.to_vec();
-        if view == View::Hflip {
-            for row in pixels.chunks_exact_mut(out_w * 3) {
+        let pixels = if view == View::Hflip {
+            flipped.clear();
+            flipped.extend_from_slice(resized);
+            for row in flipped.chunks_exact_mut(out_w * 3) {
                 row.as_chunks_mut::<3>().0.reverse();
             }
-        }
+            &flipped[..]
+        } else {
+            resized
+        };
+        // Normalised here, on the decode threads: the inference thread only
+        // hands batches to the model.
+        let mut tensor = vec![0f32; recipe.tensor_len()];
+        normalize_into(recipe, pixels, &mut tensor);
         jobs.push(Job {
             item: i,
             view,
             hash: hash.clone(),
             queued,
-            pixels,
+            tensor,
         });
     }
     Prepared::Queued(jobs)
 }
 
+/// Copies queued tensors into batch buffers (recycled from inference) and
+/// hands full batches on; runs beside inference, so filling the next batch
+/// overlaps the current one.
+fn assemble_stage(
+    rx: Receiver<Job>,
+    tx: Sender<Batch>,
+    free: Receiver<Vec<f32>>,
+    batch_size: usize,
+    len: usize,
+    abort: &AtomicBool,
+) {
+    let mut spare = 2; // buffers that may still be made
+    let mut buffer = |free: &Receiver<Vec<f32>>| match free.try_recv() {
+        Ok(b) => b,
+        Err(_) if spare > 0 => {
+            spare -= 1;
+            vec![0f32; batch_size * len]
+        }
+        Err(_) => free.recv().unwrap_or_else(|_| vec![0f32; batch_size * len]),
+    };
+    let mut data = buffer(&free);
+    let mut keys = Vec::with_capacity(batch_size);
+    for job in rx.iter() {
+        if abort.load(Ordering::Relaxed) {
+            return;
+        }
+        let slot = keys.len() * len;
+        data[slot..slot + len].copy_from_slice(&job.tensor);
+        keys.push((job.item, job.view, job.hash, job.queued));
+        if keys.len() == batch_size {
+            let full = std::mem::replace(&mut keys, Vec::with_capacity(batch_size));
+            if tx.send(Batch { keys: full, data }).is_err() {
+                return; // inference stopped; its error is reported
+            }
+            data = buffer(&free);
+        }
+    }
+    if !keys.is_empty() {
+        let _ = tx.send(Batch { keys, data });
+    }
+}
+
+/// Runs each batch through the model and sends its features to the writer.
 fn infer_stage(
     net: &mut dyn FeatureModel,
-    rx: Receiver<Job>,
+    rx: Receiver<Batch>,
+    free: Sender<Vec<f32>>,
     tx: Sender<Done>,
-    batch_size: usize,
     stats: &Stats,
     abort: &AtomicBool,
 ) -> Result<(), ExtractError> {
-    let pre = net.preprocess().clone();
-    let len = pre.tensor_len();
-    // Allocated once; each job is normalised into its slot.
-    let mut batch = vec![0f32; batch_size * len];
-    let mut keys = Vec::with_capacity(batch_size);
-    let mut run_batch = |batch: &[f32], keys: &mut Vec<Key>| -> Result<(), ExtractError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let t0 = Instant::now();
-        let features = net.run(&batch[..keys.len() * len], keys.len())?;
-        stats
-            .infer_ns
-            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let _ = tx.send(Done {
-            jobs: std::mem::take(keys),
-            features,
-        });
-        Ok(())
-    };
-    for job in rx.iter() {
+    let len = net.preprocess().tensor_len();
+    for batch in rx.iter() {
         if abort.load(Ordering::Relaxed) {
             break;
         }
-        let slot = keys.len() * len;
-        normalize_into(&pre, &job.pixels, &mut batch[slot..slot + len]);
-        drop(job.pixels);
-        keys.push((job.item, job.view, job.hash, job.queued));
-        if keys.len() == batch_size
-            && let Err(e) = run_batch(&batch, &mut keys)
-        {
-            abort.store(true, Ordering::SeqCst);
-            return Err(e);
-        }
-    }
-    if let Err(e) = run_batch(&batch, &mut keys) {
-        abort.store(true, Ordering::SeqCst);
-        return Err(e);
+        let n = batch.keys.len();
+        let t0 = Instant::now();
+        let features = match net.run(&batch.data[..n * len], n) {
+            Ok(f) => f,
+            Err(e) => {
+                abort.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        stats
+            .infer_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let _ = free.try_send(batch.data);
+        let _ = tx.send(Done {
+            jobs: batch.keys,
+            features,
+        });
     }
     Ok(())
 }
