@@ -391,7 +391,9 @@ impl LineObjective for SoftmaxLine<'_> {
                         s += e;
                         sp += e * pv;
                     }
-                    let c = f64::from(design.w[i]) * scale;
+                    // The f32 coefficient of `grad_pass`: phi(0) must be
+                    // its f to the last bit for the line search's tests.
+                    let c = f64::from((f64::from(design.w[i]) * scale) as f32);
                     f += c * (f64::from(s).ln() - f64::from(zy));
                     df += c * (f64::from(sp / s) - f64::from(pi[y]));
                 }

@@ -20,6 +20,14 @@ const SAMPLE_ROWS: usize = 4096;
 const OVERSAMPLE: usize = 16;
 /// Subspace (power) iterations.
 const POWER_ITERS: usize = 2;
+/// Floor of `base / lambda_max`: the smallest eigenvalue `M` takes. When the
+/// sampled rows have (numerically) no variance outside the kept directions,
+/// `base` is 0 and without the floor `M` would be singular on the only
+/// directions the data vary along.
+const MIN_RATIO: f64 = 1e-4;
+/// A subspace vector left with less than this fraction of its norm after
+/// orthogonalisation against the earlier ones is numerically dependent.
+const DEPENDENT: f64 = 1e-6;
 
 /// `M = I + U diag(shrink) U^T` on the weight rows (feature space).
 #[derive(Debug, Clone)]
@@ -63,10 +71,15 @@ impl Precond {
         orthonormalize(&mut q, d);
         let mut trace = 0.0;
         for _ in 0..POWER_ITERS {
-            let (z, t) = second_moment_times(design, &pos, &q, l);
+            let (z, t) = second_moment_times(design, &pos, &q, q.len() / d);
             trace = t;
             q = z;
+            // Drops the columns beyond the sample's numerical rank.
             orthonormalize(&mut q, d);
+        }
+        let l = q.len() / d;
+        if l == 0 {
+            return Self::identity(d);
         }
         // Rayleigh-Ritz: B = Q C Q^T (l x l), eigenpairs -> Ritz vectors.
         let (cq, _) = second_moment_times(design, &pos, &q, l);
@@ -79,10 +92,13 @@ impl Precond {
         let (vals, vecs) = jacobi_eigen(&mut b, l);
         let mut order: Vec<usize> = (0..l).collect();
         order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
-        let r = rank;
+        let r = rank.min(l);
         let top: f64 = order[..r].iter().map(|&i| vals[i].max(0.0)).sum();
-        // The mean eigenvalue of the rest of the spectrum.
-        let base = ((trace - top) / (d - r) as f64).max(f64::MIN_POSITIVE);
+        // The mean eigenvalue of the rest of the spectrum, floored so that
+        // `M` stays positive definite however degenerate the sample.
+        let base = ((trace - top) / (d - r) as f64)
+            .max(MIN_RATIO * vals[order[0]])
+            .max(f64::MIN_POSITIVE);
         let mut u = vec![0.0f32; r * d];
         let mut shrink = Vec::with_capacity(r);
         for (row, &i) in order[..r].iter().enumerate() {
@@ -174,26 +190,39 @@ fn second_moment_times(design: &Design, pos: &[u32], q: &[f32], l: usize) -> (Ve
     (out, tr / m as f64)
 }
 
-/// Modified Gram-Schmidt on the rows of `q` (each of length `d`).
-fn orthonormalize(q: &mut [f32], d: usize) {
+/// Orthonormalises the rows of `q` (each of length `d`) in place: modified
+/// Gram-Schmidt with a second pass ("twice is enough"), dropping rows that
+/// are numerically dependent on the earlier ones (the rest move up and `q` is
+/// truncated). A single pass loses orthogonality when the rows are nearly
+/// dependent, as the power-iterated block is when the second moment's rank is
+/// below the block size (collinear or constant features, or `d` close to the
+/// block size): normalising the leftover roundoff gives "unit" rows that
+/// overlap the others, the Ritz vectors built from them are longer than 1 and
+/// `M = I + U diag(shrink) U^T` has negative eigenvalues along them.
+fn orthonormalize(q: &mut Vec<f32>, d: usize) {
     let l = q.len() / d;
+    let mut kept = 0;
     for i in 0..l {
-        for j in 0..i {
-            let (done, rest) = q.split_at_mut(i * d);
-            let qj = &done[j * d..(j + 1) * d];
-            let qi = &mut rest[..d];
-            let c = dot(qi, qj) as f32;
-            qi.iter_mut().zip(qj).for_each(|(a, b)| *a -= c * b);
+        if i != kept {
+            q.copy_within(i * d..(i + 1) * d, kept * d);
         }
-        let qi = &mut q[i * d..(i + 1) * d];
+        let (done, rest) = q.split_at_mut(kept * d);
+        let qi = &mut rest[..d];
+        let norm0 = dot(qi, qi).sqrt();
+        for _pass in 0..2 {
+            for qj in done.chunks_exact(d) {
+                let c = dot(qi, qj) as f32;
+                qi.iter_mut().zip(qj).for_each(|(a, b)| *a -= c * b);
+            }
+        }
         let norm = dot(qi, qi).sqrt();
-        let inv = if norm > 1e-20 {
-            (1.0 / norm) as f32
-        } else {
-            0.0
-        };
-        qi.iter_mut().for_each(|v| *v *= inv);
+        if norm.is_finite() && norm > 0.0 && norm > DEPENDENT * norm0 {
+            let inv = (1.0 / norm) as f32;
+            qi.iter_mut().for_each(|v| *v *= inv);
+            kept += 1;
+        }
     }
+    q.truncate(kept * d);
 }
 
 /// Eigen-decomposition of the symmetric `n x n` matrix `a` (destroyed) by
@@ -294,6 +323,66 @@ mod tests {
         assert!(after > 0.5 * before, "{after} vs {before}");
     }
 
+    /// `M` as a dense `d x d` matrix.
+    fn dense(pc: &Precond, d: usize) -> Vec<f64> {
+        let mut m = vec![0.0f64; d * d];
+        for j in 0..d {
+            let mut e = vec![0.0f32; d];
+            e[j] = 1.0;
+            pc.apply(&mut e, 1);
+            for i in 0..d {
+                m[i * d + j] = f64::from(e[i]);
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn rank_deficient_samples_keep_the_preconditioner_positive_definite() {
+        // Rows on an `r`-dimensional subspace of R^d: the power-iterated
+        // block (of up to rank + 16 columns) has rank `r` at most. The
+        // reviewer's data (d = 4, r = 2 once standardised) made `M` indefinite.
+        for (d, r, n) in [
+            (4, 2, 24),
+            (4, 1, 24),
+            (8, 2, 40),
+            (64, 3, 400),
+            (64, 1, 400),
+        ] {
+            let mut rng = Rng::new((d * 10 + r) as u64);
+            let basis: Vec<f64> = (0..r * d).map(|_| rng.normal()).collect();
+            let mut t = FeatureTable {
+                dim: d,
+                ..Default::default()
+            };
+            for _ in 0..n {
+                let z: Vec<f64> = (0..r).map(|_| 3.0 * rng.normal()).collect();
+                t.features.extend(
+                    (0..d).map(|j| (0..r).map(|k| z[k] * basis[k * d + j]).sum::<f64>() as f32),
+                );
+            }
+            let norm = Normalizer::none();
+            let design = Design::new(&t, &norm, (0..n).collect(), vec![0; n], vec![1.0; n]);
+            let pc = Precond::estimate(&design, 32, 0);
+            assert!(pc.rank() >= 1, "d {d}, r {r}");
+            for i in 0..pc.rank() {
+                for j in 0..pc.rank() {
+                    let uu = dot(&pc.u[i * d..(i + 1) * d], &pc.u[j * d..(j + 1) * d]);
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    assert!((uu - want).abs() < 1e-4, "d {d}, r {r}: u{i}.u{j} = {uu}");
+                }
+            }
+            let mut m = dense(&pc, d);
+            let (vals, _) = jacobi_eigen(&mut m, d);
+            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert!(
+                lo >= 0.5 * MIN_RATIO && hi <= 1.0 + 1e-4,
+                "d {d}, r {r}: eigenvalues of M in [{lo}, {hi}]"
+            );
+        }
+    }
+
     #[test]
     fn tiny_dimensions_get_the_identity() {
         let t = FeatureTable {
@@ -317,6 +406,30 @@ mod tests {
         let c0 = [v[0], v[2]];
         let c1 = [v[1], v[3]];
         assert!((c0[0] * c1[0] + c0[1] * c1[1]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn orthonormalize_drops_dependent_rows() {
+        let eps = 1e-9;
+        let mut q = vec![
+            1.0,
+            1.0,
+            0.0,
+            2.0,
+            2.0 + eps,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            1.0,
+        ];
+        orthonormalize(&mut q, 3);
+        assert_eq!(q.len(), 6, "{q:?}");
+        assert!((dot(&q[..3], &q[..3]) - 1.0).abs() < 1e-6);
+        assert!((dot(&q[3..], &q[3..]) - 1.0).abs() < 1e-6);
+        assert!(dot(&q[..3], &q[3..]).abs() < 1e-6);
     }
 
     #[test]
