@@ -227,6 +227,12 @@ pub struct ModelArgs {
     /// Input layout.
     #[arg(long, value_enum)]
     pub layout: Option<LayoutArg>,
+    /// Decode JPEGs at full size. By default a JPEG whose crop is at least twice the
+    /// model's input size is decoded at a reduced DCT scale (1/2, 1/4 or 1/8, as
+    /// Pillow's draft() does): big photos decode several times faster, features
+    /// differ slightly. The choice is part of the model fingerprint.
+    #[arg(long)]
+    pub exact_decode: bool,
 }
 
 /// Resize filters.

@@ -35,6 +35,7 @@ pub fn resolve_model(
             LayoutArg::Nchw => Layout::Nchw,
             LayoutArg::Nhwc => Layout::Nhwc,
         }),
+        exact_decode: m.exact_decode,
     };
     headstart_models::resolve(&ctx.home, spec, &features, &overrides, &|s| ctx.log(s))
 }

@@ -6,6 +6,8 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use headstart_models::preprocess::{JpegDecode, Preprocess};
+
 use crate::ExtractError;
 use crate::tensor::RgbView;
 
@@ -90,6 +92,65 @@ pub fn decode_rgb8_into<'a>(
     RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
 }
 
+/// [`decode_rgb8_into`] for `recipe`: a JPEG whose crop is at least twice the
+/// model's input size is decoded at a reduced DCT scale
+/// ([`Preprocess::jpeg_scale`]) when the recipe asks for it, with EXIF
+/// orientation and the same limits; every other image as by
+/// [`decode_rgb8_into`].
+pub fn decode_for<'a>(
+    bytes: &[u8],
+    buf: &'a mut Vec<u8>,
+    recipe: &Preprocess,
+) -> Result<RgbView<&'a [u8]>, ExtractError> {
+    if recipe.jpeg_decode == JpegDecode::Exact || !bytes.starts_with(&[0xFF, 0xD8]) {
+        return decode_rgb8_into(bytes, buf);
+    }
+    let decode = |e: image::ImageError| ExtractError::Decode(e.to_string());
+    if !jpeg_reaches_eoi(bytes) {
+        return Err(ExtractError::TruncatedJpeg);
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(ImageFormat::Jpeg);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(decode)?;
+    let orientation = decoder.orientation().map_err(decode)?;
+    let (w, h) = decoder.dimensions();
+    let r = recipe.jpeg_scale(w, h);
+    if r == 1 || decoder.total_bytes() > MAX_ALLOC {
+        return decode_rgb8_into(bytes, buf);
+    }
+    let mut jpeg = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    let scaled = jpeg
+        .read_info()
+        .and_then(|()| jpeg.scale(w.div_ceil(r) as u16, h.div_ceil(r) as u16));
+    let (sw, sh) = match scaled {
+        Ok((sw, sh)) => (u32::from(sw), u32::from(sh)),
+        Err(_) => return decode_rgb8_into(bytes, buf),
+    };
+    let pixels = jpeg
+        .decode()
+        .map_err(|e| ExtractError::Decode(e.to_string()))?;
+    let rgb = match jpeg.info().map(|i| i.pixel_format) {
+        Some(jpeg_decoder::PixelFormat::RGB24) => RgbImage::from_raw(sw, sh, pixels),
+        Some(jpeg_decoder::PixelFormat::L8) => {
+            RgbImage::from_raw(sw, sh, pixels.iter().flat_map(|&v| [v, v, v]).collect())
+        }
+        // CMYK and 16-bit: the full decoder converts them.
+        _ => return decode_rgb8_into(bytes, buf),
+    }
+    .ok_or_else(|| too_few_pixels(sw, sh))?;
+    let mut img = DynamicImage::ImageRgb8(rgb);
+    img.apply_orientation(orientation);
+    let rgb = img.into_rgb8();
+    let (w, h) = rgb.dimensions();
+    *buf = rgb.into_raw();
+    RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
+}
+
 fn too_few_pixels(w: u32, h: u32) -> ExtractError {
     ExtractError::Decode(format!("the decoder returned too few pixels for {w}x{h}"))
 }
@@ -140,6 +201,75 @@ mod tests {
         img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
             .unwrap();
         out
+    }
+
+    /// A smooth `w` x `h` photo-like JPEG (quality 90), with an EXIF
+    /// orientation tag when `orientation` is given.
+    fn jpeg(w: u32, h: u32, orientation: Option<u16>) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let v = |a: f32| (127.5 + 120.0 * a.sin()) as u8;
+            image::Rgb([v(9.0 * fx), v(7.0 * fy + 1.0), v(5.0 * (fx + fy))])
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
+        let Some(o) = orientation else { return out };
+        let mut exif = b"Exif\0\0II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+        exif.extend(o.to_le_bytes());
+        exif.extend([0, 0, 0, 0, 0, 0]);
+        let mut app1 = vec![0xFF, 0xE1];
+        app1.extend(((exif.len() + 2) as u16).to_be_bytes());
+        app1.extend(exif);
+        out.splice(2..2, app1);
+        out
+    }
+
+    fn tensor(pre: &Preprocess, img: &RgbView<&[u8]>) -> Vec<f32> {
+        let mut p = crate::tensor::Preprocessor::new(pre.clone());
+        let mut t = vec![0f32; pre.tensor_len()];
+        crate::tensor::normalize_into(pre, p.resize_u8(img).unwrap(), &mut t);
+        t
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f64 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum();
+        let n = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
+        dot / (n(a) * n(b))
+    }
+
+    /// A JPEG whose crop is at least twice the input size decodes at a reduced
+    /// DCT scale, rotated by its EXIF orientation, to nearly the same tensor; a
+    /// smaller one, or exact decoding, gives the full decode.
+    #[test]
+    fn big_jpegs_decode_at_a_reduced_scale_with_their_orientation() {
+        let reduced = Preprocess::tf_lite("input");
+        assert_eq!(reduced.jpeg_decode, JpegDecode::Reduced);
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced.clone()
+        };
+        // 1200x900: crop 787 px for a 224 input, so 1/2 (393 px) still covers it.
+        assert_eq!(reduced.jpeg_scale(1200, 900), 2);
+        assert_eq!(reduced.jpeg_scale(4032, 3024), 8);
+        assert_eq!(reduced.jpeg_scale(400, 300), 1);
+        assert_eq!(exact.jpeg_scale(4032, 3024), 1);
+        let bytes = jpeg(1200, 900, Some(6)); // rotate 90 degrees clockwise
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let small = decode_for(&bytes, &mut a, &reduced).unwrap();
+        let full = decode_for(&bytes, &mut b, &exact).unwrap();
+        assert_eq!(small.dimensions(), (450, 600));
+        assert_eq!(full.dimensions(), (900, 1200));
+        let c = cosine(&tensor(&reduced, &small), &tensor(&reduced, &full));
+        assert!(c > 0.995, "cosine {c}");
+        // Not big enough to reduce: the same pixels as the full decode.
+        let bytes = jpeg(400, 300, None);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        assert_eq!(
+            decode_for(&bytes, &mut a, &reduced).unwrap().as_raw(),
+            decode_rgb8_into(&bytes, &mut b).unwrap().as_raw()
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use headstart_models::Preprocess;
 
 use crate::ExtractError;
 use crate::container::{self, LabelFrom};
-use crate::decode::decode_rgb8_into;
+use crate::decode::decode_for;
 use crate::features::FeatureModel;
 use crate::input::{self, Item};
 use crate::tensor::{Preprocessor, normalize_into};
@@ -744,7 +744,7 @@ fn prepare(
     if missing.is_empty() {
         return Prepared::Cached;
     }
-    let img = match decode_rgb8_into(&bytes, buf) {
+    let img = match decode_for(&bytes, buf, recipe) {
         Ok(img) => img,
         Err(e) => {
             return Prepared::Failed {

@@ -37,6 +37,25 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+/// How JPEG files are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JpegDecode {
+    /// Always at full size (recipes written before the choice existed).
+    #[default]
+    Exact,
+    /// At the largest reduced DCT scale (1/2, 1/4 or 1/8) whose output still
+    /// covers the crop at the model's input size, as Pillow's `draft()` and
+    /// libjpeg's scaling do: a 12 MP photo decodes in a fraction of the time.
+    Reduced,
+}
+
+impl JpegDecode {
+    fn is_exact(&self) -> bool {
+        *self == JpegDecode::Exact
+    }
+}
+
 /// Version of headstart's resize arithmetic, recorded as [`Preprocess::resampler`]
 /// (and so part of every model fingerprint): caches and heads made with other
 /// arithmetic are refused instead of mixed.
@@ -49,7 +68,8 @@ pub const RESAMPLER_VERSION: u32 = 2;
 
 /// The full preprocessing recipe of a backbone.
 ///
-/// Pipeline: decode to RGB8 -> take the centred square of side
+/// Pipeline: decode to RGB8 (a JPEG at a reduced scale when `jpeg_decode` is
+/// `reduced` and the crop allows it) -> take the centred square of side
 /// `crop_fraction * min(W, H)` (fractional, not rounded) -> resize it to
 /// `height x width` with `filter` -> `x = (pixel - mean[c]) / std[c]` with pixels
 /// in 0..=255 -> channel order -> layout.
@@ -78,6 +98,10 @@ pub struct Preprocess {
     /// the fingerprint of a model changes with the arithmetic.
     #[serde(skip_deserializing, default = "resampler_version")]
     pub resampler: u32,
+    /// How JPEGs are decoded; part of the fingerprint only when reduced, so
+    /// recipes of exact decoding keep the fingerprints they had.
+    #[serde(default, skip_serializing_if = "JpegDecode::is_exact")]
+    pub jpeg_decode: JpegDecode,
 }
 
 fn resampler_version() -> u32 {
@@ -85,6 +109,21 @@ fn resampler_version() -> u32 {
 }
 
 impl Preprocess {
+    /// The JPEG DCT scale denominator (1, 2, 4 or 8) for a `width` x `height`
+    /// image: the largest whose output still covers the crop at the model's
+    /// input size; 1 for exact decoding.
+    pub fn jpeg_scale(&self, width: u32, height: u32) -> u32 {
+        if self.jpeg_decode == JpegDecode::Exact {
+            return 1;
+        }
+        let crop = f64::from(self.crop_fraction) * f64::from(width.min(height));
+        let need = f64::from(self.height.max(self.width).max(1));
+        [8, 4, 2]
+            .into_iter()
+            .find(|&r| (crop / f64::from(r)).floor() >= need)
+            .unwrap_or(1)
+    }
+
     /// TF EfficientNet-Lite evaluation: crop 0.875, bicubic to 224, `(p - 127) / 128`.
     pub fn tf_lite(input_name: &str) -> Preprocess {
         Preprocess {
@@ -98,6 +137,7 @@ impl Preprocess {
             std: [128.0; 3],
             channel_order: ChannelOrder::Rgb,
             resampler: RESAMPLER_VERSION,
+            jpeg_decode: JpegDecode::Reduced,
         }
     }
 
@@ -114,6 +154,7 @@ impl Preprocess {
             std: [58.395, 57.12, 57.375],
             channel_order: ChannelOrder::Rgb,
             resampler: RESAMPLER_VERSION,
+            jpeg_decode: JpegDecode::Reduced,
         }
     }
 

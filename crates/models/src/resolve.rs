@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::preprocess::{Filter, Layout, Preprocess};
+use crate::preprocess::{Filter, JpegDecode, Layout, Preprocess};
 use crate::zoo;
 use headstart_onnx::inspect::DimInfo;
 use headstart_provision::Home;
@@ -55,6 +55,8 @@ pub struct PreprocessOverrides {
     pub filter: Option<Filter>,
     /// Input layout.
     pub layout: Option<Layout>,
+    /// Decode JPEGs at full size, never at a reduced DCT scale.
+    pub exact_decode: bool,
 }
 
 impl PreprocessOverrides {
@@ -69,6 +71,11 @@ impl PreprocessOverrides {
     }
 
     fn apply(&self, mut p: Preprocess) -> Preprocess {
+        p.jpeg_decode = if self.exact_decode {
+            JpegDecode::Exact
+        } else {
+            JpegDecode::Reduced
+        };
         if let Some(s) = self.size {
             p.height = s;
             p.width = s;

@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use headstart_extract::decode::decode_rgb8;
+use headstart_extract::decode::decode_for;
 use headstart_extract::input::{self, InputKind};
 use headstart_extract::pipeline::content_hash;
-use headstart_extract::tensor::Preprocessor;
+use headstart_extract::tensor::{Preprocessor, normalize_into};
 use headstart_extract::{FeatureModel, Progress};
 use headstart_fit::Head;
 use rayon::prelude::*;
@@ -219,13 +219,15 @@ impl<'a> Classifier<'a> {
             let tensors: Vec<Result<Vec<f32>, Outcome>> = to_decode
                 .par_iter()
                 .map_init(
-                    || Preprocessor::new(pre.clone()),
-                    |prep, (_, bytes)| {
-                        let img =
-                            decode_rgb8(bytes).map_err(|e| failed("decode", e.to_string()))?;
-                        let mut t = vec![0f32; pre.tensor_len()];
-                        prep.tensor_into(&img, &mut t)
+                    || (Preprocessor::new(pre.clone()), Vec::new()),
+                    |(prep, buf), (_, bytes)| {
+                        let img = decode_for(bytes, buf, &pre)
+                            .map_err(|e| failed("decode", e.to_string()))?;
+                        let pixels = prep
+                            .resize_u8(&img)
                             .map_err(|e| failed("preprocess", e.to_string()))?;
+                        let mut t = vec![0f32; pre.tensor_len()];
+                        normalize_into(&pre, pixels, &mut t);
                         Ok(t)
                     },
                 )
