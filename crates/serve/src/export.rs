@@ -144,6 +144,7 @@ pub fn export(
                         "layout": "nhwc",
                         "channel_order": "rgb",
                         "dtype": "uint8",
+                        "jpeg_decode": pre.jpeg_decode,
                     })
                     .to_string(),
                 ));
