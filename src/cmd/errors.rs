@@ -196,7 +196,7 @@ mod tests {
         let e = anyhow::Error::from(headstart_cache::CacheError::NotACache { path: "c".into() });
         assert_eq!(message(&e), "c: not a headstart cache (no cache.json)");
         assert_eq!(
-            hint::fix(&e).as_deref(),
+            crate::cmd::hint::fix(&e).as_deref(),
             Some("create it with `headstart extract INPUT --out c`")
         );
         let e = headstart_extract::ExtractError::DifferentInput {
@@ -206,7 +206,7 @@ mod tests {
         };
         let e = anyhow::Error::from(headstart_serve::ServeError::from(e)).context("extracting");
         assert_eq!(
-            hint::fix(&e).as_deref(),
+            crate::cmd::hint::fix(&e).as_deref(),
             Some("use another --out directory, or pass --prune to replace them")
         );
         let e = FitParams::new()
@@ -220,6 +220,6 @@ mod tests {
             "unsupported: --class-weight balanced with --solver linfa (linfa-logistic has no sample weights)"
         );
         assert_eq!(exit_status(&e), EXIT_USAGE);
-        assert_eq!(hint::fix(&anyhow::anyhow!("disk full")), None);
+        assert_eq!(crate::cmd::hint::fix(&anyhow::anyhow!("disk full")), None);
     }
 }

@@ -22,7 +22,7 @@ use headstart_runtime::{Device, LibSource, Runtime, RuntimeError};
 
 use crate::cli::{Cli, Command, Global, RuntimeCommand};
 
-pub use errors::{EXIT_ERROR, EXIT_PARTIAL, EXIT_USAGE, Usage, exit_status, message, require};
+pub use errors::{EXIT_ERROR, EXIT_PARTIAL, Usage, exit_status, message, require};
 
 /// Writes `bytes` to `path` atomically, creating its folder.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
