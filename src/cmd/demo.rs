@@ -65,7 +65,14 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
         "extract features of the sample images (train and test) into the cache",
     );
     let cache = out.join("cache");
-    // The demo's cache belongs to the demo: another --data replaces what it held.
+    // The demo's cache belongs to the demo: another --data replaces what it held,
+    // and a cache of an older recipe (another fingerprint) starts over.
+    if let Ok(old) = headstart_cache::Cache::open(&cache)
+        && old.info().model_fingerprint != model.fingerprint
+    {
+        ctx.log("the demo's cache holds features of another recipe; extracting again");
+        std::fs::remove_dir_all(&cache).with_context(|| format!("removing {}", cache.display()))?;
+    }
     let extractor = Extractor::builder(&data, &cache).prune(true).build()?;
     let summary = extractor.run(&mut net, &Bar::new(ctx.quiet))?;
     print!("{summary}");
