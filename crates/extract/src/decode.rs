@@ -50,11 +50,7 @@ pub fn decode_rgb8_into<'a>(
         }
         Some(_) => {}
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_ALLOC);
-    reader.limits(limits);
+    with_limits(&mut reader);
     let mut decoder = reader.into_decoder().map_err(decode)?;
     let orientation = decoder.orientation().map_err(decode)?;
     let (w, h) = decoder.dimensions();
@@ -111,11 +107,7 @@ pub fn decode_for<'a>(
     }
     let mut reader = ImageReader::new(Cursor::new(bytes));
     reader.set_format(ImageFormat::Jpeg);
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_ALLOC);
-    reader.limits(limits);
+    with_limits(&mut reader);
     let mut decoder = reader.into_decoder().map_err(decode)?;
     let orientation = decoder.orientation().map_err(decode)?;
     let (w, h) = decoder.dimensions();
@@ -149,6 +141,15 @@ pub fn decode_for<'a>(
     let (w, h) = rgb.dimensions();
     *buf = rgb.into_raw();
     RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
+}
+
+/// The decompression-bomb limits: [`MAX_SIDE`] per side, [`MAX_ALLOC`] bytes.
+fn with_limits(reader: &mut ImageReader<Cursor<&[u8]>>) {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
 }
 
 fn too_few_pixels(w: u32, h: u32) -> ExtractError {

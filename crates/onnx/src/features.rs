@@ -1344,14 +1344,10 @@ mod tests {
             let bytes = encode_model(&m).unwrap_or_else(|e| panic!("{e}"));
             std::fs::write(Path::new(&dir).join(file), bytes).unwrap_or_else(|e| panic!("{e}"));
         }
-        let mut written = 0;
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let path = e.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            crate::decode_model(&bytes, &path).unwrap_or_else(|e| panic!("{e}"));
-            written += 1;
-        }
-        assert!(written > 0, "nothing written to {dir}");
+        assert!(
+            crate::read_back_models(Path::new(&dir)) > 0,
+            "nothing written to {dir}"
+        );
         if keep.is_none() {
             let _ = std::fs::remove_dir_all(&tmp);
         }

@@ -143,3 +143,16 @@ pub fn encode_model(model: &proto::ModelProto) -> Result<Vec<u8>, OnnxError> {
         .write_to_bytes()
         .map_err(|e| OnnxError::Graph(format!("cannot encode the ONNX model: {e}")))
 }
+
+/// Decodes every model file in `dir` (a test helper); returns how many there were.
+#[cfg(test)]
+pub(crate) fn read_back_models(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = e.unwrap_or_else(|e| panic!("{e}")).path();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        decode_model(&bytes, &path).unwrap_or_else(|e| panic!("{e}"));
+        n += 1;
+    }
+    n
+}
