@@ -12,6 +12,11 @@ source photo (a labelled class-folder input for `headstart extract`):
 Deterministic for a given --seed. Needs Pillow.
 
     python scripts/make_12mp_images.py --n 160 --out /tmp/hs-bench/photos-12mp
+
+With --tree DIR every image of a labelled tree (class folders, optionally under
+split folders, e.g. data/fashion-mnist-mini) becomes a 12 MP JPEG at the same
+relative path: square images are upscaled to 3464x3464, others to 4032x3024. This
+gives a labelled 12 MP set on which heads fitted on both decodes can be compared.
 """
 
 import argparse
@@ -32,7 +37,19 @@ def main():
         os.path.join(ROOT, "tests/data/chelsea.png"),
         os.path.join(ROOT, "tests/data/coffee.png"),
     ])
+    ap.add_argument("--tree", help="a labelled image tree to upscale instead")
     a = ap.parse_args()
+    if a.tree:
+        for dirpath, _, files in os.walk(a.tree):
+            for f in sorted(files):
+                src = os.path.join(dirpath, f)
+                rel = os.path.relpath(src, a.tree)
+                img = Image.open(src).convert("RGB")
+                size = (3464, 3464) if img.width == img.height else (4032, 3024)
+                dst = os.path.join(a.out, os.path.splitext(rel)[0] + ".jpg")
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                img.resize(size, Image.LANCZOS).save(dst, quality=90)
+        return
     rng = random.Random(a.seed)
     photos = [(os.path.splitext(os.path.basename(p))[0], Image.open(p).convert("RGB")) for p in a.photos]
     for i in range(a.n):
