@@ -38,7 +38,9 @@ pub fn fix_of(e: &(dyn Error + 'static)) -> Option<String> {
                     "NAME|PATH"
                 }
             )),
-            ServeError::WrongBackbone { .. } => Some(format!("pass the --model, {EXTRACT_FLAGS}")),
+            ServeError::WrongBackbone { .. } => Some(format!(
+                "pass the --model, {EXTRACT_FLAGS} (a head made before JPEGs were decoded at a reduced scale: add --exact-decode)"
+            )),
             _ => None,
         };
     }
@@ -53,6 +55,9 @@ pub fn fix_of(e: &(dyn Error + 'static)) -> Option<String> {
             ExtractError::ShardEnv { .. } => text(
                 "pass --shard I/N to choose the shard yourself (the scheduler's variables are then not read)",
             ),
+            ExtractError::Strict { .. } => {
+                text("drop --strict to record failures in the errors file and go on")
+            }
             ExtractError::DifferentInput { .. } => {
                 text("use another --out directory, or pass --prune to replace them")
             }
@@ -65,7 +70,9 @@ pub fn fix_of(e: &(dyn Error + 'static)) -> Option<String> {
                 "create it with `headstart extract INPUT --out {}`",
                 path.display()
             )),
-            CacheError::Mismatch { .. } => text("use another --out directory"),
+            CacheError::Mismatch { .. } => text(
+                "use another --out directory (a cache made before JPEGs were decoded at a reduced scale: pass --exact-decode to keep adding to it)",
+            ),
             _ => None,
         };
     }

@@ -123,9 +123,11 @@ pub fn decode_for<'a>(
         Ok((sw, sh)) => (u32::from(sw), u32::from(sh)),
         Err(_) => return decode_rgb8_into(bytes, buf),
     };
-    let pixels = jpeg
-        .decode()
-        .map_err(|e| ExtractError::Decode(e.to_string()))?;
+    // A file this decoder refuses (a damaged entropy stream that others read
+    // past) gets the full decoder's verdict, as with exact decoding.
+    let Ok(pixels) = jpeg.decode() else {
+        return decode_rgb8_into(bytes, buf);
+    };
     let rgb = match jpeg.info().map(|i| i.pixel_format) {
         Some(jpeg_decoder::PixelFormat::RGB24) => RgbImage::from_raw(sw, sh, pixels),
         Some(jpeg_decoder::PixelFormat::L8) => {
@@ -271,6 +273,42 @@ mod tests {
             decode_for(&bytes, &mut a, &reduced).unwrap().as_raw(),
             decode_rgb8_into(&bytes, &mut b).unwrap().as_raw()
         );
+    }
+
+    /// Regression: a big JPEG with a damaged entropy stream, which the full
+    /// decoder reads, failed when decoded at a reduced scale (jpeg-decoder
+    /// refuses some streams that zune-jpeg and libjpeg read past).
+    #[test]
+    fn a_damaged_big_jpeg_that_the_full_decoder_reads_is_not_refused() {
+        let reduced = Preprocess::tf_lite("input");
+        let good = jpeg(1200, 900, None);
+        // The first damage (32 bytes of the entropy-coded data overwritten) that
+        // the scaled decoder refuses and the full decoder reads.
+        let damaged = (good.len() / 4..good.len() - 16)
+            .step_by(97)
+            .map(|at| {
+                // 32 pseudo-random bytes (never a marker) over the data at `at`.
+                let mut b = good.clone();
+                let mut x = at as u32;
+                for v in &mut b[at..at + 32] {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    *v = ((x >> 16) as u8).min(0xFE);
+                }
+                b
+            })
+            .find(|b| {
+                let mut d = jpeg_decoder::Decoder::new(Cursor::new(b));
+                let scaled = d
+                    .read_info()
+                    .and_then(|()| d.scale(600, 450))
+                    .and_then(|_| d.decode());
+                scaled.is_err() && decode_rgb8_into(b, &mut Vec::new()).is_ok()
+            })
+            .expect("a damage that only the scaled decoder refuses");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let ours = decode_for(&damaged, &mut a, &reduced).expect("decoded after all");
+        let full = decode_rgb8_into(&damaged, &mut b).unwrap();
+        assert_eq!(ours.as_raw(), full.as_raw(), "the full decode's pixels");
     }
 
     #[test]
