@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use headstart_extract::MAX_BATCH;
 use headstart_serve::{Classifier, Record, records};
 
 use super::Ctx;
@@ -16,8 +17,8 @@ use crate::progress::Bar;
 pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
     use super::require;
     require(a.top_k >= 1, || "--top-k must be at least 1".into())?;
-    require((1..=4096).contains(&a.batch_size), || {
-        "--batch-size must be between 1 and 4096".into()
+    require((1..=MAX_BATCH).contains(&a.batch_size), || {
+        format!("--batch-size must be between 1 and {MAX_BATCH}")
     })?;
     require(
         !matches!(a.format, PredictFormat::Parquet) || a.output.is_some(),

@@ -44,4 +44,6 @@ mod rules_test;
 pub use error::ExtractError;
 
 pub use features::{FeatureModel, OrtFeatures};
-pub use pipeline::{Extractor, ExtractorBuilder, NoProgress, Progress, Shard, Summary, View};
+pub use pipeline::{
+    Extractor, ExtractorBuilder, MAX_BATCH, NoProgress, Progress, Shard, Summary, View,
+};

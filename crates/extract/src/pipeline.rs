@@ -270,11 +270,11 @@ impl ExtractorBuilder {
             value,
             message: message.to_string(),
         };
-        if self.batch_size == 0 || self.batch_size > 4096 {
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH {
             return Err(param(
                 "batch_size",
                 self.batch_size.to_string(),
-                "must be between 1 and 4096",
+                &format!("must be between 1 and {MAX_BATCH}"),
             ));
         }
         if self.threads == Some(0) {
@@ -706,6 +706,9 @@ enum Prepared {
         message: String,
     },
 }
+
+/// The largest batch a run accepts.
+pub const MAX_BATCH: usize = 4096;
 
 /// Largest decode buffer (bytes) a decode thread keeps between files: a
 /// 4096x4096 RGB image.

@@ -140,11 +140,11 @@ impl<'a> Classifier<'a> {
         batch_size: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<Prediction>, ServeError> {
-        if !(1..=4096).contains(&batch_size) {
+        if !(1..=headstart_extract::MAX_BATCH).contains(&batch_size) {
             return Err(ServeError::Param {
                 name: "batch_size",
                 value: batch_size.to_string(),
-                message: "must be between 1 and 4096".into(),
+                message: format!("must be between 1 and {}", headstart_extract::MAX_BATCH),
             });
         }
         let mut entries = list_inputs(inputs)?;
