@@ -431,8 +431,6 @@ mod tests {
     /// f(x) = sum_i c_i (x_i - 1)^2 + (x_0 x_1)^2, a small nonlinear test.
     struct Quad {
         c: Vec<f64>,
-        base: Vec<f32>,
-        p: Vec<f32>,
     }
 
     impl Quad {
@@ -451,9 +449,24 @@ mod tests {
         }
     }
 
-    impl LineObjective for Quad {
+    /// Any `fg(x, g) -> f` as a line objective, evaluated point by point.
+    struct ByPoint<F> {
+        fg: F,
+        base: Vec<f32>,
+        p: Vec<f32>,
+    }
+
+    fn by_point<F: FnMut(&[f32], &mut [f32]) -> f64>(fg: F) -> ByPoint<F> {
+        ByPoint {
+            fg,
+            base: vec![],
+            p: vec![],
+        }
+    }
+
+    impl<F: FnMut(&[f32], &mut [f32]) -> f64> LineObjective for ByPoint<F> {
         fn start(&mut self, theta: &[f32], g: &mut [f32]) -> f64 {
-            self.fg(theta, g)
+            (self.fg)(theta, g)
         }
         fn set_direction(&mut self, theta: &[f32], p: &[f32]) {
             self.base = theta.to_vec();
@@ -467,25 +480,21 @@ mod tests {
                 .map(|(b, p)| b + alpha as f32 * p)
                 .collect();
             let mut g = vec![0.0; x.len()];
-            let f = self.fg(&x, &mut g);
+            let f = (self.fg)(&x, &mut g);
             (f, dot(&g, &self.p))
         }
         fn accept(&mut self, _alpha: f64, theta_new: &[f32], g: &mut [f32]) -> f64 {
-            self.fg(theta_new, g)
+            (self.fg)(theta_new, g)
         }
     }
 
     #[test]
     fn minimizes_an_ill_conditioned_function() {
         let c: Vec<f64> = (0..20).map(|i| 10f64.powf(i as f64 / 6.0)).collect();
-        let mut q = Quad {
-            c,
-            base: vec![],
-            p: vec![],
-        };
+        let q = Quad { c };
         let mut x = vec![0.0f32; 20];
         let r = minimize(
-            &mut q,
+            &mut by_point(|x: &[f32], g: &mut [f32]| q.fg(x, g)),
             &mut x,
             LbfgsConfig {
                 max_iter: 200,
@@ -507,14 +516,12 @@ mod tests {
     #[test]
     fn an_indefinite_preconditioner_falls_back_to_steepest_descent() {
         // M = -I turns every preconditioned direction uphill.
-        let mut q = Quad {
+        let q = Quad {
             c: vec![1.0, 2.0, 3.0, 4.0],
-            base: vec![],
-            p: vec![],
         };
         let mut x = vec![0.0f32; 4];
         let r = minimize(
-            &mut q,
+            &mut by_point(|x: &[f32], g: &mut [f32]| q.fg(x, g)),
             &mut x,
             LbfgsConfig {
                 max_iter: 200,
@@ -533,55 +540,21 @@ mod tests {
 
     /// `1 + 1e-8 sum_i (x_i - 1)^2` plus rounding-like noise of 1e-7: every
     /// change of `f` along a step is below its noise; the gradient is exact.
-    struct Flat {
-        base: Vec<f32>,
-        p: Vec<f32>,
-    }
-
-    impl Flat {
-        fn fg(x: &[f32], g: &mut [f32]) -> f64 {
-            let mut f = 1.0f64;
-            let mut h = 0.0f64;
-            for (gi, &xi) in g.iter_mut().zip(x) {
-                let e = f64::from(xi) - 1.0;
-                f += 1e-8 * e * e;
-                h += 12345.678 * f64::from(xi);
-                *gi = (2e-8 * e) as f32;
-            }
-            f + 1e-7 * h.sin()
+    fn flat(x: &[f32], g: &mut [f32]) -> f64 {
+        let mut f = 1.0f64;
+        let mut h = 0.0f64;
+        for (gi, &xi) in g.iter_mut().zip(x) {
+            let e = f64::from(xi) - 1.0;
+            f += 1e-8 * e * e;
+            h += 12345.678 * f64::from(xi);
+            *gi = (2e-8 * e) as f32;
         }
-    }
-
-    impl LineObjective for Flat {
-        fn start(&mut self, theta: &[f32], g: &mut [f32]) -> f64 {
-            Self::fg(theta, g)
-        }
-        fn set_direction(&mut self, theta: &[f32], p: &[f32]) {
-            self.base = theta.to_vec();
-            self.p = p.to_vec();
-        }
-        fn line(&mut self, alpha: f64) -> (f64, f64) {
-            let x: Vec<f32> = self
-                .base
-                .iter()
-                .zip(&self.p)
-                .map(|(b, p)| b + alpha as f32 * p)
-                .collect();
-            let mut g = vec![0.0; x.len()];
-            let f = Self::fg(&x, &mut g);
-            (f, dot(&g, &self.p))
-        }
-        fn accept(&mut self, _alpha: f64, theta_new: &[f32], g: &mut [f32]) -> f64 {
-            Self::fg(theta_new, g)
-        }
+        f + 1e-7 * h.sin()
     }
 
     #[test]
     fn steps_below_the_objectives_rounding_are_judged_on_the_slope() {
-        let mut obj = Flat {
-            base: vec![],
-            p: vec![],
-        };
+        let mut obj = by_point(flat);
         let mut x = vec![0.0f32; 3];
         let r = minimize(
             &mut obj,
