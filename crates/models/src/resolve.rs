@@ -203,6 +203,9 @@ pub fn resolve(
         .first()
         .ok_or_else(|| bad("the model has no image input".into()))?;
     let pre = match default_pre {
+        // A preset replaces a built-in's recipe but not its fixed input size
+        // (`--preset tf-lite` on the 240 px Lite1 stays at 240 px).
+        Some(p) if overrides.preset.is_some() => overrides.apply(infer_from_input(input, p)),
         Some(p) => overrides.apply(p),
         None => {
             let from_meta = model
@@ -397,6 +400,69 @@ mod tests {
         assert_eq!(r.feature_tensor, "features");
         assert_eq!(r.feature_dim, Some(3));
         assert_eq!((r.preprocess.height, r.preprocess.width), (8, 8));
+    }
+
+    /// A preset on a built-in keeps the model's input size (its graph input), so
+    /// `--preset tf-lite` on Lite1 gives 240 px with the preset's crop.
+    #[test]
+    fn a_preset_on_a_builtin_keeps_its_input_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let name = "efficientnet-lite1";
+        let mdir = zoo::model_dir(&home, name);
+        std::fs::create_dir_all(&mdir).unwrap();
+        let n = || Dim::Named("N".into());
+        let mut g = GraphProto::new();
+        g.input.push(value_info(
+            "input",
+            DataType::FLOAT,
+            &[n(), Dim::Fixed(3), Dim::Fixed(240), Dim::Fixed(240)],
+        ));
+        g.node = vec![
+            node("GlobalAveragePool", "pool", &["input"], &["pooled"], vec![]),
+            node("Flatten", "flat", &["pooled"], &["features"], vec![]),
+        ];
+        g.output.push(value_info(
+            "features",
+            DataType::FLOAT,
+            &[n(), Dim::Fixed(3)],
+        ));
+        let bytes = headstart_onnx::encode_model(&model(g, &[])).unwrap();
+        std::fs::write(mdir.join("model.onnx"), bytes).unwrap();
+        let card = zoo::ModelCard {
+            format_version: zoo::CARD_VERSION,
+            name: name.into(),
+            feature_tensor: "features".into(),
+            feature_dim: 3,
+            logits_tensor: None,
+            num_classes: None,
+            preprocess: Preprocess::tf_lite_sized("input", 240),
+            provenance: zoo::Provenance {
+                source: "test".into(),
+                sha256: String::new(),
+                licence: String::new(),
+                notes: String::new(),
+            },
+        };
+        std::fs::write(mdir.join("model.json"), serde_json::to_vec(&card).unwrap()).unwrap();
+        let resolve_with = |preset: Option<&str>| {
+            let o = PreprocessOverrides {
+                preset: preset.map(str::to_string),
+                ..Default::default()
+            };
+            resolve(&home, name, &FeatureSel::Auto, &o, &|_| {})
+                .unwrap_or_else(|e| panic!("{e}"))
+                .preprocess
+        };
+        let own = resolve_with(None);
+        assert_eq!((own.height, own.crop_fraction), (240, 240.0 / 272.0));
+        let tf = resolve_with(Some("tf-lite"));
+        assert_eq!((tf.height, tf.width, tf.crop_fraction), (240, 240, 0.875));
+        let imagenet = resolve_with(Some("imagenet"));
+        assert_eq!(
+            (imagenet.height, imagenet.mean),
+            (240, Preprocess::imagenet("input").mean)
+        );
     }
 
     #[test]
