@@ -6,6 +6,7 @@
 //! ```text
 //! CACHE_DIR/
 //!   cache.json                 CacheInfo: model, fingerprint, feature dim, preprocessing
+//!   input.json                 the INPUT of the newest extract run (absolute path)
 //!   parts/<seq>.parquet        rows: path, label, split, content_hash, view, feature
 //!   parts/<seq>.json           small manifest of that part (rows, shard, provider, ...)
 //!   parts/<seq>.tomb.json      paths deleted from the input as of <seq>
@@ -247,11 +248,57 @@ impl Cache {
     pub fn errors_dir(&self) -> PathBuf {
         self.dir.join("errors")
     }
+
+    /// Records `input` (made absolute) as the INPUT the cache's paths are
+    /// relative to, in `input.json`; the newest extract run wins. Reports use it
+    /// to find the images again.
+    pub fn record_input(&self, input: &Path) -> Result<(), CacheError> {
+        let abs = std::path::absolute(input).unwrap_or_else(|_| input.to_path_buf());
+        let json = serde_json::json!({ "input": abs });
+        let bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
+        write::write_atomic(&self.dir.join(INPUT_FILE), &bytes)
+    }
+
+    /// The INPUT recorded by the newest extract run ([`Cache::record_input`]);
+    /// `None` for caches made before it was recorded or when the file is unreadable.
+    pub fn recorded_input(&self) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(self.dir.join(INPUT_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v.get("input")?.as_str().map(PathBuf::from)
+    }
 }
+
+/// File (in the cache directory) naming the INPUT of the newest extract run.
+pub const INPUT_FILE: &str = "input.json";
 
 fn describe(i: &CacheInfo) -> String {
     format!(
         "model {} (fingerprint {}, {}-d features)",
         i.model_name, i.model_fingerprint, i.feature_dim
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_recorded_input_wins_and_is_absolute() {
+        let tmp = tempfile::tempdir().unwrap();
+        let info = CacheInfo {
+            format_version: FORMAT_VERSION,
+            model_name: "m".into(),
+            model_fingerprint: "f".into(),
+            feature_dim: 1,
+            preprocessing: serde_json::json!({}),
+            created_by: "test".into(),
+        };
+        let cache = Cache::open_or_create(&tmp.path().join("c"), &info).unwrap();
+        assert_eq!(cache.recorded_input(), None);
+        cache.record_input(Path::new("images")).unwrap();
+        cache.record_input(&tmp.path().join("other")).unwrap();
+        assert_eq!(cache.recorded_input(), Some(tmp.path().join("other")));
+        cache.record_input(Path::new("rel")).unwrap();
+        assert!(cache.recorded_input().unwrap().is_absolute());
+    }
 }

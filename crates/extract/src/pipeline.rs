@@ -481,6 +481,7 @@ impl Extractor {
         }
         gone.sort();
         cache.write_tombstones(&gone)?;
+        cache.record_input(&cfg.input)?;
 
         let run = RunInfo {
             ort_version: model.runtime_version().to_string(),

@@ -61,7 +61,7 @@ pub struct LeakReport {
 }
 
 /// Pairs-times-dimension budget below which all pairs are compared.
-const EXACT_BUDGET: f64 = 2e9;
+pub(crate) const EXACT_BUDGET: f64 = 2e9;
 const BAND_BITS: usize = 12;
 const MAX_BANDS: usize = 40;
 
@@ -111,9 +111,9 @@ pub(crate) fn check(
         let best = match bands {
             Some(l) if work > EXACT_BUDGET => {
                 method = "lsh".into();
-                near_lsh(t, train, &q_rows, &center, threshold, l)
+                near_lsh(t, train, &q_rows, &center, threshold, l, |_, _| false)
             }
-            _ => near_exact(t, train, &q_rows, &center),
+            _ => near_exact(t, train, &q_rows, &center, |_, _| false),
         };
         for (qi, (cos, tr)) in queries.iter().zip(best) {
             if cos >= threshold {
@@ -147,7 +147,7 @@ pub(crate) fn check(
     )
 }
 
-fn mean(t: &FeatureTable, rows: &[usize]) -> Vec<f32> {
+pub(crate) fn mean(t: &FeatureTable, rows: &[usize]) -> Vec<f32> {
     let d = t.dim;
     let s = rows
         .par_chunks(1024)
@@ -183,7 +183,7 @@ fn unit(t: &FeatureTable, r: usize, center: &[f32], out: &mut [f32]) {
 }
 
 /// Number of 12-bit bands for >= 99.5% recall at `threshold`, if reasonable.
-fn bands_for(threshold: f32) -> Option<usize> {
+pub(crate) fn bands_for(threshold: f32) -> Option<usize> {
     let theta = f64::from(threshold).clamp(-1.0, 1.0).acos();
     let q = 1.0 - theta / std::f64::consts::PI;
     let band = q.powi(BAND_BITS as i32);
@@ -194,12 +194,14 @@ fn bands_for(threshold: f32) -> Option<usize> {
     (l <= MAX_BANDS).then_some(l.max(1))
 }
 
-/// Best (cosine, train row) for each query, comparing all pairs.
-fn near_exact(
+/// Best (cosine, train row) for each query, comparing all pairs except
+/// those where `skip(query row, train row)`.
+pub(crate) fn near_exact(
     t: &FeatureTable,
     train: &[usize],
     queries: &[usize],
     center: &[f32],
+    skip: impl Fn(usize, usize) -> bool + Sync,
 ) -> Vec<(f32, usize)> {
     let d = t.dim;
     const QB: usize = 256;
@@ -222,7 +224,7 @@ fn near_exact(
                 gemm(&q, (qc.len(), d), false, &tb, (m, d), true, 0.0, &mut sims);
                 for (i, b) in best.iter_mut().enumerate() {
                     for (j, &s) in sims[i * m..(i + 1) * m].iter().enumerate() {
-                        if s > b.0 {
+                        if s > b.0 && !skip(qc[i], tc[j]) {
                             *b = (s, tc[j]);
                         }
                     }
@@ -233,14 +235,16 @@ fn near_exact(
         .collect()
 }
 
-/// Best (cosine, train row) per query among LSH candidates; (-inf, _) when none.
-fn near_lsh(
+/// Best (cosine, train row) per query among LSH candidates, except pairs where
+/// `skip(query row, train row)`; (-inf, _) when none.
+pub(crate) fn near_lsh(
     t: &FeatureTable,
     train: &[usize],
     queries: &[usize],
     center: &[f32],
     threshold: f32,
     bands: usize,
+    skip: impl Fn(usize, usize) -> bool + Sync,
 ) -> Vec<(f32, usize)> {
     let d = t.dim;
     let bits = bands * BAND_BITS;
@@ -347,7 +351,7 @@ fn near_lsh(
                     continue;
                 }
                 let (tc, tn) = tstats[ti as usize];
-                if qn == 0.0 || tn == 0.0 {
+                if qn == 0.0 || tn == 0.0 || skip(qr, train[ti as usize]) {
                     continue;
                 }
                 let raw = dot(t.row(qr), t.row(train[ti as usize]));
@@ -418,11 +422,12 @@ mod tests {
             &center,
             0.98,
             bands_for(0.98).unwrap(),
+            |_, _| false,
         );
         assert_eq!(best[0].1, 7);
         assert!(best[0].0 > 0.98);
         assert!(best[1].0 < 0.98);
-        let exact = near_exact(&t, &train, &[391, 392], &center);
+        let exact = near_exact(&t, &train, &[391, 392], &center, |_, _| false);
         assert!((exact[0].0 - best[0].0).abs() < 1e-4);
     }
 

@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod adam;
+mod audit;
 mod data;
 mod engine;
 mod error;
@@ -65,6 +66,9 @@ use std::time::Instant;
 use headstart_cache::FeatureTable;
 use serde::Serialize;
 
+pub use audit::{
+    AuditParams, AuditReport, CheckedAuditParams, CrossClassDuplicate, LabelIssue, MAX_FOLDS, audit,
+};
 pub use data::{ORIGINAL_VIEW, check_table, is_original, merge_tables};
 pub use error::FitError;
 pub use head::{
@@ -72,8 +76,8 @@ pub use head::{
 };
 pub use leak::{LeakKind, LeakPair, LeakReport};
 pub use metrics::{
-    ClassMetrics, DENSE_CONFUSION_MAX_CLASSES, Metrics, MetricsSummary, Mistake, TEXT_CLASS_ROWS,
-    TEXT_CONFUSION_MAX_CLASSES,
+    CALIBRATION_BINS, Calibration, CalibrationBin, ClassMetrics, DENSE_CONFUSION_MAX_CLASSES,
+    Metrics, MetricsSummary, Mistake, Prediction, TEXT_CLASS_ROWS, TEXT_CONFUSION_MAX_CLASSES,
 };
 pub use normalize::Normalizer;
 pub use params::{
@@ -125,6 +129,11 @@ pub struct Timings {
 
 /// File names written by [`FitOutcome::save`] besides the head files.
 pub const METRICS_FILE: &str = "metrics.json";
+/// The HTML report that `headstart fit` writes into the head folder (a head
+/// artifact: a new save removes a stale one).
+pub const REPORT_FILE: &str = "report.html";
+/// The HTML report that `headstart eval` writes into the head folder.
+pub const EVAL_REPORT_FILE: &str = "report_eval.html";
 
 impl FitOutcome {
     /// A readable summary: split, sweep table, leak check, metrics.

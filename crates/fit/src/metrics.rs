@@ -34,6 +34,78 @@ pub struct Mistake {
     pub p_true: f64,
 }
 
+/// One row's outcome, kept in memory for reports (not in metrics.json).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Image path (as in the cache).
+    pub path: String,
+    /// True class index.
+    pub true_class: u32,
+    /// Predicted class index.
+    pub predicted: u32,
+    /// Probability of the predicted class.
+    pub confidence: f32,
+}
+
+/// One bin of a reliability diagram: rows whose top probability lies in
+/// `[lower, upper)` (the last bin includes 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationBin {
+    /// Lower edge of the bin.
+    pub lower: f64,
+    /// Upper edge of the bin.
+    pub upper: f64,
+    /// Rows in the bin.
+    pub count: usize,
+    /// Mean top probability of those rows (NaN-free: 0 when empty).
+    pub mean_confidence: f64,
+    /// Fraction of those rows predicted correctly (0 when empty).
+    pub accuracy: f64,
+}
+
+/// Calibration of the top probability: a reliability diagram's bins and the
+/// expected calibration error (count-weighted mean |accuracy - confidence|).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Expected calibration error over [`CALIBRATION_BINS`] equal-width bins.
+    pub ece: f64,
+    /// The bins, lowest confidence first.
+    pub bins: Vec<CalibrationBin>,
+}
+
+/// Bins of [`Calibration`].
+pub const CALIBRATION_BINS: usize = 10;
+
+impl Calibration {
+    fn from_predictions(rows: &[Prediction]) -> Calibration {
+        let b = CALIBRATION_BINS;
+        let (mut count, mut conf, mut correct) = (vec![0usize; b], vec![0f64; b], vec![0usize; b]);
+        for r in rows {
+            let i = ((f64::from(r.confidence) * b as f64) as usize).min(b - 1);
+            count[i] += 1;
+            conf[i] += f64::from(r.confidence);
+            correct[i] += usize::from(r.true_class == r.predicted);
+        }
+        let n = rows.len().max(1) as f64;
+        let mut ece = 0.0;
+        let bins = (0..b)
+            .map(|i| {
+                let c = count[i].max(1) as f64;
+                let (mean_confidence, accuracy) = (conf[i] / c, correct[i] as f64 / c);
+                ece += count[i] as f64 / n * (accuracy - mean_confidence).abs();
+                CalibrationBin {
+                    lower: i as f64 / b as f64,
+                    upper: (i + 1) as f64 / b as f64,
+                    count: count[i],
+                    mean_confidence,
+                    accuracy,
+                }
+            })
+            .collect();
+        Calibration { ece, bins }
+    }
+}
+
 /// Headline numbers (stored in head.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsSummary {
@@ -83,6 +155,12 @@ pub struct Metrics {
     pub confusion_cells: Vec<[usize; 3]>,
     /// The most confident mistakes, most confident first.
     pub confident_mistakes: Vec<Mistake>,
+    /// Reliability of the top probability.
+    #[serde(default)]
+    pub calibration: Calibration,
+    /// Every row's outcome, in input order (for reports; not serialised).
+    #[serde(skip)]
+    pub predictions: Vec<Prediction>,
 }
 
 impl Metrics {
@@ -105,6 +183,7 @@ impl Metrics {
         let mut log_loss = 0.0f64;
         let mut top5 = 0usize;
         let mut mistakes: Vec<(f64, usize, usize)> = Vec::new();
+        let mut predictions = Vec::with_capacity(n);
         for (i, (row, &yi)) in probs.chunks_exact(k.max(1)).zip(y).enumerate() {
             let yi = yi as usize;
             let (mut arg, mut best) = (0usize, f32::NEG_INFINITY);
@@ -115,6 +194,12 @@ impl Metrics {
                 }
             }
             pairs.push((yi as u32, arg as u32));
+            predictions.push(Prediction {
+                path: paths[i].to_string(),
+                true_class: yi as u32,
+                predicted: arg as u32,
+                confidence: best,
+            });
             let pt = f64::from(row[yi]);
             log_loss -= pt.clamp(1e-15, 1.0).ln();
             if k > 5 {
@@ -217,6 +302,8 @@ impl Metrics {
             confusion: (k <= DENSE_CONFUSION_MAX_CLASSES).then(|| dense(k, &cells)),
             confusion_cells: cells,
             confident_mistakes,
+            calibration: Calibration::from_predictions(&predictions),
+            predictions,
         }
     }
 

@@ -18,6 +18,8 @@ pub(crate) fn is_artifact_name(name: &str) -> bool {
     name == TENSORS_FILE
         || name == META_FILE
         || name == crate::METRICS_FILE
+        || name == crate::REPORT_FILE
+        || name == crate::EVAL_REPORT_FILE
         || (name.starts_with("confusion_") && name.ends_with(".svg"))
 }
 
