@@ -55,8 +55,22 @@ pub enum Command {
     Cache(CacheCommand),
     /// Train a classifier head on cached features, evaluate it and save it to HEAD_DIR.
     Fit(FitArgs),
-    /// Evaluate a saved head on other labelled features.
+    /// Evaluate a saved head on other labelled features (writes HEAD_DIR/report_eval.html).
     Eval(EvalArgs),
+    /// Find probable label errors and duplicates across classes in labelled features.
+    ///
+    /// Fits the head K times on K-1 folds for out-of-fold probabilities, then ranks images
+    /// by confident learning (Northcutt et al., 2021): an image is flagged when another
+    /// class's probability reaches that class's mean self-confidence. Writes
+    /// label_issues.csv (path, given label, suggested label, score), audit.json and
+    /// audit.html (thumbnails) into --out, and prints the top of the list.
+    Audit(AuditArgs),
+    /// Which backbone suits this data: extract with each, fit the same head sweep, compare.
+    ///
+    /// Each backbone gets its own cache (reused on reruns) and head under --out; prints and
+    /// saves (compare.csv, compare.svg) test accuracy, macro-F1, extract images/s and
+    /// feature dimension.
+    Compare(CompareArgs),
     /// Classify images with a saved head (backbone + head), reusing cached features when possible.
     ///
     /// Prints each file's path and its top-k labels with probabilities. The backbone is the
@@ -140,9 +154,28 @@ pub struct FitArgs {
     /// Feature caches (from `headstart extract`) or Parquet files with a `feature` column.
     #[arg(required = true, value_name = "CACHE_DIR")]
     pub caches: Vec<PathBuf>,
-    /// Where to save the head (head.safetensors, head.json, metrics.json, confusion matrix SVG).
+    /// Where to save the head (head.safetensors, head.json, metrics.json, confusion matrix
+    /// SVG, report.html).
     #[arg(long, value_name = "HEAD_DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub head: HeadArgs,
+    /// Views used for training (default: all stored views); evaluation uses `original`.
+    #[arg(long, value_delimiter = ',', value_name = "VIEWS")]
+    pub views: Vec<String>,
+    /// Drop held-out images that duplicate a training image (same bytes or near-identical features).
+    #[arg(long)]
+    pub dedupe: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a head is fitted (shared by fit, audit and compare).
+#[derive(Debug, Args, Clone)]
+pub struct HeadArgs {
     /// Head: softmax (logistic regression), mlp (one hidden layer) or ncm (nearest class mean).
     #[arg(long, default_value = "softmax", value_name = "KIND")]
     pub head: String,
@@ -152,8 +185,10 @@ pub struct FitArgs {
     /// Solver: auto (L-BFGS for softmax, Adam for mlp), lbfgs, adam, linfa (linfa-logistic reference).
     #[arg(long, default_value = "auto", value_name = "SOLVER")]
     pub solver: String,
-    /// Inverse L2 strength with scikit-learn's meaning; a comma list sweeps it (picked on validation).
-    #[arg(long, value_delimiter = ',', default_value = "1.0", value_name = "C")]
+    /// Inverse L2 strength with scikit-learn's meaning; a comma list sweeps it (picked on
+    /// validation) [default: 1 for fit; 0.01,0.1,1 for audit, whose out-of-fold probabilities
+    /// must be calibrated; 0.01,0.1,1,10 for compare].
+    #[arg(long, value_delimiter = ',', value_name = "C")]
     pub c: Vec<f64>,
     /// Class weights: none or balanced (n / (k * n_class)).
     #[arg(long, default_value = "none", value_name = "MODE")]
@@ -164,18 +199,67 @@ pub struct FitArgs {
     /// Fraction held out for validation when the cache gives no val split.
     #[arg(long, default_value_t = 0.2, value_name = "F")]
     pub val_fraction: f64,
-    /// Seed of the hash split and of the solvers.
+    /// Seed of the hash split, the folds and the solvers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Views used for training (default: all stored views); evaluation uses `original`.
-    #[arg(long, value_delimiter = ',', value_name = "VIEWS")]
-    pub views: Vec<String>,
-    /// Drop held-out images that duplicate a training image (same bytes or near-identical features).
+}
+
+/// The HTML report written next to the results.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Do not write the HTML report.
     #[arg(long)]
-    pub dedupe: bool,
-    /// Print the outcome as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
+    pub no_report: bool,
+    /// Where the images are, for the report's thumbnails [default: the INPUT that
+    /// `extract` recorded in the cache].
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Labelled feature caches (from `headstart extract`).
+    #[arg(required = true, value_name = "CACHE_DIR")]
+    pub caches: Vec<PathBuf>,
+    /// Folder for label_issues.csv, audit.json and audit.html.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Folds of the out-of-fold probabilities (each fits one head).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub folds: usize,
+    /// Label issues to print (all of them go to label_issues.csv).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub top: usize,
+    #[command(flatten)]
+    pub head: HeadArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Labelled images: class folders, a manifest, tar shards or image Parquet.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Backbones to compare, comma-separated (built-in names or .onnx paths).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "efficientnet-lite0,efficientnet-lite1,efficientnet-lite2",
+        value_name = "A,B,.."
+    )]
+    pub models: Vec<String>,
+    /// Folder for one cache and one head per backbone, compare.csv and compare.svg;
+    /// caches are reused on reruns.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Preprocessing of the backbones given as .onnx files (built-in ones carry their own).
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    #[command(flatten)]
+    pub head: HeadArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +273,9 @@ pub struct EvalArgs {
     /// Only rows of this split (train, val, test).
     #[arg(long, value_name = "SPLIT")]
     pub split: Option<String>,
+    /// Written as report_eval.html in HEAD_DIR.
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Print the metrics as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -201,6 +288,14 @@ pub struct ModelArgs {
     /// predict and export: the model the head was trained on, when it is built in].
     #[arg(long, value_name = "NAME|PATH")]
     pub model: Option<String>,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+}
+
+/// Which tensor of a backbone is the feature vector, and how images are
+/// preprocessed for it (built-in backbones carry their own; the flags override).
+#[derive(Debug, Args, Clone)]
+pub struct RecipeArgs {
     /// Feature tensor: `auto` (the model's features, or the input of a classifier's final
     /// fully connected layer) or any tensor name (see `headstart models inspect`).
     #[arg(long, default_value = "auto", value_name = "auto|TENSOR")]

@@ -13,5 +13,6 @@ mod deploy;
 mod extract;
 mod foundation;
 mod parquet_writers;
+mod report;
 mod scale;
 mod shards_recipe;

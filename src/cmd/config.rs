@@ -9,7 +9,7 @@ use headstart_runtime::{Device, Runtime, SessionConfig};
 use headstart_serve::ServeError;
 
 use super::Ctx;
-use crate::cli::{DeviceArgs, FilterArg, LayoutArg, ModelArgs};
+use crate::cli::{DeviceArgs, FilterArg, LayoutArg, ModelArgs, RecipeArgs};
 
 /// Resolves `--model` (or `default` when not given), `--features` and the preprocessing flags.
 pub fn resolve_model(
@@ -17,7 +17,15 @@ pub fn resolve_model(
     m: &ModelArgs,
     default: &str,
 ) -> Result<ResolvedBackbone, headstart_models::ModelError> {
-    let spec = m.model.as_deref().unwrap_or(default);
+    resolve_recipe(ctx, m.model.as_deref().unwrap_or(default), &m.recipe)
+}
+
+/// Resolves the backbone `spec` with the recipe flags.
+pub fn resolve_recipe(
+    ctx: &Ctx,
+    spec: &str,
+    m: &RecipeArgs,
+) -> Result<ResolvedBackbone, headstart_models::ModelError> {
     let features: FeatureSel = m.features.parse()?;
     let overrides = PreprocessOverrides {
         preset: m.preset.clone(),

@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> Result<ExitCode> {
     let head = Head::load(&a.head)
         .with_context(|| format!("loading the head from {}", a.head.display()))?;
     let (backbone, input) = if a.head_only {
-        if a.model.model.is_some() || a.model.exact_decode {
+        if a.model.model.is_some() || a.model.recipe.exact_decode {
             ctx.log("--head-only exports no backbone; --model and its flags are not used");
         }
         (None, ExportInput::Features)

@@ -6,10 +6,12 @@ use anyhow::{Context, Result};
 use headstart_fit::{EvalOptions, FitParams, Head, Role};
 
 use super::Ctx;
-use crate::cli::{EvalArgs, FitArgs};
+use super::report;
+use crate::cli::{EvalArgs, FitArgs, HeadArgs};
 
-/// Builds checked fit parameters from the flags.
-pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
+/// Fit parameters from the head flags (unchecked: callers add their own);
+/// `default_c` when `--c` is not given.
+pub fn head_params(a: &HeadArgs, default_c: &[f64]) -> Result<FitParams> {
     let mut p = FitParams::new();
     p.head = a.head.parse()?;
     if !a.hidden.is_empty() {
@@ -20,11 +22,21 @@ pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
         p.hidden = a.hidden.clone();
     }
     p.solver = a.solver.parse()?;
-    p.c = a.c.clone();
+    p.c = if a.c.is_empty() {
+        default_c.to_vec()
+    } else {
+        a.c.clone()
+    };
     p.class_weight = a.class_weight.parse()?;
     p.normalize = a.normalize.parse()?;
     p.val_fraction = a.val_fraction;
     p.seed = a.seed;
+    Ok(p)
+}
+
+/// Builds checked fit parameters from the flags.
+pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
+    let mut p = head_params(&a.head, &[1.0])?;
     p.views = (!a.views.is_empty()).then(|| a.views.clone());
     p.dedupe = a.dedupe;
     Ok(p.check()?)
@@ -47,11 +59,27 @@ pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
     outcome
         .save(&a.out)
         .with_context(|| format!("saving the head to {}", a.out.display()))?;
+    let title = format!("headstart fit: {}", a.out.display());
+    let shown = outcome
+        .test_metrics
+        .as_ref()
+        .unwrap_or(&outcome.val_metrics);
+    let written = report::write_head_report(
+        &a.report,
+        &a.caches,
+        &report::context(&title, &a.caches, &table),
+        Some(&outcome),
+        shown,
+        &a.out.join(report::FIT_REPORT),
+    )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         print!("{}", outcome.to_text());
         println!("saved head to {}", a.out.display());
+        if let Some(p) = written {
+            println!("report: {}", p.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -81,6 +109,15 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             caches.join(", ")
         )
     })?;
+    let title = format!("headstart eval: {}", a.head.display());
+    let written = report::write_head_report(
+        &a.report,
+        &a.caches,
+        &report::context(&title, &a.caches, &table),
+        None,
+        &metrics,
+        &a.head.join(report::EVAL_REPORT),
+    )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {
@@ -90,6 +127,9 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             "{}",
             metrics.to_text_with(headstart_fit::TEXT_CLASS_ROWS, all)
         );
+        if let Some(p) = written {
+            println!("report: {}", p.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! Command implementations: each turns parsed flags into library calls.
 
+mod audit;
 mod cache;
+mod compare;
 mod config;
 mod demo;
 mod doctor;
@@ -11,6 +13,7 @@ mod fit;
 pub mod hint;
 mod models;
 mod predict;
+mod report;
 mod runtime;
 
 use std::path::PathBuf;
@@ -103,6 +106,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cache(c) => cache::run(c),
         Command::Fit(a) => fit::run(&ctx, a),
         Command::Eval(a) => fit::eval(a),
+        Command::Audit(a) => audit::run(&ctx, a),
+        Command::Compare(a) => compare::run(&ctx, a),
         Command::Predict(a) => predict::run(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
     }

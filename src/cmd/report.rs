@@ -1,0 +1,190 @@
+//! HTML reports: finds the images behind cached rows for thumbnails and
+//! writes `report.html` / `report_eval.html` / `audit.html`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use headstart_extract::input::{self, InputKind};
+use headstart_fit::{AuditReport, FitOutcome, Metrics};
+use headstart_models::Preprocess;
+use headstart_models::preprocess::JpegDecode;
+use headstart_report::{Context, THUMB_SIDE, Thumb};
+use rayon::prelude::*;
+
+use crate::cli::ReportArgs;
+
+pub use headstart_fit::{EVAL_REPORT_FILE as EVAL_REPORT, REPORT_FILE as FIT_REPORT};
+/// File name of the page `audit` writes into its --out.
+pub const AUDIT_REPORT: &str = "audit.html";
+
+/// What a report says about its data: the caches and the model that made them.
+pub fn context(title: &str, caches: &[PathBuf], table: &headstart_cache::FeatureTable) -> Context {
+    let dataset: Vec<String> = caches.iter().map(|c| c.display().to_string()).collect();
+    Context {
+        title: title.to_string(),
+        dataset: format!("{} ({} rows)", dataset.join(", "), table.len()),
+        backbone: match (&table.model_name, &table.model_fingerprint) {
+            (Some(n), Some(f)) => format!("{n} (fingerprint {f})"),
+            (Some(n), None) => n.clone(),
+            (None, Some(f)) => format!("fingerprint {f}"),
+            (None, None) => "unknown (features without a model record)".into(),
+        },
+    }
+}
+
+/// The folders to look for images in: `--images`, else what each cache recorded.
+fn roots(args: &ReportArgs, caches: &[PathBuf]) -> Vec<PathBuf> {
+    if let Some(dir) = &args.images {
+        return vec![dir.clone()];
+    }
+    caches
+        .iter()
+        .filter_map(|c| headstart_cache::Cache::open(c).ok()?.recorded_input())
+        .collect()
+}
+
+/// Thumbnails of `paths` (cache paths, relative to the extract INPUT); a
+/// missing or unreadable image says why in its place.
+pub fn thumbnails(
+    args: &ReportArgs,
+    caches: &[PathBuf],
+    paths: &[String],
+) -> HashMap<String, Thumb> {
+    let roots = roots(args, caches);
+    let mut bytes: HashMap<&str, Result<Vec<u8>, String>> = HashMap::new();
+    for root in &roots {
+        let wanted: Vec<&String> = paths
+            .iter()
+            .filter(|p| !matches!(bytes.get(p.as_str()), Some(Ok(_))))
+            .collect();
+        if wanted.is_empty() {
+            break;
+        }
+        load_from(root, &wanted, &mut bytes);
+    }
+    // Decoding for a 96 px thumbnail: big JPEGs at 1/8 scale.
+    let recipe = Preprocess {
+        height: THUMB_SIDE,
+        width: THUMB_SIDE,
+        crop_fraction: 1.0,
+        jpeg_decode: JpegDecode::Reduced,
+        ..Preprocess::tf_lite("thumbnail")
+    };
+    let gone = if roots.is_empty() {
+        "image folder unknown: pass --images DIR".to_string()
+    } else {
+        "file is gone".to_string()
+    };
+    paths
+        .par_iter()
+        .map_init(Vec::new, |buf, p| {
+            let thumb = match bytes.get(p.as_str()) {
+                None => Thumb::Missing(gone.clone()),
+                Some(Err(e)) => Thumb::Missing(format!("unreadable: {e}")),
+                Some(Ok(b)) => match headstart_extract::decode::decode_for(b, buf, &recipe) {
+                    Err(e) => Thumb::Missing(format!("cannot decode: {e}")),
+                    Ok(img) => {
+                        let (w, h) = img.dimensions();
+                        match headstart_report::thumbnail_uri(w, h, img.as_raw(), THUMB_SIDE) {
+                            Ok(uri) => Thumb::Image(uri),
+                            Err(e) => Thumb::Missing(e.to_string()),
+                        }
+                    }
+                },
+            };
+            (p.clone(), thumb)
+        })
+        .collect()
+}
+
+/// Reads the bytes of `wanted` under `root`: plain files directly, anything
+/// else (a manifest, tar shards, image Parquet) through a listing of `root`.
+fn load_from<'a>(
+    root: &Path,
+    wanted: &[&'a String],
+    out: &mut HashMap<&'a str, Result<Vec<u8>, String>>,
+) {
+    let mut rest = Vec::new();
+    for &p in wanted {
+        let file = root.join(p);
+        if root.is_dir() && file.is_file() {
+            out.insert(p, std::fs::read(&file).map_err(|e| e.to_string()));
+        } else {
+            rest.push(p);
+        }
+    }
+    if rest.is_empty() {
+        return;
+    }
+    // In class folders a path that is not there is gone.
+    let Ok(kind) = input::detect(root, false).map_err(drop) else {
+        return;
+    };
+    if kind == InputKind::ClassFolders {
+        return;
+    }
+    let Ok(listing) = input::list(root, kind) else {
+        return;
+    };
+    let index: HashMap<&str, usize> = listing
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.rel.as_str(), i))
+        .collect();
+    let picked: Vec<usize> = rest
+        .iter()
+        .filter_map(|p| index.get(p.as_str()).copied())
+        .collect();
+    let items: Vec<input::Item> = picked.iter().map(|&i| listing.items[i].clone()).collect();
+    for unit in headstart_extract::container::units(&items) {
+        let loaded = headstart_extract::container::load(&items, &unit);
+        for (&i, b) in unit.iter().zip(loaded) {
+            if let Some(&p) = rest.iter().find(|p| p.as_str() == items[i].rel) {
+                out.insert(p, b);
+            }
+        }
+    }
+}
+
+/// Writes the report of a fit (or, with `outcome` None, of an evaluation)
+/// to `path`; returns where it went, or None with `--no-report`.
+pub fn write_head_report(
+    args: &ReportArgs,
+    caches: &[PathBuf],
+    ctx: &Context,
+    outcome: Option<&FitOutcome>,
+    shown: &Metrics,
+    path: &Path,
+) -> Result<Option<PathBuf>> {
+    if args.no_report {
+        return Ok(None);
+    }
+    let paths = headstart_report::head_thumbnail_paths(shown);
+    let thumbs = thumbnails(args, caches, &paths);
+    let html = headstart_report::head_report(ctx, outcome, shown, &thumbs);
+    super::write_file(path, html.as_bytes())?;
+    Ok(Some(path.to_path_buf()))
+}
+
+/// Writes the audit page into `dir`; None with `--no-report`.
+pub fn write_audit_report(
+    args: &ReportArgs,
+    caches: &[PathBuf],
+    ctx: &Context,
+    audit: &AuditReport,
+    dir: &Path,
+) -> Result<Option<PathBuf>> {
+    if args.no_report {
+        return Ok(None);
+    }
+    let paths = headstart_report::audit_thumbnail_paths(audit);
+    let thumbs = thumbnails(args, caches, &paths);
+    let path = dir.join(AUDIT_REPORT);
+    super::write_file(
+        &path,
+        headstart_report::audit_report(ctx, audit, &thumbs).as_bytes(),
+    )?;
+    Ok(Some(path))
+}
