@@ -79,3 +79,14 @@ fetch-fashion-mnist:
     python3 scripts/fashion_mnist.py \
         --idx-dir "$tmp/pkg/usr/share/datasets/fashion-mnist" \
         --out data/fashion-mnist
+
+# Screenshot of the demo's report.html (docs/report.png) with headless Chromium
+# (Debian's chromium package, installed on first use). Runs the demo first.
+report-screenshot out="docs/report.png":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{headstart}} demo --out target/demo --quiet >/dev/null
+    command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium
+    chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,3000 \
+        --screenshot="{{out}}" "file://$(pwd)/target/demo/head/report.html" 2>/dev/null
+    echo "wrote {{out}}"

@@ -43,31 +43,7 @@ PY="$VENV/bin/python"
 HS="$ROOT/target/release/headstart"
 
 # --- the subset -------------------------------------------------------------------
-DATA="$WORK/fashion-mnist-$TRAIN-$TEST"
-if [ ! -f "$DATA/.done" ]; then
-    IDX="$WORK/fashion-mnist-idx"
-    if [ ! -f "$IDX/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
-        DEB="${FASHION_DEB:-$(ls /tmp/dl/dataset-fashion-mnist_*.deb 2>/dev/null | tail -n 1 || true)}"
-        if [ -z "$DEB" ]; then
-            tmp="$(mktemp -d)"
-            chmod 755 "$tmp"
-            (cd "$tmp" && apt-get download dataset-fashion-mnist)
-            DEB="$(ls "$tmp"/dataset-fashion-mnist_*.deb)"
-        fi
-        dpkg-deb -x "$DEB" "$IDX"
-    fi
-    rm -rf "$DATA"
-    python3 "$ROOT/scripts/fashion_mnist.py" --idx-dir "$IDX/usr/share/datasets/fashion-mnist" \
-        --out "$DATA" --per-class-train "$TRAIN" --per-class-test "$TEST" >&2
-    # Last 20% of each class's training images (by index) -> val/.
-    nval=$((TRAIN / 5))
-    for d in "$DATA"/train/*/; do
-        c="$(basename "$d")"
-        mkdir -p "$DATA/val/$c"
-        ls "$d" | sort | tail -n "$nval" | while read -r f; do mv "$d/$f" "$DATA/val/$c/"; done
-    done
-    touch "$DATA/.done"
-fi
+DATA="$(bash "$ROOT/scripts/fashion_mnist_tree.sh" "$TRAIN" "$TEST" "$WORK")"
 count() { find "$DATA/$1" -name '*.png' | wc -l; }
 NTRAIN="$(count train)" NVAL="$(count val)" NTEST="$(count test)"
 say "subset: $NTRAIN train, $NVAL val, $NTEST test images in $DATA"

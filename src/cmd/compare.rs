@@ -71,6 +71,7 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
         let summary = Extractor::builder(&a.input, &cache)
             .build()?
             .run(&mut net, &Bar::new(ctx.quiet))?;
+        super::config::record_speed(ctx, &model, &summary);
         if summary.failed > 0 {
             ctx.log(&format!(
                 "{spec}: {} images failed (see {}); compared on the rest",
@@ -101,10 +102,7 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
             .as_ref()
             .unwrap_or(&outcome.val_metrics);
         report::write_head_report(
-            &ReportArgs {
-                no_report: false,
-                images: None,
-            },
+            &ReportArgs::default(),
             &caches,
             &report::context(&format!("headstart compare: {spec}"), &caches, &table),
             Some(&outcome),

@@ -116,3 +116,19 @@ pub fn shard(flag: Option<&str>) -> Result<Option<Shard>> {
         None => Shard::from_env(&|k| std::env::var(k).ok())?,
     })
 }
+
+/// Remembers a built-in backbone's CPU extract speed for `models list` (runs of a
+/// few hundred images or more, unsharded; a failure to record is only logged).
+pub fn record_speed(ctx: &Ctx, model: &ResolvedBackbone, summary: &headstart_extract::Summary) {
+    if summary.shard.is_some() || headstart_models::zoo::builtin(&model.name).is_none() {
+        return;
+    }
+    let speed = headstart_models::zoo::Speed {
+        images_per_second: summary.images_per_second,
+        images: summary.extracted as u64,
+        provider: summary.execution_provider.clone(),
+    };
+    if let Err(e) = headstart_models::zoo::record_speed(&ctx.home, &model.name, &speed) {
+        ctx.log(&format!("could not record the extract speed: {e}"));
+    }
+}

@@ -97,6 +97,16 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
         .test_metrics
         .as_ref()
         .context("the sample data has no test split")?;
+    let caches = [cache.clone()];
+    let report = head_dir.join(super::report::FIT_REPORT);
+    super::report::write_head_report(
+        &Default::default(),
+        &caches,
+        &super::report::context("headstart demo", &caches, &table),
+        Some(&outcome),
+        test,
+        &report,
+    )?;
     println!("confusion matrix (test):\n{}", test.confusion_text());
 
     step(4, "baseline: the same head on raw pixels, same split");
@@ -140,6 +150,10 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     println!("  metrics            {}", metrics.display());
     let svg = head_dir.join("confusion_test.svg");
     println!("  confusion matrix   {}", svg.display());
+    println!(
+        "  report             {} (open in a browser)",
+        report.display()
+    );
     println!(
         "  classifier         {} (float NCHW input; outputs probabilities, label)",
         onnx.display()

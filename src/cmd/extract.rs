@@ -34,6 +34,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
     let bar = Bar::new(ctx.quiet);
     let summary = extractor.run(&mut net, &bar)?;
     bar.finish();
+    super::config::record_speed(ctx, &model, &summary);
     if a.json {
         // One line, one write: shards sharing a stdout (scripts/shards.sh, array jobs
         // logging to one file) must not interleave their summaries.

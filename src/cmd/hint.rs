@@ -163,7 +163,10 @@ fn pip_fix(package: &str) -> Option<&'static str> {
     let mut ort = headstart_runtime::cpu_wheel()
         .into_iter()
         .chain(gpu.map(|w| w.wheel));
-    if package == headstart_models::zoo::LITE0_WHEEL.requirement() {
+    if headstart_models::zoo::BUILTINS
+        .iter()
+        .any(|b| b.wheel.requirement() == package)
+    {
         Some("pass your own backbone with --model PATH.onnx")
     } else if ort.any(|w| w.requirement() == package) {
         Some("pass a libonnxruntime.so you installed with --ort-lib PATH (or set ORT_DYLIB_PATH)")
