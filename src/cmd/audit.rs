@@ -20,9 +20,10 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<ExitCode> {
         fit: super::fit::head_params(&a.head, &[0.01, 0.1, 1.0])?,
     }
     .check()?;
+    report::check_args(&a.report)?;
     let table = headstart_cache::read_features(&a.caches)?;
     ctx.log(&format!(
-        "auditing {} rows with {} folds",
+        "read {} rows; auditing the labelled ones ({} folds)",
         table.len(),
         a.folds
     ));
@@ -37,7 +38,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<ExitCode> {
         &report::context(&title, &a.caches, &table),
         &audit,
         &a.out,
-    )?;
+    );
     print!("{}", crate::term::escape_lines(&summary(&audit, a.top)));
     println!("label issues: {}", a.out.join(ISSUES_CSV).display());
     if let Some(p) = page {
@@ -73,6 +74,14 @@ fn summary(a: &AuditReport, top: usize) -> String {
         a.duplicates.len(),
         a.seconds
     );
+    if !a.small_classes.is_empty() {
+        let _ = writeln!(
+            o,
+            "  too few images to audit fully (fewer than the folds, or all in one fold): {}; {} image(s) not judged",
+            a.small_classes.join(", "),
+            a.unjudged
+        );
+    }
     if !a.issues.is_empty() {
         let _ = writeln!(o, "  score  given -> suggested  path");
     }

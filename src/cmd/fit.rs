@@ -44,6 +44,7 @@ pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
 
 pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
     let params = params(&a)?;
+    report::check_args(&a.report)?;
     let table = headstart_cache::read_features(&a.caches)?;
     ctx.log(&format!(
         "loaded {} rows of {}-d features from {}",
@@ -71,7 +72,7 @@ pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
         Some(&outcome),
         shown,
         &a.out.join(report::FIT_REPORT),
-    )?;
+    );
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -91,6 +92,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
             super::Usage(format!("unknown --split `{s}`; use train, val or test"))
         })?),
     };
+    report::check_args(&a.report)?;
     let head = Head::load(&a.head)?;
     let table = headstart_cache::read_features(&a.caches)?;
     let metrics = headstart_fit::evaluate_with(
@@ -117,7 +119,7 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
         None,
         &metrics,
         &a.head.join(report::EVAL_REPORT),
-    )?;
+    );
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {

@@ -33,15 +33,44 @@ pub fn context(title: &str, caches: &[PathBuf], table: &headstart_cache::Feature
     }
 }
 
-/// The folders to look for images in: `--images`, else what each cache recorded.
-fn roots(args: &ReportArgs, caches: &[PathBuf]) -> Vec<PathBuf> {
+/// Checks `--images` once, at the edge: it must exist.
+pub fn check_args(args: &ReportArgs) -> Result<()> {
     if let Some(dir) = &args.images {
-        return vec![dir.clone()];
+        super::require(dir.exists(), || {
+            format!("--images {}: no such file or folder", dir.display())
+        })?;
     }
-    caches
+    Ok(())
+}
+
+/// The places to look for images in: `--images`, else what each cache
+/// recorded; and why there are none, when there are none.
+fn roots(args: &ReportArgs, caches: &[PathBuf]) -> (Vec<PathBuf>, String) {
+    if let Some(dir) = &args.images {
+        return (vec![dir.clone()], "file is gone".into());
+    }
+    let recorded: Vec<PathBuf> = caches
         .iter()
         .filter_map(|c| headstart_cache::Cache::open(c).ok()?.recorded_input())
-        .collect()
+        .collect();
+    let (there, gone): (Vec<PathBuf>, Vec<PathBuf>) =
+        recorded.into_iter().partition(|p| p.exists());
+    let why = if let Some(g) = gone.first().filter(|_| there.is_empty()) {
+        let why = format!(
+            "the input {} that extract recorded is not there: pass --images DIR",
+            g.display()
+        );
+        eprintln!(
+            "headstart: report thumbnails: {}",
+            crate::term::escape(&why)
+        );
+        why
+    } else if there.is_empty() {
+        "image folder unknown (cache made before headstart recorded it): pass --images DIR".into()
+    } else {
+        "file is gone".into()
+    };
+    (there, why)
 }
 
 /// Thumbnails of `paths` (cache paths, relative to the extract INPUT); a
@@ -51,7 +80,7 @@ pub fn thumbnails(
     caches: &[PathBuf],
     paths: &[String],
 ) -> HashMap<String, Thumb> {
-    let roots = roots(args, caches);
+    let (roots, gone) = roots(args, caches);
     let mut bytes: HashMap<&str, Result<Vec<u8>, String>> = HashMap::new();
     for root in &roots {
         let wanted: Vec<&String> = paths
@@ -70,11 +99,6 @@ pub fn thumbnails(
         crop_fraction: 1.0,
         jpeg_decode: JpegDecode::Reduced,
         ..Preprocess::tf_lite("thumbnail")
-    };
-    let gone = if roots.is_empty() {
-        "image folder unknown: pass --images DIR".to_string()
-    } else {
-        "file is gone".to_string()
     };
     paths
         .par_iter()
@@ -148,8 +172,24 @@ fn load_from<'a>(
     }
 }
 
+/// Writes `html` to `path`; a failure is a warning (the results are already
+/// saved and printed), not an error.
+fn write_or_warn(path: &Path, html: &str) -> Option<PathBuf> {
+    match super::write_file(path, html.as_bytes()) {
+        Ok(()) => Some(path.to_path_buf()),
+        Err(e) => {
+            eprintln!(
+                "headstart: warning: no report: {} (--no-report skips it)",
+                crate::term::escape(&format!("{e:#}"))
+            );
+            None
+        }
+    }
+}
+
 /// Writes the report of a fit (or, with `outcome` None, of an evaluation)
-/// to `path`; returns where it went, or None with `--no-report`.
+/// to `path`; returns where it went, or None with `--no-report` or when it
+/// could not be written (a warning says why).
 pub fn write_head_report(
     args: &ReportArgs,
     caches: &[PathBuf],
@@ -157,34 +197,33 @@ pub fn write_head_report(
     outcome: Option<&FitOutcome>,
     shown: &Metrics,
     path: &Path,
-) -> Result<Option<PathBuf>> {
+) -> Option<PathBuf> {
     if args.no_report {
-        return Ok(None);
+        return None;
     }
     let paths = headstart_report::head_thumbnail_paths(shown);
     let thumbs = thumbnails(args, caches, &paths);
-    let html = headstart_report::head_report(ctx, outcome, shown, &thumbs);
-    super::write_file(path, html.as_bytes())?;
-    Ok(Some(path.to_path_buf()))
+    write_or_warn(
+        path,
+        &headstart_report::head_report(ctx, outcome, shown, &thumbs),
+    )
 }
 
-/// Writes the audit page into `dir`; None with `--no-report`.
+/// Writes the audit page into `dir`; None with `--no-report` or on failure.
 pub fn write_audit_report(
     args: &ReportArgs,
     caches: &[PathBuf],
     ctx: &Context,
     audit: &AuditReport,
     dir: &Path,
-) -> Result<Option<PathBuf>> {
+) -> Option<PathBuf> {
     if args.no_report {
-        return Ok(None);
+        return None;
     }
     let paths = headstart_report::audit_thumbnail_paths(audit);
     let thumbs = thumbnails(args, caches, &paths);
-    let path = dir.join(AUDIT_REPORT);
-    super::write_file(
-        &path,
-        headstart_report::audit_report(ctx, audit, &thumbs).as_bytes(),
-    )?;
-    Ok(Some(path))
+    write_or_warn(
+        &dir.join(AUDIT_REPORT),
+        &headstart_report::audit_report(ctx, audit, &thumbs),
+    )
 }

@@ -124,6 +124,12 @@ pub struct AuditReport {
     pub rows: usize,
     /// Folds used.
     pub folds: usize,
+    /// Rows whose fold's head never saw their class (too few images of it):
+    /// neither flagged nor counted in the thresholds.
+    pub unjudged: usize,
+    /// Classes some fold's head never saw (fewer images than folds, or all in
+    /// one fold): they are not suggested for rows of those folds.
+    pub small_classes: Vec<String>,
     /// Class names, index order.
     pub classes: Vec<String>,
     /// Accuracy of the out-of-fold predictions against the given labels.
@@ -175,9 +181,11 @@ pub fn audit(table: &FeatureTable, params: &CheckedAuditParams) -> Result<AuditR
     let k = classes.len();
     let fold = assign_folds(table, &rows, &y, k, params.folds, params.seed);
 
-    // Out-of-fold probabilities, in `rows` order.
+    // Out-of-fold probabilities, in `rows` order; which classes each fold's head knows
+    // (a class whose images all sit in one fold is unknown to that fold's head).
     let mut probs = vec![0f32; rows.len() * k];
-    for f in 0..params.folds {
+    let mut knows = vec![vec![false; k]; params.folds];
+    for (f, knows_f) in knows.iter_mut().enumerate() {
         let (inside, outside): (Vec<usize>, Vec<usize>) =
             (0..rows.len()).partition(|&i| fold[i] == f);
         if inside.is_empty() {
@@ -192,6 +200,9 @@ pub fn audit(table: &FeatureTable, params: &CheckedAuditParams) -> Result<AuditR
             .iter()
             .map(|c| index.get(c.as_str()).map(|&i| i as usize))
             .collect();
+        for &m in map.iter().flatten() {
+            knows_f[m] = true;
+        }
         let d = table.dim;
         let mut x = Vec::with_capacity(inside.len() * d);
         for &i in &inside {
@@ -208,7 +219,17 @@ pub fn audit(table: &FeatureTable, params: &CheckedAuditParams) -> Result<AuditR
         }
     }
 
-    let (thresholds, confident_joint, mut issues, correct) = confident_learning(&probs, &y, k);
+    let known = |i: usize, c: usize| knows[fold[i]][c];
+    let (thresholds, confident_joint, mut issues, correct) =
+        confident_learning(&probs, &y, k, &known);
+    let unjudged = (0..rows.len())
+        .filter(|&i| !known(i, y[i] as usize))
+        .count();
+    let mut small_classes: Vec<String> = (0..k)
+        .filter(|&c| (0..params.folds).any(|f| !knows[f][c]))
+        .map(|c| classes[c].clone())
+        .collect();
+    small_classes.sort();
     issues.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let issues = issues
         .into_iter()
@@ -226,6 +247,8 @@ pub fn audit(table: &FeatureTable, params: &CheckedAuditParams) -> Result<AuditR
     Ok(AuditReport {
         rows: rows.len(),
         folds: params.folds,
+        unjudged,
+        small_classes,
         classes,
         oof_accuracy: correct as f64 / rows.len().max(1) as f64,
         thresholds,
@@ -301,11 +324,14 @@ fn confident_learning(
     probs: &[f32],
     y: &[u32],
     k: usize,
+    known: &dyn Fn(usize, usize) -> bool,
 ) -> (Vec<f64>, Vec<Vec<usize>>, Vec<(usize, f64, usize)>, usize) {
     let (mut sum, mut count) = (vec![0f64; k], vec![0usize; k]);
-    for (row, &c) in probs.chunks_exact(k).zip(y) {
-        sum[c as usize] += f64::from(row[c as usize]);
-        count[c as usize] += 1;
+    for (i, (row, &c)) in probs.chunks_exact(k).zip(y).enumerate() {
+        if known(i, c as usize) {
+            sum[c as usize] += f64::from(row[c as usize]);
+            count[c as usize] += 1;
+        }
     }
     let thresholds: Vec<f64> = sum
         .iter()
@@ -320,8 +346,11 @@ fn confident_learning(
             .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
             .unwrap_or(0);
         correct += usize::from(argmax == c as usize);
+        if !known(i, c as usize) {
+            continue;
+        }
         let confident = (0..k)
-            .filter(|&j| f64::from(row[j]) >= thresholds[j])
+            .filter(|&j| known(i, j) && f64::from(row[j]) >= thresholds[j])
             .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)));
         if let Some(j) = confident {
             joint[c as usize][j] += 1;
@@ -486,6 +515,23 @@ mod tests {
                 .any(|p| p.0 == "img3" || p.1 == "img3" || p.1 == "img6"),
             "{pairs:?}"
         );
+    }
+
+    /// Regression: a class with one image is unknown to its fold's head, so its
+    /// threshold was 0 and every other row was "confidently" of that class.
+    #[test]
+    fn a_class_with_one_image_does_not_flood_the_issues() {
+        let mut t = noisy(30, &[4]);
+        t.labels[0] = Some("lonely".into());
+        let r = audit(&t, &AuditParams::new().check().unwrap()).unwrap();
+        assert!(
+            r.issues.iter().all(|i| i.suggested != "lonely"),
+            "{:?}",
+            r.issues
+        );
+        assert!(r.issues.len() <= 3, "{:?}", r.issues);
+        assert_eq!(r.small_classes, ["lonely"]);
+        assert_eq!(r.unjudged, 1);
     }
 
     #[test]

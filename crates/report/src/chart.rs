@@ -14,6 +14,7 @@ pub(crate) fn line(
     values: &[f64],
     selected: Option<usize>,
     color: &str,
+    bounds: (f64, f64),
 ) -> String {
     let (w, h, left, right, top, bottom) = (520.0, 220.0, 60.0, 20.0, 28.0, 48.0);
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
@@ -21,11 +22,19 @@ pub(crate) fn line(
     let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if !lo.is_finite() {
         (0.0, 1.0)
-    } else if hi - lo < 1e-12 {
-        (lo - 0.5, hi + 0.5)
     } else {
-        let pad = 0.08 * (hi - lo);
-        (lo - pad, hi + pad)
+        let pad = if hi - lo < 1e-12 {
+            0.05 * lo.abs().max(1e-3)
+        } else {
+            0.08 * (hi - lo)
+        };
+        // Padding never leaves the quantity's range (no negative log-loss, no 101 %).
+        ((lo - pad).max(bounds.0), (hi + pad).min(bounds.1))
+    };
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, lo + 0.5)
     };
     let n = values.len().max(1);
     let x = |i: usize| {

@@ -387,12 +387,22 @@ fn summary(o: &mut String, ctx: &Context, outcome: Option<&FitOutcome>, m: &Metr
     if let Some((class, acc, f1)) = majority_baseline(m, &train_counts) {
         let _ = writeln!(
             o,
-            "<tr class=\"baseline\"><td class=\"l\">majority baseline on {} (always “{}”)</td><td>{}</td><td>{}</td><td>{}</td><td>{f1:.4}</td><td>-</td></tr>",
+            "<tr class=\"baseline\"><td class=\"l\">majority baseline on {} (always “{}”, {})</td><td>{}</td><td>{}</td><td>{}</td><td>{f1:.4}</td><td>-</td></tr>",
             esc(&m.set),
             esc(&class),
+            if outcome.is_some() {
+                "the most frequent training class"
+            } else {
+                "the most frequent class of this set: optimistic"
+            },
             m.summary.n,
             pct(acc),
-            pct(1.0 / m.per_class.iter().filter(|c| c.support > 0).count().max(1) as f64),
+            // Balanced accuracy: recall 1 on that class (if it has rows here), 0 elsewhere.
+            pct(if acc > 0.0 {
+                1.0 / m.per_class.iter().filter(|c| c.support > 0).count().max(1) as f64
+            } else {
+                0.0
+            }),
         );
     }
     let _ = writeln!(o, "</table>\n</section>");
@@ -421,6 +431,7 @@ fn sweep(o: &mut String, outcome: Option<&FitOutcome>) {
                 &loss,
                 sel,
                 "#c0392b",
+                (0.0, f64::INFINITY),
             ));
             o.push_str(&chart::line(
                 "validation accuracy (%)",
@@ -428,6 +439,7 @@ fn sweep(o: &mut String, outcome: Option<&FitOutcome>) {
                 &acc,
                 sel,
                 "#2471a3",
+                (0.0, 100.0),
             ));
         }
         _ => {
@@ -527,7 +539,16 @@ fn confusion(o: &mut String, m: &Metrics, plan: &Plan, thumbs: &HashMap<String, 
         }
         let _ = writeln!(o, "</table>");
     }
+    let clickable: Option<HashSet<(u32, u32)>> = (k > HTML_MATRIX_MAX_CLASSES).then(|| {
+        m.most_confused(50)
+            .iter()
+            .map(|c| (c[0] as u32, c[1] as u32))
+            .collect()
+    });
     for (&(t, p), rows) in &plan.cells {
+        if clickable.as_ref().is_some_and(|c| !c.contains(&(t, p))) {
+            continue;
+        }
         let _ = writeln!(
             o,
             "<div class=\"cell-panel\" id=\"cell-{t}-{p}\" hidden><h3>true {} → predicted {} ({} shown of {})</h3><div class=\"grid\">",
@@ -649,6 +670,10 @@ pub fn audit_report(ctx: &Context, a: &AuditReport, thumbs: &HashMap<String, Thu
         let _ = writeln!(o, "</div>");
     }
     let _ = writeln!(o, "</section>");
+    if a.classes.len() > HTML_MATRIX_MAX_CLASSES {
+        confident_pairs(&mut o, a);
+        return page(&ctx.title, &o);
+    }
     let _ = writeln!(
         o,
         "<section id=\"confident-joint\">\n<h2>Confident joint (given label × confident class)</h2>\n<table><tr><th class=\"l\">given \\ confident</th>"
@@ -666,6 +691,32 @@ pub fn audit_report(ctx: &Context, a: &AuditReport, thumbs: &HashMap<String, Thu
     }
     let _ = writeln!(o, "</table>\n</section>");
     page(&ctx.title, &o)
+}
+
+/// The confident joint's largest off-diagonal cells, for many classes.
+fn confident_pairs(o: &mut String, a: &AuditReport) {
+    let mut cells: Vec<(usize, usize, usize)> = a
+        .confident_joint
+        .iter()
+        .enumerate()
+        .flat_map(|(i, row)| row.iter().enumerate().map(move |(j, &n)| (i, j, n)))
+        .filter(|&(i, j, n)| i != j && n > 0)
+        .collect();
+    cells.sort_by(|x, y| y.2.cmp(&x.2).then((x.0, x.1).cmp(&(y.0, y.1))));
+    let _ = writeln!(
+        o,
+        "<section id=\"confident-joint\">\n<h2>Confident joint: the 50 largest off-diagonal cells of {} classes</h2>\n<table><tr><th class=\"l\">given</th><th class=\"l\">confident class</th><th>images</th></tr>",
+        a.classes.len()
+    );
+    for (i, j, n) in cells.into_iter().take(50) {
+        let _ = writeln!(
+            o,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{n}</td></tr>",
+            esc(&a.classes[i]),
+            esc(&a.classes[j])
+        );
+    }
+    let _ = writeln!(o, "</table>\n</section>");
 }
 
 #[cfg(test)]
