@@ -216,6 +216,37 @@ pub struct ReportArgs {
     pub images: Option<PathBuf>,
 }
 
+/// Calibration of an int8 copy (shared by `models quantize` and `extract --precision int8`).
+#[derive(Debug, Args, Clone)]
+pub struct CalibrationArgs {
+    /// Calibration images to use, spread evenly over the listing.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub samples: usize,
+    /// Activation ranges cut at this percentile of the calibration values (outliers saturate).
+    #[arg(long, default_value_t = 99.99, value_name = "P")]
+    pub percentile: f64,
+    /// Conv nodes to keep in float, comma-separated node names (see `models inspect`).
+    #[arg(long, value_delimiter = ',', value_name = "NODES")]
+    pub keep_float: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The float backbone: a built-in name or an .onnx file.
+    #[arg(value_name = "MODEL")]
+    pub model: String,
+    /// Images to calibrate on: a folder (any layout), a manifest, tar shards or image Parquet.
+    #[arg(long, value_name = "IMAGES")]
+    pub calibrate: PathBuf,
+    /// Name to install the int8 model under (then `--model NAME`).
+    #[arg(long, value_name = "NAME")]
+    pub out: String,
+    #[command(flatten)]
+    pub calibration: CalibrationArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Labelled feature caches (from `headstart extract`).
@@ -431,6 +462,13 @@ pub struct ExtractArgs {
     /// Write a part at least every N images (crash safety: a kill loses at most this much work).
     #[arg(long, default_value_t = 2048, value_name = "N")]
     pub flush_every: usize,
+    /// Inference precision: fp32, or int8 (an int8 copy of the model calibrated on a
+    /// sample of INPUT the first time, installed as `<model>-int8-<hash>` and reused;
+    /// its features have their own fingerprint, so they go to their own cache).
+    #[arg(long, default_value = "fp32", value_parser = ["fp32", "int8"], value_name = "fp32|int8")]
+    pub precision: String,
+    #[command(flatten)]
+    pub calibration: CalibrationArgs,
     /// Print the summary as one line of JSON on stdout (JSON Lines when shards share a log).
     #[arg(long)]
     pub json: bool,
@@ -494,6 +532,13 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write an int8 copy of a float backbone, calibrated on your images, into the cache.
+    ///
+    /// Per-channel symmetric int8 convolution weights and uint8 activations (QDQ), with
+    /// activation ranges at --percentile over --samples images spread over IMAGES; ONNX
+    /// Runtime runs it with integer kernels (VNNI where the CPU has it). Then use it like
+    /// any model: `extract --model NAME` (its own fingerprint, so its own cache).
+    Quantize(QuantizeArgs),
     /// Show a model's inputs, outputs, opset, size and the tensor it would use as features.
     Inspect {
         /// An .onnx file or a built-in model name.

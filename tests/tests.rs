@@ -13,6 +13,7 @@ mod deploy;
 mod extract;
 mod foundation;
 mod parquet_writers;
+mod quantize;
 mod report;
 mod scale;
 mod shards_recipe;

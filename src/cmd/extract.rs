@@ -29,7 +29,24 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .build()?;
     let session = session_config(ctx, &a.device)?;
     let rt = ctx.runtime_for(session.device)?;
-    let model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
+    let mut model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
+    if a.precision == "int8" {
+        let name = super::quantize::auto_name(&model, &a.input);
+        if headstart_models::zoo::installed(&ctx.home, &name).is_none() {
+            let plan = super::quantize::Plan {
+                images: &a.input,
+                samples: a.calibration.samples,
+                percentile: a.calibration.percentile,
+                keep_float: a.calibration.keep_float.clone(),
+            };
+            let (_, cal) = super::quantize::quantize_as(ctx, &model, &plan, &name)?;
+            ctx.log(&format!(
+                "installed {name}: int8 copy of {} calibrated on {} images of the input",
+                model.name, cal.images
+            ));
+        }
+        model = super::config::resolve_recipe(ctx, &name, &a.model.recipe)?;
+    }
     let mut net = open_features(rt, &model, &session)?;
     let bar = Bar::new(ctx.quiet);
     let summary = extractor.run(&mut net, &bar)?;

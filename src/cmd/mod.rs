@@ -13,6 +13,7 @@ mod fit;
 pub mod hint;
 mod models;
 mod predict;
+mod quantize;
 mod report;
 mod runtime;
 

@@ -29,6 +29,26 @@ pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
                 print!("{}", table(&rows));
             }
         }
+        ModelsCommand::Quantize(a) => {
+            let float = super::config::resolve_recipe(ctx, &a.model, &a.recipe)?;
+            let plan = super::quantize::Plan {
+                images: &a.calibrate,
+                samples: a.calibration.samples,
+                percentile: a.calibration.percentile,
+                keep_float: a.calibration.keep_float.clone(),
+            };
+            let (m, cal) = super::quantize::quantize_as(ctx, &float, &plan, &a.out)?;
+            println!(
+                "installed {} at {} ({} activation tensors calibrated on {} images, {} skipped, {:.1} s); use --model {}",
+                a.out,
+                m.onnx.display(),
+                cal.tensors,
+                cal.images,
+                cal.skipped,
+                cal.seconds,
+                a.out
+            );
+        }
         ModelsCommand::Inspect { model, json } => {
             let path = resolve_path(ctx, &model)?;
             let size = std::fs::metadata(&path)

@@ -130,6 +130,14 @@ pub enum ExtractError {
     /// The model could not be resolved or read.
     #[error(transparent)]
     Model(#[from] headstart_models::ModelError),
+    /// None of the calibration images could be read and decoded.
+    #[error(
+        "none of the {tried} calibration images could be read and decoded; calibrate on a folder of readable images"
+    )]
+    NoCalibrationImages {
+        /// Images tried.
+        tried: usize,
+    },
 }
 
 /// Why an input of `kind` gave no images.

@@ -35,6 +35,7 @@ pub mod error;
 pub mod features;
 pub mod input;
 pub mod pipeline;
+pub mod quantize;
 pub mod tensor;
 pub mod testing;
 

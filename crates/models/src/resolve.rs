@@ -132,8 +132,16 @@ pub fn resolve(
         model: spec.to_string(),
         message,
     };
-    let (name, bytes, default_pre, declared, logits) = if zoo::BUILTIN.contains(&spec) {
-        let (m, _) = zoo::ensure(home, spec, log)?;
+    // A built-in (fetched on first use), or a model headstart installed under a
+    // name (`models quantize`), unless a file of that name is there.
+    let installed = if zoo::BUILTIN.contains(&spec) {
+        Some(zoo::ensure(home, spec, log)?.0)
+    } else if !Path::new(spec).is_file() {
+        zoo::installed(home, spec)
+    } else {
+        None
+    };
+    let (name, bytes, default_pre, declared, logits) = if let Some(m) = installed {
         let bytes =
             std::fs::read(&m.onnx).map_err(|e| bad(format!("{}: {e}", m.onnx.display())))?;
         let pre = match &overrides.preset {

@@ -310,6 +310,47 @@ pub fn local_models(home: &Home) -> Vec<String> {
     names
 }
 
+/// Installs a model headstart made (e.g. an int8 copy) under the name `name`
+/// in the cache, so `--model NAME` finds it: `model.onnx` and its sidecar,
+/// each written atomically. Built-in names and names that are not plain
+/// folder names are refused.
+pub fn install_local(
+    home: &Home,
+    name: &str,
+    onnx: &[u8],
+    card: &ModelCard,
+) -> Result<InstalledModel, ModelError> {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
+    if !plain || builtin(name).is_some() {
+        return Err(ModelError::Param {
+            name: "name",
+            value: name.to_string(),
+            message: format!(
+                "use letters, digits, `-`, `_` and `.`, and none of the built-in names ({})",
+                BUILTIN.join(", ")
+            ),
+        });
+    }
+    let dir = home.dir(&format!("models/{name}"))?;
+    let _lock = Lock::acquire(&dir.join(".lock"))?;
+    let card_path = dir.join("model.json");
+    let json = serde_json::to_vec_pretty(card).map_err(|e| ModelError::Card {
+        path: card_path.clone(),
+        message: e.to_string(),
+    })?;
+    let onnx_path = dir.join("model.onnx");
+    write_atomic(&onnx_path, onnx)?;
+    write_atomic(&card_path, &json)?;
+    Ok(InstalledModel {
+        onnx: onnx_path,
+        card: card.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,7 @@ pub mod build;
 pub mod export;
 pub mod features;
 pub mod inspect;
+pub mod quantize;
 
 pub use onnx_protobuf as proto;
 pub use onnx_protobuf::Message;

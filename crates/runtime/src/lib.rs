@@ -45,6 +45,7 @@
 mod error;
 pub mod gpu;
 mod load;
+mod probe;
 mod session;
 
 pub use error::{DeviceFix, RuntimeError};
@@ -52,4 +53,5 @@ pub use load::{
     LibSource, ORT_VERSION, Runtime, RuntimeLib, cached_path, cpu_wheel, init, install, locate,
     locate_for, providers,
 };
+pub use probe::Probe;
 pub use session::{Backbone, CPU_PROVIDER, Device, SessionConfig, probe_device};

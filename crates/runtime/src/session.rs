@@ -101,7 +101,7 @@ pub struct Backbone {
     fallback: Option<(String, String)>,
 }
 
-fn builder_err(
+pub(crate) fn builder_err(
     ctx: &str,
 ) -> impl Fn(ort::Error<ort::session::builder::SessionBuilder>) -> RuntimeError + '_ {
     move |e| RuntimeError::Ort {
@@ -307,7 +307,7 @@ impl Backbone {
 
 /// Checks that the session takes one float32 image input named as `pre` says;
 /// returns its fixed batch size, if any.
-fn check_input(
+pub(crate) fn check_input(
     name: &str,
     session: &Session,
     pre: &Preprocess,
