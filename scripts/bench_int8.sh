@@ -23,7 +23,7 @@ echo "# $(lscpu | grep -o 'avx512_vnni\|avx_vnni\|avx512f' | sort -u | tr '\n' '
 N="$(find "$IMAGES" -type f | wc -l)"
 INT8=bench-int8
 "$HS" models quantize efficientnet-lite0 --calibrate "$IMAGES" --out "$INT8" --quiet
-ips() { python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"images_per_second\"]:.1f}")'; }
+ips() { python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["images_per_second"])'; }
 run() {
     case "$1" in
         ort-fp32) "$ORT" --images 1024 --model efficientnet-lite0 | ips ;;
