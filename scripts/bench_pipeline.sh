@@ -30,7 +30,7 @@ one() {  # one LABEL THREADS ARGS...: prints "LABEL THREADS images/s"
     local cache="$WORK/c-$RANDOM" input="$IMAGES"
     [ "$label" = real ] && input="$REAL_IMAGES"
     "$HS" -q extract "$input" --out "$cache" --threads "$threads" --json "$@" |
-        python3 -c "import json,sys; print('$label', $threads, round(json.load(sys.stdin)['images_per_second'],1))"
+        python3 -c "import json,sys; d=json.load(sys.stdin); print('$label', $threads, round(d['images_per_second'],1), d['extracted'], *(round(d[k],4) for k in ('wall_seconds','setup_seconds','decode_seconds','inference_seconds','write_seconds')))"
     rm -rf "$cache"
 }
 
@@ -47,4 +47,19 @@ med = lambda m, t: statistics.median(float(r[2]) for r in rows if r[0] == m and 
 for m in ("null", "real"):
     one, two = med(m, "1"), med(m, "2")
     print(f"{m:4} backbone: 1 thread {one:9.1f} images/s, 2 threads {two:9.1f} images/s, 2/1 {two/one:.2f}")
+# What the cores allow: with T decode threads on C cores, the run cannot be shorter
+# than its serial start plus the longer of: decoding spread over T threads, and
+# all stages' CPU time (decode summed over threads, inference, writing) spread
+# over min(T + 1, C) cores (inference and writing have their own threads).
+cores = __import__("os").cpu_count()
+for t in ("1", "2"):
+    rs = [r for r in rows if r[0] == "null" and r[1] == t]
+    bound = statistics.median(
+        float(r[3]) / (float(r[5]) + max(float(r[6]) / int(t),
+                                         (float(r[6]) + float(r[7]) + float(r[8])) / min(int(t) + 1, cores)))
+        for r in rs)
+    dec = statistics.median(float(r[6]) for r in rs)
+    setup = statistics.median(float(r[5]) for r in rs)
+    print(f"null, {t} thread(s): decode CPU {dec:.3f} s summed, setup {setup:.3f} s; "
+          f"measured {med('null', t):.0f} images/s = {med('null', t) / bound:.2f} of the {bound:.0f} the cores allow")
 PY

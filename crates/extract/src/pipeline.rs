@@ -325,6 +325,9 @@ pub struct Summary {
     pub errors_file: Option<PathBuf>,
     /// Seconds for the whole run.
     pub wall_seconds: f64,
+    /// Of those, the serial start: listing the input, opening the cache, finding
+    /// deleted files (before the first image is decoded).
+    pub setup_seconds: f64,
     /// Busy time summed over decode threads.
     pub decode_seconds: f64,
     /// Time spent running batches through the model.
@@ -524,6 +527,7 @@ impl Extractor {
             });
         }
 
+        let setup_seconds = started.elapsed().as_secs_f64();
         let threads = cfg
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -670,6 +674,7 @@ impl Extractor {
             parts_written,
             errors_file,
             wall_seconds: wall,
+            setup_seconds,
             decode_seconds: ns(&stats.decode_ns),
             inference_seconds: ns(&stats.infer_ns),
             write_seconds: ns(&stats.write_ns),
