@@ -3,7 +3,7 @@
 use headstart_models::preprocess::Preprocess;
 use ort::session::Session;
 
-use crate::session::{builder_err, check_input};
+use crate::session::{builder_err, check_input, run_outputs};
 use crate::{Runtime, RuntimeError};
 
 /// A CPU session that hands back whole intermediate tensors (any rank), to
@@ -56,19 +56,17 @@ impl Probe {
         n: usize,
         each: &mut dyn FnMut(&str, &[f32]),
     ) -> Result<(), RuntimeError> {
-        let shape = self.pre.shape(n);
-        let input = ort::value::TensorRef::from_array_view((shape, batch))
-            .map_err(RuntimeError::ort("building the input tensor"))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.pre.input_name.as_str() => input])
-            .map_err(RuntimeError::ort(format!("running {}", self.name)))?;
-        for name in &self.outputs {
-            let (_, data) = outputs[name.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(RuntimeError::ort(format!("reading output `{name}`")))?;
-            each(name, data);
-        }
-        Ok(())
+        run_outputs(
+            &mut self.session,
+            &self.pre,
+            &self.name,
+            &self.outputs,
+            batch,
+            n,
+            &mut |name, _, data| {
+                each(name, data);
+                Ok(())
+            },
+        )
     }
 }

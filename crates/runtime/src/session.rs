@@ -278,31 +278,59 @@ impl Backbone {
 
     /// Runs exactly `n` rows in one call; each output must be `[n, dim]`.
     fn run_exact(&mut self, batch: &[f32], n: usize) -> Result<Vec<Vec<f32>>, RuntimeError> {
-        let shape = self.pre.shape(n);
-        let input = ort::value::TensorRef::from_array_view((shape, batch))
-            .map_err(RuntimeError::ort("building the input tensor"))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.pre.input_name.as_str() => input])
-            .map_err(RuntimeError::ort(format!("running {}", self.name)))?;
         let mut result = Vec::with_capacity(self.outputs.len());
-        for name in &self.outputs {
-            let (shape, data) = outputs[name.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(RuntimeError::ort(format!("reading output `{name}`")))?;
-            if shape.len() != 2 {
-                return Err(feature_shape(&self.name, name, &dims_text(shape)));
-            }
-            if shape[0] != n as i64 || data.len() % n != 0 {
-                return Err(RuntimeError::Ort {
-                    context: format!("reading output `{name}`"),
-                    message: format!("expected {n} rows, got shape {}", dims_text(shape)),
-                });
-            }
-            result.push(data.to_vec());
-        }
+        let name = self.name.clone();
+        run_outputs(
+            &mut self.session,
+            &self.pre,
+            &self.name,
+            &self.outputs,
+            batch,
+            n,
+            &mut |output, shape, data| {
+                if shape.len() != 2 {
+                    return Err(feature_shape(&name, output, &dims_text(shape)));
+                }
+                if shape[0] != n as i64 || data.len() % n != 0 {
+                    return Err(RuntimeError::Ort {
+                        context: format!("reading output `{output}`"),
+                        message: format!("expected {n} rows, got shape {}", dims_text(shape)),
+                    });
+                }
+                result.push(data.to_vec());
+                Ok(())
+            },
+        )?;
         Ok(result)
     }
+}
+
+/// What [`run_outputs`] hands each output to: its name, shape and values.
+pub(crate) type OutputFn<'a> = dyn FnMut(&str, &[i64], &[f32]) -> Result<(), RuntimeError> + 'a;
+
+/// Runs `n` rows of `batch` through `session` (input named as `pre` says) and
+/// hands each of `outputs` to `each`, in order.
+pub(crate) fn run_outputs(
+    session: &mut Session,
+    pre: &Preprocess,
+    model: &str,
+    outputs: &[String],
+    batch: &[f32],
+    n: usize,
+    each: &mut OutputFn<'_>,
+) -> Result<(), RuntimeError> {
+    let input = ort::value::TensorRef::from_array_view((pre.shape(n), batch))
+        .map_err(RuntimeError::ort("building the input tensor"))?;
+    let values = session
+        .run(ort::inputs![pre.input_name.as_str() => input])
+        .map_err(RuntimeError::ort(format!("running {model}")))?;
+    for name in outputs {
+        let (shape, data) = values[name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(RuntimeError::ort(format!("reading output `{name}`")))?;
+        each(name, shape, data)?;
+    }
+    Ok(())
 }
 
 /// Checks that the session takes one float32 image input named as `pre` says;
