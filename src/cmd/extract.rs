@@ -32,6 +32,11 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
     let mut model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
     if a.precision == "int8" {
         let name = super::quantize::auto_name(&model, &a.input);
+        // Shards of one run start together: one calibrates, the others wait and
+        // reuse its model (two calibrations could differ in the last bit, and
+        // the cache takes features of one fingerprint only).
+        let dir = ctx.home.dir(&format!("models/{name}"))?;
+        let _calibrating = headstart_provision::Lock::acquire(&dir.join(".calibrate.lock"))?;
         if headstart_models::zoo::installed(&ctx.home, &name).is_none() {
             let plan = super::quantize::Plan {
                 images: &a.input,
