@@ -142,7 +142,7 @@ fn load_from<'a>(
         return;
     }
     // In class folders a path that is not there is gone.
-    let Ok(kind) = input::detect(root, false).map_err(drop) else {
+    let Ok(kind) = input::detect(root, false) else {
         return;
     };
     if kind == InputKind::ClassFolders {
@@ -157,17 +157,16 @@ fn load_from<'a>(
         .enumerate()
         .map(|(i, it)| (it.rel.as_str(), i))
         .collect();
-    let picked: Vec<usize> = rest
+    // The listed items of the wanted paths, and those paths, side by side.
+    let (picked, names): (Vec<usize>, Vec<&'a String>) = rest
         .iter()
-        .filter_map(|p| index.get(p.as_str()).copied())
-        .collect();
+        .filter_map(|&p| Some((*index.get(p.as_str())?, p)))
+        .unzip();
     let items: Vec<input::Item> = picked.iter().map(|&i| listing.items[i].clone()).collect();
     for unit in headstart_extract::container::units(&items) {
         let loaded = headstart_extract::container::load(&items, &unit);
         for (&i, b) in unit.iter().zip(loaded) {
-            if let Some(&p) = rest.iter().find(|p| p.as_str() == items[i].rel) {
-                out.insert(p, b);
-            }
+            out.insert(names[i], b);
         }
     }
 }

@@ -100,11 +100,7 @@ pub fn quantize_backbone(
                 skipped += 1;
                 continue;
             };
-            let img = match crate::decode::decode_for(&bytes, &mut buf, &model.preprocess) {
-                Ok(v) => image::RgbImage::from_raw(v.width(), v.height(), v.as_raw().to_vec()),
-                Err(_) => None,
-            };
-            let Some(img) = img else {
+            let Ok(img) = crate::decode::decode_for(&bytes, &mut buf, &model.preprocess) else {
                 skipped += 1;
                 continue;
             };

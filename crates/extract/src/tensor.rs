@@ -25,7 +25,7 @@ pub use headstart_models::preprocess::RESAMPLER_VERSION;
 use headstart_models::preprocess::{ChannelOrder, Filter, Layout, Preprocess};
 use std::ops::Deref;
 
-use image::{ImageBuffer, Rgb, RgbImage};
+use image::{ImageBuffer, Rgb};
 
 use crate::ExtractError;
 
@@ -166,7 +166,11 @@ impl Preprocessor {
     }
 
     /// Writes the normalised tensor of `img` into `out` (`3*H*W` values).
-    pub fn tensor_into(&mut self, img: &RgbImage, out: &mut [f32]) -> Result<(), ExtractError> {
+    pub fn tensor_into<C: Deref<Target = [u8]>>(
+        &mut self,
+        img: &RgbView<C>,
+        out: &mut [f32],
+    ) -> Result<(), ExtractError> {
         self.resize_u8(img)?;
         normalize_into(&self.pre, &self.pixels, out);
         Ok(())
@@ -607,6 +611,7 @@ fn lanczos(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::RgbImage;
 
     fn noise_image(w: u32, h: u32, seed: u32) -> RgbImage {
         let mut s = seed.wrapping_mul(2_654_435_761).max(1);
@@ -806,6 +811,7 @@ mod tests {
 #[cfg(test)]
 mod bench {
     use super::*;
+    use image::RgbImage;
 
     /// Milliseconds per image of `Preprocessor::resize`, for a few source sizes
     /// and every filter: `cargo test --release -p headstart-extract --lib
