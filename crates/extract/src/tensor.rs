@@ -29,7 +29,7 @@ use image::{ImageBuffer, Rgb};
 
 use crate::ExtractError;
 
-/// An RGB8 image over any byte container: an owned [`RgbImage`], or a view of a
+/// An RGB8 image over any byte container: an owned [`RgbImage`](image::RgbImage), or a view of a
 /// reused decode buffer (`RgbView<&[u8]>`).
 pub type RgbView<C> = ImageBuffer<Rgb<u8>, C>;
 
