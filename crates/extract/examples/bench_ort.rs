@@ -209,7 +209,7 @@ fn preprocess_costs(
         let hash = headstart_extract::pipeline::content_hash(&bytes);
         let t_hash = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let img = headstart_extract::decode::decode_rgb8_into(&bytes, &mut buf)?;
+        let img = headstart_extract::decode::decode_for(&bytes, &mut buf, &pre)?;
         let t_decode = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let resized = pp.resize(&img)?.to_vec();

@@ -9,6 +9,7 @@ use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Lim
 use headstart_models::preprocess::{JpegDecode, Preprocess};
 
 use crate::ExtractError;
+use crate::jpeg_dc;
 use crate::tensor::RgbView;
 
 /// Largest accepted width or height, in pixels.
@@ -102,18 +103,29 @@ pub fn decode_for<'a>(
         return decode_rgb8_into(bytes, buf);
     }
     let decode = |e: image::ImageError| ExtractError::Decode(e.to_string());
-    if !jpeg_reaches_eoi(bytes) {
-        return Err(ExtractError::TruncatedJpeg);
-    }
     let mut reader = ImageReader::new(Cursor::new(bytes));
     reader.set_format(ImageFormat::Jpeg);
     with_limits(&mut reader);
-    let mut decoder = reader.into_decoder().map_err(decode)?;
+    let Ok(mut decoder) = reader.into_decoder() else {
+        return decode_rgb8_into(bytes, buf);
+    };
     let orientation = decoder.orientation().map_err(decode)?;
     let (w, h) = decoder.dimensions();
     let r = recipe.jpeg_scale(w, h);
     if r == 1 || decoder.total_bytes() > MAX_ALLOC {
         return decode_rgb8_into(bytes, buf);
+    }
+    // 1/8 scale, the usual one for photos: DC coefficients alone. The decoder
+    // checks that the data reaches its end-of-image marker.
+    if r == 8 {
+        let mut pixels = std::mem::take(buf);
+        if let Some((sw, sh)) = jpeg_dc::decode_eighth(bytes, &mut pixels) {
+            return oriented(pixels, sw, sh, orientation, buf);
+        }
+        *buf = pixels;
+    }
+    if !jpeg_reaches_eoi(bytes) {
+        return Err(ExtractError::TruncatedJpeg);
     }
     let mut jpeg = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     let scaled = jpeg
@@ -128,21 +140,48 @@ pub fn decode_for<'a>(
     let Ok(pixels) = jpeg.decode() else {
         return decode_rgb8_into(bytes, buf);
     };
-    let rgb = match jpeg.info().map(|i| i.pixel_format) {
-        Some(jpeg_decoder::PixelFormat::RGB24) => RgbImage::from_raw(sw, sh, pixels),
-        Some(jpeg_decoder::PixelFormat::L8) => {
-            RgbImage::from_raw(sw, sh, pixels.iter().flat_map(|&v| [v, v, v]).collect())
-        }
+    let pixels = match jpeg.info().map(|i| i.pixel_format) {
+        Some(jpeg_decoder::PixelFormat::RGB24) => pixels,
+        Some(jpeg_decoder::PixelFormat::L8) => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
         // CMYK and 16-bit: the full decoder converts them.
         _ => return decode_rgb8_into(bytes, buf),
-    }
-    .ok_or_else(|| too_few_pixels(sw, sh))?;
-    let mut img = DynamicImage::ImageRgb8(rgb);
-    img.apply_orientation(orientation);
-    let rgb = img.into_rgb8();
-    let (w, h) = rgb.dimensions();
-    *buf = rgb.into_raw();
-    RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
+    };
+    oriented(pixels, sw, sh, orientation, buf)
+}
+
+/// RGB8 `pixels` (`w x h`) turned by `orientation`, as a view of `buf`.
+fn oriented(
+    pixels: Vec<u8>,
+    w: u32,
+    h: u32,
+    orientation: Orientation,
+    buf: &mut Vec<u8>,
+) -> Result<RgbView<&[u8]>, ExtractError> {
+    *buf = if orientation == Orientation::NoTransforms {
+        pixels
+    } else {
+        let rgb = RgbImage::from_raw(w, h, pixels).ok_or_else(|| too_few_pixels(w, h))?;
+        let mut img = DynamicImage::ImageRgb8(rgb);
+        img.apply_orientation(orientation);
+        img.into_rgb8().into_raw()
+    };
+    let (w, h) = if orientation_swaps(orientation) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    RgbView::from_raw(w, h, &buf[..w as usize * h as usize * 3]).ok_or_else(|| too_few_pixels(w, h))
+}
+
+/// Whether `orientation` exchanges width and height.
+fn orientation_swaps(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// The decompression-bomb limits: [`MAX_SIDE`] per side, [`MAX_ALLOC`] bytes.
@@ -273,6 +312,37 @@ mod tests {
             decode_for(&bytes, &mut a, &reduced).unwrap().as_raw(),
             decode_rgb8_into(&bytes, &mut b).unwrap().as_raw()
         );
+    }
+
+    /// Photo-sized JPEGs take the 1/8-scale DC decoder: EXIF orientation still
+    /// applies, the tensor stays close to the full decode's, trailing bytes
+    /// after the image are fine, and a truncated file gets the same error as
+    /// with exact decoding.
+    #[test]
+    fn photo_sized_jpegs_decode_at_one_eighth_with_orientation_and_verdicts() {
+        let reduced = Preprocess::tf_lite("input");
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced.clone()
+        };
+        assert_eq!(reduced.jpeg_scale(4032, 3024), 8);
+        let bytes = jpeg(4032, 3024, Some(6));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let small = decode_for(&bytes, &mut a, &reduced).unwrap();
+        let full = decode_for(&bytes, &mut b, &exact).unwrap();
+        assert_eq!(small.dimensions(), (378, 504));
+        assert_eq!(full.dimensions(), (3024, 4032));
+        let c = cosine(&tensor(&reduced, &small), &tensor(&reduced, &full));
+        assert!(c > 0.995, "cosine {c}");
+        let mut trailing = bytes.clone();
+        trailing.extend(b"trailing bytes");
+        assert_eq!(
+            decode_for(&trailing, &mut b, &reduced).unwrap().as_raw(),
+            decode_for(&bytes, &mut a, &reduced).unwrap().as_raw()
+        );
+        let cut = &bytes[..bytes.len() * 2 / 3];
+        let e = decode_for(cut, &mut a, &reduced).unwrap_err();
+        assert!(matches!(e, ExtractError::TruncatedJpeg), "{e}");
     }
 
     /// Regression: a big JPEG with a damaged entropy stream, which the full

@@ -1,0 +1,831 @@
+//! Baseline JPEGs decoded at 1/8 scale from their DC coefficients alone.
+//!
+//! At 1/8 scale each 8x8 block becomes one pixel, its DC value: the inverse
+//! DCT is free, and what is left is entropy decoding. This decoder reads every
+//! AC coefficient's Huffman code and length but never its value (one table
+//! look-up skips code and magnitude bits together), which is where a general
+//! scaled decoder spends its time on big photos. Pixels follow `jpeg-decoder`'s
+//! 1/8 scale: the same rounding of DC values, the same chroma upsampling and
+//! its scalar YCbCr conversion (its SIMD conversion differs from that by at most
+//! one level).
+//!
+//! Only the common case is handled: 8-bit baseline (SOF0/SOF1) Huffman, one
+//! interleaved scan of grey or YCbCr, sampling factors 1 or 2, restart
+//! intervals. Anything else, and any inconsistency in the data, gives `None`,
+//! and the caller decodes the file the general way (which also gives damaged
+//! files their verdict).
+
+/// Bits looked up at once for an AC symbol and its magnitude bits.
+const AC_BITS: u32 = 11;
+/// Bits looked up at once for a DC code.
+const DC_BITS: u32 = 9;
+
+/// Decodes baseline JPEG `bytes` at 1/8 scale into `out` as RGB8 (grey is
+/// replicated), returning the size: `ceil(width / 8) x ceil(height / 8)`.
+/// `None` for anything outside the handled case (see the module docs).
+pub(crate) fn decode_eighth(bytes: &[u8], out: &mut Vec<u8>) -> Option<(u32, u32)> {
+    let header = Header::parse(bytes)?;
+    let planes = decode_scan(bytes, &header)?;
+    Some(header.assemble(&planes, out))
+}
+
+/// A Huffman table: a direct look-up for short codes, canonical decoding for
+/// the rest.
+struct Huffman {
+    /// Indexed by the next `DC_BITS` bits: `code length << 8 | symbol`; 0 for
+    /// longer codes.
+    lookup: Vec<u16>,
+    /// Indexed by the next `AC_BITS` bits: `total bits | advance << 8` when the
+    /// code and its magnitude bits fit, where the advance is `run + 1`, 16 for
+    /// ZRL and [`EOB`] for end-of-block; 0 otherwise.
+    skip: Vec<u16>,
+    /// Largest code of each length (index 1..=16), -1 when none.
+    maxcode: [i32; 17],
+    /// Symbol index of each length's first code, minus that code.
+    valoffset: [i32; 17],
+    symbols: Vec<u8>,
+}
+
+/// Advance of the end-of-block symbol in [`Huffman::skip`].
+const EOB: u16 = 0x7F;
+
+impl Huffman {
+    /// Builds a table from a DHT segment's 16 counts and symbols (JPEG
+    /// Annex C); `None` when the counts describe no valid code.
+    fn new(counts: &[u8; 16], symbols: &[u8]) -> Option<Self> {
+        let mut maxcode = [-1i32; 17];
+        let mut valoffset = [0i32; 17];
+        let mut lookup = vec![0u16; 1 << DC_BITS];
+        let mut skip = vec![0u16; 1 << AC_BITS];
+        let mut code = 0i32;
+        let mut k = 0usize;
+        for len in 1..=16u32 {
+            let n = usize::from(counts[len as usize - 1]);
+            valoffset[len as usize] = k as i32 - code;
+            for _ in 0..n {
+                let symbol = *symbols.get(k)?;
+                if code >= 1 << len {
+                    return None;
+                }
+                if len <= DC_BITS {
+                    let shift = DC_BITS - len;
+                    let first = (code as usize) << shift;
+                    lookup[first..first + (1 << shift)].fill((len as u16) << 8 | u16::from(symbol));
+                }
+                let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
+                let total = len + size;
+                if total <= AC_BITS {
+                    let advance = match (run, size) {
+                        (15, 0) => 16,
+                        // Size 0 with any other run ends the block, as in libjpeg.
+                        (_, 0) => EOB,
+                        _ => run as u16 + 1,
+                    };
+                    let shift = AC_BITS - len;
+                    let first = (code as usize) << shift;
+                    skip[first..first + (1 << shift)].fill(total as u16 | advance << 8);
+                }
+                code += 1;
+                k += 1;
+            }
+            if n > 0 {
+                maxcode[len as usize] = code - 1;
+            }
+            code <<= 1;
+        }
+        Some(Self {
+            lookup,
+            skip,
+            maxcode,
+            valoffset,
+            symbols: symbols[..k].to_vec(),
+        })
+    }
+
+    /// Decodes one symbol from the top of `bits` (at least 16 valid bits).
+    #[inline]
+    fn symbol(&self, bits: &mut Bits) -> Option<u8> {
+        let e = self.lookup[bits.peek(DC_BITS)];
+        if e != 0 {
+            bits.consume(u32::from(e >> 8));
+            return Some(e as u8);
+        }
+        let code16 = bits.peek(16) as i32;
+        for len in DC_BITS + 1..=16 {
+            let code = code16 >> (16 - len);
+            if code <= self.maxcode[len as usize] {
+                bits.consume(len);
+                let i = self.valoffset[len as usize] + code;
+                return self.symbols.get(usize::try_from(i).ok()?).copied();
+            }
+        }
+        None
+    }
+}
+
+/// The entropy-coded data of one scan, read MSB first with 0xFF00 unstuffed;
+/// zeros are fed past a marker or the end, and counted so that reading into
+/// them is caught.
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Valid bits, left-aligned.
+    acc: u64,
+    n: u32,
+    /// Zero bytes fed after a marker or the end of data.
+    padded: u32,
+}
+
+impl<'a> Bits<'a> {
+    fn new(data: &'a [u8], pos: usize) -> Self {
+        Self {
+            data,
+            pos,
+            acc: 0,
+            n: 0,
+            padded: 0,
+        }
+    }
+
+    /// Fills the accumulator to at least 57 bits.
+    #[inline]
+    fn refill(&mut self) {
+        if self.n > 56 {
+            return;
+        }
+        // Fast path: the next 8 bytes hold no 0xFF, so they are plain data.
+        if self.padded == 0
+            && let Some(word) = self.data.get(self.pos..self.pos + 8)
+        {
+            let w = u64::from_be_bytes(word.try_into().expect("8 bytes"));
+            let inv = !w;
+            let has_ff = inv.wrapping_sub(0x0101_0101_0101_0101) & !inv & 0x8080_8080_8080_8080;
+            if has_ff == 0 {
+                let k = (64 - self.n) / 8;
+                self.acc |= (w >> (64 - 8 * k)) << (64 - self.n - 8 * k);
+                self.n += 8 * k;
+                self.pos += k as usize;
+                return;
+            }
+        }
+        while self.n <= 56 {
+            let byte = match self.data.get(self.pos) {
+                Some(&0xFF) if self.padded == 0 => match self.data.get(self.pos + 1) {
+                    Some(0x00) => {
+                        self.pos += 2;
+                        0xFF
+                    }
+                    // A marker (or fill bytes before one): the scan's data ends here.
+                    _ => {
+                        self.padded += 1;
+                        0
+                    }
+                },
+                Some(&b) if self.padded == 0 => {
+                    self.pos += 1;
+                    b
+                }
+                _ => {
+                    self.padded += 1;
+                    0
+                }
+            };
+            self.acc |= u64::from(byte) << (56 - self.n);
+            self.n += 8;
+        }
+    }
+
+    #[inline]
+    fn peek(&self, bits: u32) -> usize {
+        (self.acc >> (64 - bits)) as usize
+    }
+
+    #[inline]
+    fn consume(&mut self, bits: u32) {
+        self.acc <<= bits;
+        self.n -= bits;
+    }
+
+    /// Reads `size` magnitude bits and extends them to a signed value (F.2.2.1).
+    #[inline]
+    fn receive_extend(&mut self, size: u32) -> i32 {
+        if size == 0 {
+            return 0;
+        }
+        let v = self.peek(size) as i32;
+        self.consume(size);
+        if v < 1 << (size - 1) {
+            v - (1 << size) + 1
+        } else {
+            v
+        }
+    }
+
+    /// Whether everything read so far was real data, not padding.
+    fn overran(&self) -> bool {
+        self.n < self.padded * 8
+    }
+
+    /// Drops the bits left in the current byte and the padding, and returns the
+    /// position of the marker that ended the data (after any fill bytes), if
+    /// the reader stands at one.
+    fn marker(&mut self) -> Option<(u8, usize)> {
+        if self.overran() {
+            return None;
+        }
+        // Whole unread bytes go back to the data; the partial byte is dropped.
+        let unread = (self.n - self.padded * 8) / 8;
+        let mut p = self.pos;
+        for _ in 0..unread {
+            p -= 1;
+            // A stuffed 0xFF occupies two bytes in the data.
+            if p >= 1 && self.data[p] == 0x00 && self.data[p - 1] == 0xFF {
+                p -= 1;
+            }
+        }
+        while self.data.get(p) == Some(&0xFF) && self.data.get(p + 1) == Some(&0xFF) {
+            p += 1;
+        }
+        let (&ff, &m) = (self.data.get(p)?, self.data.get(p + 1)?);
+        (ff == 0xFF && m != 0).then_some((m, p + 2))
+    }
+}
+
+/// A component as the frame header gives it: id, sampling factors (h, v),
+/// quantisation table.
+type FrameComponent = (u8, usize, usize, usize);
+
+/// One scan component.
+#[derive(Clone, Copy)]
+struct Component {
+    h: usize,
+    v: usize,
+    /// DC quantisation value (element 0 of its table).
+    q: i32,
+    dc_table: usize,
+    ac_table: usize,
+}
+
+/// What the markers before the scan say.
+struct Header {
+    width: usize,
+    height: usize,
+    components: Vec<Component>,
+    dc_tables: [Option<Huffman>; 4],
+    ac_tables: [Option<Huffman>; 4],
+    restart_interval: usize,
+    /// Start of the entropy-coded data.
+    scan_start: usize,
+}
+
+impl Header {
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        if !bytes.starts_with(&[0xFF, 0xD8]) {
+            return None;
+        }
+        let mut quant = [None::<i32>; 4];
+        let mut frame: Option<(usize, usize, Vec<FrameComponent>)> = None;
+        let mut dc_tables: [Option<Huffman>; 4] = Default::default();
+        let mut ac_tables: [Option<Huffman>; 4] = Default::default();
+        let mut restart_interval = 0;
+        let mut i = 2;
+        loop {
+            // Fill bytes may precede a marker.
+            while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
+                i += 1;
+            }
+            if *bytes.get(i)? != 0xFF {
+                return None;
+            }
+            let marker = *bytes.get(i + 1)?;
+            let len = usize::from(u16::from_be_bytes([*bytes.get(i + 2)?, *bytes.get(i + 3)?]));
+            let seg = bytes.get(i + 4..i + 2 + len)?;
+            match marker {
+                // Baseline and extended sequential Huffman, 8 bits.
+                0xC0 | 0xC1 => {
+                    let (&precision, rest) = seg.split_first()?;
+                    let height = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+                    let width = usize::from(u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]));
+                    let n = usize::from(*rest.get(4)?);
+                    if precision != 8 || width == 0 || height == 0 || !(n == 1 || n == 3) {
+                        return None;
+                    }
+                    let mut comps = Vec::with_capacity(n);
+                    for c in rest.get(5..5 + 3 * n)?.chunks_exact(3) {
+                        let (h, v, tq) = (
+                            usize::from(c[1] >> 4),
+                            usize::from(c[1] & 15),
+                            usize::from(c[2]),
+                        );
+                        if !(1..=2).contains(&h) || !(1..=2).contains(&v) || tq > 3 {
+                            return None;
+                        }
+                        comps.push((c[0], h, v, tq));
+                    }
+                    // RGB-named components are not YCbCr.
+                    if n == 3 && comps.iter().map(|c| c.0).eq(*b"RGB") {
+                        return None;
+                    }
+                    frame = Some((width, height, comps));
+                }
+                // Every other frame type: progressive, lossless, arithmetic, hierarchical.
+                0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+                0xC4 => {
+                    let mut s = seg;
+                    while let Some((&tc_th, rest)) = s.split_first() {
+                        let counts: &[u8; 16] = rest.get(..16)?.try_into().ok()?;
+                        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+                        let symbols = rest.get(16..16 + total)?;
+                        let (class, id) = (tc_th >> 4, usize::from(tc_th & 15));
+                        let table = Some(Huffman::new(counts, symbols)?);
+                        match (class, id) {
+                            (0, 0..=3) => dc_tables[id] = table,
+                            (1, 0..=3) => ac_tables[id] = table,
+                            _ => return None,
+                        }
+                        s = &rest[16 + total..];
+                    }
+                }
+                0xDB => {
+                    let mut s = seg;
+                    while let Some((&pq_tq, rest)) = s.split_first() {
+                        let (pq, tq) = (pq_tq >> 4, usize::from(pq_tq & 15));
+                        let size = if pq == 0 { 64 } else { 128 };
+                        let table = rest.get(..size)?;
+                        let q = if pq == 0 {
+                            i32::from(table[0])
+                        } else {
+                            i32::from(u16::from_be_bytes([table[0], table[1]]))
+                        };
+                        *quant.get_mut(tq)? = Some(q);
+                        s = &rest[size..];
+                    }
+                }
+                0xDD => {
+                    restart_interval =
+                        usize::from(u16::from_be_bytes([*seg.first()?, *seg.get(1)?]))
+                }
+                // Adobe APP14 with transform 0: three components that are RGB.
+                0xEE if seg.starts_with(b"Adobe")
+                    && seg.get(11) == Some(&0)
+                    && frame.as_ref().is_none_or(|f| f.2.len() == 3) =>
+                {
+                    return None;
+                }
+                0xDA => {
+                    let (width, height, comps) = frame?;
+                    let (&ns, rest) = seg.split_first()?;
+                    if usize::from(ns) != comps.len() {
+                        return None;
+                    }
+                    let mut components = Vec::with_capacity(comps.len());
+                    for (sel, &(id, h, v, tq)) in rest.chunks_exact(2).zip(&comps) {
+                        // Scan components in frame order.
+                        if sel[0] != id {
+                            return None;
+                        }
+                        let (td, ta) = (usize::from(sel[1] >> 4), usize::from(sel[1] & 15));
+                        if td > 3 || ta > 3 || dc_tables[td].is_none() || ac_tables[ta].is_none() {
+                            return None;
+                        }
+                        components.push(Component {
+                            h,
+                            v,
+                            q: quant[tq]?,
+                            dc_table: td,
+                            ac_table: ta,
+                        });
+                    }
+                    // Spectral selection 0..63, no successive approximation.
+                    let tail = rest.get(2 * usize::from(ns)..2 * usize::from(ns) + 3)?;
+                    if tail != [0, 63, 0] {
+                        return None;
+                    }
+                    return Some(Self {
+                        width,
+                        height,
+                        components,
+                        dc_tables,
+                        ac_tables,
+                        restart_interval,
+                        scan_start: i + 2 + len,
+                    });
+                }
+                // EOI or a restart marker before any scan.
+                0xD8 | 0xD9 | 0xD0..=0xD7 | 0x01 => return None,
+                _ => {}
+            }
+            i += 2 + len;
+        }
+    }
+
+    fn max_sampling(&self) -> (usize, usize) {
+        let h = self.components.iter().map(|c| c.h).max().unwrap_or(1);
+        let v = self.components.iter().map(|c| c.v).max().unwrap_or(1);
+        (h, v)
+    }
+
+    /// Upsamples the DC planes to `ceil(width / 8) x ceil(height / 8)` and
+    /// converts them to RGB8 in `out`, as `jpeg-decoder` does at 1/8 scale.
+    fn assemble(&self, planes: &[Plane], out: &mut Vec<u8>) -> (u32, u32) {
+        let (hmax, vmax) = self.max_sampling();
+        let (ow, oh) = (self.width.div_ceil(8), self.height.div_ceil(8));
+        out.clear();
+        out.resize(ow * oh * 3, 0);
+        let mut lines: Vec<Vec<u8>> = vec![vec![0u8; ow * 2 + 2]; planes.len()];
+        for y in 0..oh {
+            for ((c, plane), line) in self.components.iter().zip(planes).zip(&mut lines) {
+                // The plane's used size, as jpeg-decoder computes it.
+                let cw = (self.width * c.h).div_ceil(hmax * 8);
+                let ch = (self.height * c.v).div_ceil(vmax * 8);
+                upsample_row(
+                    plane,
+                    cw,
+                    ch,
+                    y,
+                    ow,
+                    (c.h < hmax && ow > 1, c.v < vmax && oh > 1),
+                    line,
+                );
+            }
+            let row = &mut out[y * ow * 3..(y + 1) * ow * 3];
+            if let [l] = &lines[..] {
+                for (px, &v) in row.chunks_exact_mut(3).zip(l) {
+                    px.fill(v);
+                }
+            } else {
+                for (i, px) in row.chunks_exact_mut(3).enumerate() {
+                    px.copy_from_slice(&ycbcr_to_rgb(lines[0][i], lines[1][i], lines[2][i]));
+                }
+            }
+        }
+        (ow as u32, oh as u32)
+    }
+}
+
+/// One component's DC pixels, a value per block (MCU padding included).
+struct Plane {
+    stride: usize,
+    data: Vec<u8>,
+}
+
+/// Decodes the scan at `header.scan_start` into one [`Plane`] per component,
+/// and checks that the image ends there.
+fn decode_scan(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
+    let comps = &header.components;
+    let (hmax, vmax) = header.max_sampling();
+    // A single-component scan is not interleaved: one block per MCU.
+    let (mcu_w, mcu_h, units) = if comps.len() == 1 {
+        (
+            header.width.div_ceil(8),
+            header.height.div_ceil(8),
+            vec![(0usize, 1usize, 1usize)],
+        )
+    } else {
+        (
+            header.width.div_ceil(8 * hmax),
+            header.height.div_ceil(8 * vmax),
+            comps
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i, c.h, c.v))
+                .collect(),
+        )
+    };
+    let mut planes: Vec<Plane> = units
+        .iter()
+        .map(|&(_, h, v)| Plane {
+            stride: mcu_w * h,
+            data: vec![0; mcu_w * h * mcu_h * v],
+        })
+        .collect();
+    let tables = comps
+        .iter()
+        .map(|c| {
+            Some((
+                header.dc_tables[c.dc_table].as_ref()?,
+                header.ac_tables[c.ac_table].as_ref()?,
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut bits = Bits::new(bytes, header.scan_start);
+    let mut pred = [0i32; 3];
+    let mcus = mcu_w * mcu_h;
+    let interval = header.restart_interval;
+    let mut next_rst = 0u8;
+    for m in 0..mcus {
+        if interval > 0 && m > 0 && m % interval == 0 {
+            let (marker, after) = bits.marker()?;
+            if marker != 0xD0 + next_rst {
+                return None;
+            }
+            next_rst = (next_rst + 1) % 8;
+            bits = Bits::new(bytes, after);
+            pred = [0; 3];
+        }
+        let (mx, my) = (m % mcu_w, m / mcu_w);
+        for &(ci, h, v) in &units {
+            let (dc, ac) = tables[ci];
+            let q = i64::from(comps[ci].q);
+            let plane = &mut planes[ci];
+            for by in 0..v {
+                for bx in 0..h {
+                    bits.refill();
+                    let size = u32::from(dc.symbol(&mut bits)?);
+                    if size > 11 {
+                        return None;
+                    }
+                    pred[ci] = pred[ci].wrapping_add(bits.receive_extend(size));
+                    skip_ac(&mut bits, ac)?;
+                    let value = (i64::from(pred[ci]) * q + 128 * 8) / 8;
+                    plane.data[(my * v + by) * plane.stride + mx * h + bx] =
+                        value.clamp(0, 255) as u8;
+                }
+            }
+        }
+    }
+    // The image ends after this scan (the general decoder handles more scans).
+    match bits.marker()? {
+        (0xD9, _) => Some(planes),
+        _ => None,
+    }
+}
+
+/// Reads past one block's AC coefficients.
+#[inline]
+fn skip_ac(bits: &mut Bits, ac: &Huffman) -> Option<()> {
+    let mut k = 1u16;
+    while k < 64 {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        let e = ac.skip[bits.peek(AC_BITS)];
+        if e != 0 {
+            bits.consume(u32::from(e & 0xFF));
+            let advance = e >> 8;
+            if advance == EOB {
+                break;
+            }
+            k += advance;
+            continue;
+        }
+        let rs = ac.symbol(bits)?;
+        let (run, size) = (u16::from(rs >> 4), u32::from(rs & 15));
+        if size == 0 {
+            if run == 15 {
+                k += 16;
+                continue;
+            }
+            break;
+        }
+        bits.consume(size);
+        k += run + 1;
+    }
+    (!bits.overran()).then_some(())
+}
+
+/// One output row of a component plane, upsampled as `jpeg-decoder` does:
+/// `(h2, v2)` say which directions are subsampled by 2.
+fn upsample_row(
+    plane: &Plane,
+    width: usize,
+    height: usize,
+    row: usize,
+    out_width: usize,
+    (h2, v2): (bool, bool),
+    line: &mut [u8],
+) {
+    let (near, far) = if v2 {
+        let near = row / 2;
+        let far = if row.is_multiple_of(2) {
+            near.saturating_sub(1)
+        } else {
+            near + 1
+        };
+        (near, far.min(height - 1))
+    } else {
+        (row, row)
+    };
+    let near = &plane.data[near * plane.stride..];
+    let far = &plane.data[far * plane.stride..];
+    // Vertical: 3/4 near, 1/4 far, in units of 1/4.
+    let col = |i: usize| 3 * u32::from(near[i]) + u32::from(far[i]);
+    match (h2, v2) {
+        (false, false) => line[..out_width].copy_from_slice(&near[..out_width]),
+        (false, true) => {
+            for (i, o) in line[..out_width].iter_mut().enumerate() {
+                *o = ((col(i) + 2) >> 2) as u8;
+            }
+        }
+        (true, false) => {
+            if width == 1 {
+                line[..2].fill(near[0]);
+                return;
+            }
+            line[0] = near[0];
+            line[1] = ((u32::from(near[0]) * 3 + u32::from(near[1]) + 2) >> 2) as u8;
+            for i in 1..width - 1 {
+                let s = 3 * u32::from(near[i]) + 2;
+                line[2 * i] = ((s + u32::from(near[i - 1])) >> 2) as u8;
+                line[2 * i + 1] = ((s + u32::from(near[i + 1])) >> 2) as u8;
+            }
+            let last = width - 1;
+            line[2 * last] =
+                ((u32::from(near[last]) * 3 + u32::from(near[last - 1]) + 2) >> 2) as u8;
+            line[2 * last + 1] = near[last];
+        }
+        (true, true) => {
+            if width == 1 {
+                line[..2].fill(((col(0) + 2) >> 2) as u8);
+                return;
+            }
+            let mut t1 = col(0);
+            line[0] = ((t1 + 2) >> 2) as u8;
+            for i in 1..width {
+                let t0 = t1;
+                t1 = col(i);
+                line[2 * i - 1] = ((3 * t0 + t1 + 8) >> 4) as u8;
+                line[2 * i] = ((3 * t1 + t0 + 8) >> 4) as u8;
+            }
+            line[2 * width - 1] = ((t1 + 2) >> 2) as u8;
+        }
+    }
+}
+
+/// JFIF YCbCr to RGB in 20-bit fixed point, `jpeg-decoder`'s scalar formula.
+fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    const SHIFT: i32 = 20;
+    let f = |x: f32| (x * (1 << SHIFT) as f32 + 0.5) as i32;
+    let clamp = |v: i32| (v >> SHIFT).clamp(0, 255) as u8;
+    let y = i32::from(y) * (1 << SHIFT) + (1 << (SHIFT - 1));
+    let (cb, cr) = (i32::from(cb) - 128, i32::from(cr) - 128);
+    [
+        clamp(y + f(1.402) * cr),
+        clamp(y - f(0.34414) * cb - f(0.71414) * cr),
+        clamp(y + f(1.772) * cb),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+
+    use super::decode_eighth;
+
+    /// A real photo (tests/data), cropped to `w x h` from its top-left corner.
+    fn photo(w: u32, h: u32) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/coffee.png");
+        let img = image::open(path)
+            .expect("tests/data/coffee.png")
+            .into_rgb8();
+        image::imageops::crop_imm(&img, 0, 0, w, h)
+            .to_image()
+            .into_raw()
+    }
+
+    fn encode(
+        pixels: &[u8],
+        w: u32,
+        h: u32,
+        color: ColorType,
+        set: impl Fn(&mut Encoder<&mut Vec<u8>>),
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = Encoder::new(&mut out, 90);
+        set(&mut enc);
+        enc.encode(pixels, w as u16, h as u16, color)
+            .expect("encode");
+        out
+    }
+
+    /// `jpeg-decoder`'s own 1/8-scale decode, as RGB8.
+    fn reference(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+        let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+        d.read_info().unwrap();
+        let info = d.info().unwrap();
+        let (w, h) = d
+            .scale(info.width.div_ceil(8), info.height.div_ceil(8))
+            .unwrap();
+        let px = d.decode().unwrap();
+        let px = match d.info().unwrap().pixel_format {
+            jpeg_decoder::PixelFormat::L8 => px.iter().flat_map(|&v| [v, v, v]).collect(),
+            _ => px,
+        };
+        (u32::from(w), u32::from(h), px)
+    }
+
+    fn max_diff(a: &[u8], b: &[u8]) -> u8 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every handled layout gives jpeg-decoder's 1/8-scale pixels: sampling
+    /// 4:4:4, 4:2:2, 4:4:0 and 4:2:0, sizes that are not whole MCUs, restart
+    /// intervals (every MCU, every 7th), grey.
+    #[test]
+    fn matches_jpeg_decoder_at_one_eighth() {
+        let samplings = [
+            SamplingFactor::F_1_1,
+            SamplingFactor::F_2_1,
+            SamplingFactor::F_1_2,
+            SamplingFactor::F_2_2,
+        ];
+        for (w, h) in [(600, 400), (449, 297), (9, 17)] {
+            let rgb = photo(w, h);
+            for sampling in samplings {
+                for restart in [0, 1, 7] {
+                    let jpeg = encode(&rgb, w, h, ColorType::Rgb, |e| {
+                        e.set_sampling_factor(sampling);
+                        e.set_restart_interval(restart);
+                    });
+                    let case = format!("{w}x{h} {sampling:?} restart {restart}");
+                    let mut out = Vec::new();
+                    let (dw, dh) =
+                        decode_eighth(&jpeg, &mut out).unwrap_or_else(|| panic!("{case}: refused"));
+                    let (rw, rh, expected) = reference(&jpeg);
+                    assert_eq!((dw, dh), (rw, rh), "{case}");
+                    // jpeg-decoder's SIMD colour conversion rounds differently from its
+                    // scalar one, which this decoder follows.
+                    assert!(
+                        max_diff(&out, &expected) <= 1,
+                        "{case}: {}",
+                        max_diff(&out, &expected)
+                    );
+                }
+            }
+            let grey: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
+            let jpeg = encode(&grey, w, h, ColorType::Luma, |_| {});
+            let mut out = Vec::new();
+            assert_eq!(
+                decode_eighth(&jpeg, &mut out),
+                Some((w.div_ceil(8), h.div_ceil(8)))
+            );
+            assert_eq!(out, reference(&jpeg).2, "grey {w}x{h}");
+        }
+    }
+
+    /// The `image` crate's encoder (what most tests and tools write) is read too.
+    #[test]
+    fn reads_the_image_crates_jpegs() {
+        let (w, h) = (600, 400);
+        let mut jpeg = Vec::new();
+        image::RgbImage::from_raw(w, h, photo(w, h))
+            .unwrap()
+            .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let mut out = Vec::new();
+        assert_eq!(decode_eighth(&jpeg, &mut out), Some((75, 50)));
+        assert!(max_diff(&out, &reference(&jpeg).2) <= 1);
+    }
+
+    /// Progressive, CMYK and non-interleaved files (jpeg-encoder writes one scan
+    /// per component when it optimises its Huffman tables), and damaged ones,
+    /// are left to the general decoder: `None`, never a panic or a partial image.
+    #[test]
+    fn refuses_what_it_does_not_handle() {
+        let (w, h) = (600, 400);
+        let rgb = photo(w, h);
+        let progressive = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_progressive(true));
+        assert_eq!(decode_eighth(&progressive, &mut Vec::new()), None);
+        let scans = encode(&rgb, w, h, ColorType::Rgb, |e| {
+            e.set_optimized_huffman_tables(true)
+        });
+        assert_eq!(decode_eighth(&scans, &mut Vec::new()), None);
+        assert!(
+            !reference(&scans).2.is_empty(),
+            "a valid file that the general decoder reads"
+        );
+        let cmyk: Vec<u8> = rgb
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 0])
+            .collect();
+        let cmyk = encode(&cmyk, w, h, ColorType::Cmyk, |_| {});
+        assert_eq!(decode_eighth(&cmyk, &mut Vec::new()), None);
+
+        let jpeg = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_restart_interval(4));
+        for cut in [jpeg.len() - 2, jpeg.len() * 2 / 3, 700, 20] {
+            assert_eq!(
+                decode_eighth(&jpeg[..cut], &mut Vec::new()),
+                None,
+                "cut at {cut}"
+            );
+        }
+        // Damage anywhere: refused or decoded to the right size, never a panic.
+        for i in (0..jpeg.len()).step_by(97) {
+            for v in [0x00, 0xFF, 0xD9, 0x5A] {
+                let mut bad = jpeg.clone();
+                bad[i] = v;
+                let mut out = Vec::new();
+                if let Some((dw, dh)) = decode_eighth(&bad, &mut out) {
+                    assert_eq!(out.len(), dw as usize * dh as usize * 3);
+                }
+            }
+        }
+    }
+}
