@@ -9,7 +9,7 @@ use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Lim
 use headstart_models::preprocess::{JpegDecode, Preprocess};
 
 use crate::ExtractError;
-use crate::jpeg_dc;
+use crate::jpeg_reduced;
 use crate::tensor::RgbView;
 
 /// Largest accepted width or height, in pixels.
@@ -115,15 +115,13 @@ pub fn decode_for<'a>(
     if r == 1 || decoder.total_bytes() > MAX_ALLOC {
         return decode_rgb8_into(bytes, buf);
     }
-    // 1/8 scale, the usual one for photos: DC coefficients alone. The decoder
-    // checks that the data reaches its end-of-image marker.
-    if r == 8 {
-        let mut pixels = std::mem::take(buf);
-        if let Some((sw, sh)) = jpeg_dc::decode_eighth(bytes, &mut pixels) {
-            return oriented(pixels, sw, sh, orientation, buf);
-        }
-        *buf = pixels;
+    // Baseline JPEGs (nearly all photos): low-frequency coefficients alone.
+    // The decoder checks that the data reaches its end-of-image marker.
+    let mut pixels = std::mem::take(buf);
+    if let Some((sw, sh)) = jpeg_reduced::decode_reduced(bytes, r, &mut pixels) {
+        return oriented(pixels, sw, sh, orientation, buf);
     }
+    *buf = pixels;
     if !jpeg_reaches_eoi(bytes) {
         return Err(ExtractError::TruncatedJpeg);
     }

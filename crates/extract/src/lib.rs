@@ -34,7 +34,7 @@ pub mod decode;
 pub mod error;
 pub mod features;
 pub mod input;
-mod jpeg_dc;
+mod jpeg_reduced;
 pub mod pipeline;
 pub mod quantize;
 pub mod tensor;

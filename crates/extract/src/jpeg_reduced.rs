@@ -1,13 +1,16 @@
-//! Baseline JPEGs decoded at 1/8 scale from their DC coefficients alone.
+//! Baseline JPEGs decoded at 1/2, 1/4 or 1/8 scale from their low-frequency
+//! coefficients alone.
 //!
-//! At 1/8 scale each 8x8 block becomes one pixel, its DC value: the inverse
-//! DCT is free, and what is left is entropy decoding. This decoder reads every
-//! AC coefficient's Huffman code and length but never its value (one table
-//! look-up skips code and magnitude bits together), which is where a general
-//! scaled decoder spends its time on big photos. Pixels follow `jpeg-decoder`'s
-//! 1/8 scale: the same rounding of DC values, the same chroma upsampling and
-//! its scalar YCbCr conversion (its SIMD conversion differs from that by at most
-//! one level).
+//! At scale 1/r each 8x8 block becomes `8/r x 8/r` pixels, computed from the
+//! coefficients in its top-left `8/r x 8/r` corner (at 1/8 only the DC value).
+//! A general scaled decoder still decodes every AC value and throws most of
+//! them away; this one decodes values only up to the last one the corner needs
+//! (zigzag index 24 at 1/2, 4 at 1/4, none at 1/8) and skips every later
+//! coefficient's Huffman code together with its magnitude bits in one table
+//! look-up. On big photos, where decoding is all entropy decoding, that is
+//! most of the time. Pixels follow `jpeg-decoder`'s scaled decode: its reduced
+//! IDCTs, its chroma upsampling and its scalar YCbCr conversion (its SIMD
+//! conversion differs from that by at most one level).
 //!
 //! Only the common case is handled: 8-bit baseline (SOF0/SOF1) Huffman, one
 //! interleaved scan of grey or YCbCr, sampling factors 1 or 2, restart
@@ -15,18 +18,70 @@
 //! and the caller decodes the file the general way (which also gives damaged
 //! files their verdict).
 
+use std::num::Wrapping;
+
 /// Bits looked up at once for an AC symbol and its magnitude bits.
 const AC_BITS: u32 = 11;
 /// Bits looked up at once for a DC code.
 const DC_BITS: u32 = 9;
 
-/// Decodes baseline JPEG `bytes` at 1/8 scale into `out` as RGB8 (grey is
-/// replicated), returning the size: `ceil(width / 8) x ceil(height / 8)`.
-/// `None` for anything outside the handled case (see the module docs).
-pub(crate) fn decode_eighth(bytes: &[u8], out: &mut Vec<u8>) -> Option<(u32, u32)> {
+/// Decodes baseline JPEG `bytes` at scale `1/r` (`r` is 2, 4 or 8) into `out`
+/// as RGB8 (grey is replicated), returning the size, `ceil(width / r) x
+/// ceil(height / r)`. `None` for anything outside the handled case (see the
+/// module docs).
+pub(crate) fn decode_reduced(bytes: &[u8], r: u32, out: &mut Vec<u8>) -> Option<(u32, u32)> {
+    let side = match r {
+        2 => 4,
+        4 => 2,
+        8 => 1,
+        _ => return None,
+    };
     let header = Header::parse(bytes)?;
-    let planes = decode_scan(bytes, &header)?;
-    Some(header.assemble(&planes, out))
+    // One copy of the block loop per scale, so that each is compiled for it.
+    let planes = match side {
+        1 => decode_scan::<1>(bytes, &header)?,
+        2 => decode_scan::<2>(bytes, &header)?,
+        _ => decode_scan::<4>(bytes, &header)?,
+    };
+    Some(header.assemble(&planes, side, out))
+}
+
+/// Zigzag index to natural (row-major) position in the 8x8 block.
+const ZIGZAG: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+/// Zigzag index and natural position of the coefficients in the top-left 4x4
+/// corner (the ones a 1/2-scale block is made of).
+const CORNER4: [(usize, usize); 16] = [
+    (0, 0),
+    (1, 1),
+    (2, 8),
+    (3, 16),
+    (4, 9),
+    (5, 2),
+    (6, 3),
+    (7, 10),
+    (8, 17),
+    (9, 24),
+    (11, 25),
+    (12, 18),
+    (13, 11),
+    (17, 19),
+    (18, 26),
+    (24, 27),
+];
+
+/// Coefficients (zigzag order) up to which values are decoded for an output
+/// of `side x side` pixels a block: past the last one in that corner, every
+/// coefficient is only skipped.
+fn coefficient_limit(side: usize) -> usize {
+    (0..64)
+        .filter(|&k| usize::from(ZIGZAG[k] / 8) < side && usize::from(ZIGZAG[k] % 8) < side)
+        .max()
+        .map_or(1, |k| k + 1)
 }
 
 /// A Huffman table: a direct look-up for short codes, canonical decoding for
@@ -260,8 +315,8 @@ type FrameComponent = (u8, usize, usize, usize);
 struct Component {
     h: usize,
     v: usize,
-    /// DC quantisation value (element 0 of its table).
-    q: i32,
+    /// Quantisation table, natural order.
+    q: [u16; 64],
     dc_table: usize,
     ac_table: usize,
 }
@@ -283,7 +338,7 @@ impl Header {
         if !bytes.starts_with(&[0xFF, 0xD8]) {
             return None;
         }
-        let mut quant = [None::<i32>; 4];
+        let mut quant = [None::<[u16; 64]>; 4];
         let mut frame: Option<(usize, usize, Vec<FrameComponent>)> = None;
         let mut dc_tables: [Option<Huffman>; 4] = Default::default();
         let mut ac_tables: [Option<Huffman>; 4] = Default::default();
@@ -352,11 +407,14 @@ impl Header {
                         let (pq, tq) = (pq_tq >> 4, usize::from(pq_tq & 15));
                         let size = if pq == 0 { 64 } else { 128 };
                         let table = rest.get(..size)?;
-                        let q = if pq == 0 {
-                            i32::from(table[0])
-                        } else {
-                            i32::from(u16::from_be_bytes([table[0], table[1]]))
-                        };
+                        let mut q = [0u16; 64];
+                        for (k, &pos) in ZIGZAG.iter().enumerate() {
+                            q[usize::from(pos)] = if pq == 0 {
+                                u16::from(table[k])
+                            } else {
+                                u16::from_be_bytes([table[2 * k], table[2 * k + 1]])
+                            };
+                        }
                         *quant.get_mut(tq)? = Some(q);
                         s = &rest[size..];
                     }
@@ -425,19 +483,23 @@ impl Header {
         (h, v)
     }
 
-    /// Upsamples the DC planes to `ceil(width / 8) x ceil(height / 8)` and
-    /// converts them to RGB8 in `out`, as `jpeg-decoder` does at 1/8 scale.
-    fn assemble(&self, planes: &[Plane], out: &mut Vec<u8>) -> (u32, u32) {
+    /// Upsamples the planes (`side` pixels a block) to the output size,
+    /// `ceil(width * side / 8) x ceil(height * side / 8)`, and converts them to
+    /// RGB8 in `out`, as `jpeg-decoder` does.
+    fn assemble(&self, planes: &[Plane], side: usize, out: &mut Vec<u8>) -> (u32, u32) {
         let (hmax, vmax) = self.max_sampling();
-        let (ow, oh) = (self.width.div_ceil(8), self.height.div_ceil(8));
+        let (ow, oh) = (
+            (self.width * side).div_ceil(8),
+            (self.height * side).div_ceil(8),
+        );
         out.clear();
         out.resize(ow * oh * 3, 0);
         let mut lines: Vec<Vec<u8>> = vec![vec![0u8; ow * 2 + 2]; planes.len()];
         for y in 0..oh {
             for ((c, plane), line) in self.components.iter().zip(planes).zip(&mut lines) {
                 // The plane's used size, as jpeg-decoder computes it.
-                let cw = (self.width * c.h).div_ceil(hmax * 8);
-                let ch = (self.height * c.v).div_ceil(vmax * 8);
+                let cw = (self.width * c.h * side).div_ceil(hmax * 8);
+                let ch = (self.height * c.v * side).div_ceil(vmax * 8);
                 upsample_row(
                     plane,
                     cw,
@@ -463,15 +525,16 @@ impl Header {
     }
 }
 
-/// One component's DC pixels, a value per block (MCU padding included).
+/// One component's pixels, `side x side` a block (MCU padding included).
 struct Plane {
     stride: usize,
     data: Vec<u8>,
 }
 
 /// Decodes the scan at `header.scan_start` into one [`Plane`] per component,
-/// and checks that the image ends there.
-fn decode_scan(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
+/// `SIDE x SIDE` pixels a block, and checks that the image ends there.
+fn decode_scan<const SIDE: usize>(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
+    let side = SIDE;
     let comps = &header.components;
     let (hmax, vmax) = header.max_sampling();
     // A single-component scan is not interleaved: one block per MCU.
@@ -495,8 +558,8 @@ fn decode_scan(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
     let mut planes: Vec<Plane> = units
         .iter()
         .map(|&(_, h, v)| Plane {
-            stride: mcu_w * h,
-            data: vec![0; mcu_w * h * mcu_h * v],
+            stride: mcu_w * h * side,
+            data: vec![0; mcu_w * h * side * mcu_h * v * side],
         })
         .collect();
     let tables = comps
@@ -513,6 +576,8 @@ fn decode_scan(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
     let mcus = mcu_w * mcu_h;
     let interval = header.restart_interval;
     let mut next_rst = 0u8;
+    let limit = coefficient_limit(side);
+    let mut coef = [0i32; 64];
     for m in 0..mcus {
         if interval > 0 && m > 0 && m % interval == 0 {
             let (marker, after) = bits.marker()?;
@@ -526,7 +591,7 @@ fn decode_scan(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
         let (mx, my) = (m % mcu_w, m / mcu_w);
         for &(ci, h, v) in &units {
             let (dc, ac) = tables[ci];
-            let q = i64::from(comps[ci].q);
+            let q = &comps[ci].q;
             let plane = &mut planes[ci];
             for by in 0..v {
                 for bx in 0..h {
@@ -536,10 +601,19 @@ fn decode_scan(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
                         return None;
                     }
                     pred[ci] = pred[ci].wrapping_add(bits.receive_extend(size));
-                    skip_ac(&mut bits, ac)?;
-                    let value = (i64::from(pred[ci]) * q + 128 * 8) / 8;
-                    plane.data[(my * v + by) * plane.stride + mx * h + bx] =
-                        value.clamp(0, 255) as u8;
+                    // jpeg-decoder keeps coefficients as i16.
+                    coef[0] = i32::from(pred[ci] as i16);
+                    let at = (my * v + by) * side * plane.stride + (mx * h + bx) * side;
+                    if SIDE == 1 {
+                        // DC alone: every AC coefficient is skipped.
+                        skip_ac(&mut bits, ac, 1)?;
+                        idct::<1>(&coef[..1], q, &mut plane.data[at..], plane.stride);
+                        continue;
+                    }
+                    let k = read_ac(&mut bits, ac, &mut coef[..limit])?;
+                    skip_ac(&mut bits, ac, k)?;
+                    idct::<SIDE>(&coef[..limit], q, &mut plane.data[at..], plane.stride);
+                    coef[..limit].fill(0);
                 }
             }
         }
@@ -551,10 +625,37 @@ fn decode_scan(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
     }
 }
 
-/// Reads past one block's AC coefficients.
+/// Reads one block's AC coefficients into `coef` (zigzag order) while they
+/// fall inside it, and returns the index reached (64 at the end of the block).
 #[inline]
-fn skip_ac(bits: &mut Bits, ac: &Huffman) -> Option<()> {
+fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i32]) -> Option<u16> {
     let mut k = 1u16;
+    while usize::from(k) < coef.len() {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        let rs = ac.symbol(bits)?;
+        let (run, size) = (u16::from(rs >> 4), u32::from(rs & 15));
+        if size == 0 {
+            if run == 15 {
+                k += 16;
+                continue;
+            }
+            return Some(64);
+        }
+        k += run;
+        let value = bits.receive_extend(size);
+        if let Some(c) = coef.get_mut(usize::from(k)) {
+            *c = i32::from(value as i16);
+        }
+        k += 1;
+    }
+    Some(k)
+}
+
+/// Reads past one block's AC coefficients from index `k` on.
+#[inline(always)]
+fn skip_ac(bits: &mut Bits, ac: &Huffman, mut k: u16) -> Option<()> {
     while k < 64 {
         if bits.n < 32 {
             bits.refill();
@@ -582,6 +683,75 @@ fn skip_ac(bits: &mut Bits, ac: &Huffman) -> Option<()> {
         k += run + 1;
     }
     (!bits.overran()).then_some(())
+}
+
+/// The `side x side` pixels of one block from its coefficients (`coef`, the
+/// first [`coefficient_limit`] in zigzag order; `q` in natural order) into `out` (row stride `stride`):
+/// `jpeg-decoder`'s reduced IDCTs (after Dugad and Ahuja, as libjpeg's
+/// jidctred), with its wrapping arithmetic and rounding.
+fn idct<const SIDE: usize>(coef: &[i32], q: &[u16; 64], out: &mut [u8], stride: usize) {
+    // Dequantised coefficient at natural position `pos` (zigzag index `k`).
+    let deq = |k: usize, pos: usize| Wrapping(coef[k]) * Wrapping(i32::from(q[pos]));
+    let clamp = |v: Wrapping<i32>| v.0.clamp(0, 255) as u8;
+    match SIDE {
+        1 => out[0] = clamp((deq(0, 0) + Wrapping(128 * 8)) / Wrapping(8)),
+        2 => {
+            const SCALE_BITS: usize = 3;
+            let (s0, s1, s8, s9) = (deq(0, 0), deq(1, 1), deq(2, 8), deq(4, 9));
+            let round = Wrapping((1 << (SCALE_BITS - 1)) + (128 << SCALE_BITS));
+            let (x0, x2) = (s0 + s8 + round, s0 - s8 + round);
+            let (x1, x3) = (s1 + s9, s1 - s9);
+            out[0] = clamp((x0 + x1) >> SCALE_BITS);
+            out[1] = clamp((x0 - x1) >> SCALE_BITS);
+            out[stride] = clamp((x2 + x3) >> SCALE_BITS);
+            out[stride + 1] = clamp((x2 - x3) >> SCALE_BITS);
+        }
+        _ => {
+            const CONST_BITS: usize = 12;
+            const PASS1_BITS: usize = 2;
+            const FINAL_BITS: usize = CONST_BITS + PASS1_BITS + 3;
+            // 0.541196100, -1.847759065 and 0.765366865 in 12-bit fixed point,
+            // rounded as jpeg-decoder's stbi_f2f does.
+            let (c0, c1, c2) = (Wrapping(2217), Wrapping(-7567), Wrapping(3135));
+            // The top-left 4x4 corner, natural order with row stride 8.
+            let mut s = [Wrapping(0i32); 32];
+            for (k, pos) in CORNER4 {
+                s[pos] = deq(k, pos);
+            }
+            let mut temp = [Wrapping(0i32); 16];
+            for i in 0..4 {
+                let (s0, s1, s2, s3) = (s[i], s[8 + i], s[16 + i], s[24 + i]);
+                let x0 = (s0 + s2) << PASS1_BITS;
+                let x2 = (s0 - s2) << PASS1_BITS;
+                let p1 = (s1 + s3) * c0;
+                let t0 = (p1 + s3 * c1 + Wrapping(512)) >> (CONST_BITS - PASS1_BITS);
+                let t2 = (p1 + s1 * c2 + Wrapping(512)) >> (CONST_BITS - PASS1_BITS);
+                temp[i] = x0 + t2;
+                temp[12 + i] = x0 - t2;
+                temp[4 + i] = x2 + t0;
+                temp[8 + i] = x2 - t0;
+            }
+            let round = Wrapping((1 << (FINAL_BITS - 1)) + (128 << FINAL_BITS));
+            for i in 0..4 {
+                let (s0, s1, s2, s3) = (
+                    temp[4 * i],
+                    temp[4 * i + 1],
+                    temp[4 * i + 2],
+                    temp[4 * i + 3],
+                );
+                let x0 = ((s0 + s2) << CONST_BITS) + round;
+                let x2 = ((s0 - s2) << CONST_BITS) + round;
+                let p1 = (s1 + s3) * c0;
+                let t0 = p1 + s3 * c1;
+                let t2 = p1 + s1 * c2;
+                let row = &mut out[i * stride..][..4];
+                row[0] = clamp((x0 + t2) >> FINAL_BITS);
+                row[3] = clamp((x0 - t2) >> FINAL_BITS);
+                row[1] = clamp((x2 + t0) >> FINAL_BITS);
+                row[2] = clamp((x2 - t0) >> FINAL_BITS);
+            }
+        }
+    }
 }
 
 /// One output row of a component plane, upsampled as `jpeg-decoder` does:
@@ -672,7 +842,7 @@ mod tests {
 
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
-    use super::decode_eighth;
+    use super::decode_reduced;
 
     /// A real photo (tests/data), cropped to `w x h` from its top-left corner.
     fn photo(w: u32, h: u32) -> Vec<u8> {
@@ -700,13 +870,13 @@ mod tests {
         out
     }
 
-    /// `jpeg-decoder`'s own 1/8-scale decode, as RGB8.
-    fn reference(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    /// `jpeg-decoder`'s own decode at scale `1/r`, as RGB8.
+    fn reference(bytes: &[u8], r: u16) -> (u32, u32, Vec<u8>) {
         let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
         d.read_info().unwrap();
         let info = d.info().unwrap();
         let (w, h) = d
-            .scale(info.width.div_ceil(8), info.height.div_ceil(8))
+            .scale(info.width.div_ceil(r), info.height.div_ceil(r))
             .unwrap();
         let px = d.decode().unwrap();
         let px = match d.info().unwrap().pixel_format {
@@ -725,11 +895,11 @@ mod tests {
             .unwrap_or(0)
     }
 
-    /// Every handled layout gives jpeg-decoder's 1/8-scale pixels: sampling
-    /// 4:4:4, 4:2:2, 4:4:0 and 4:2:0, sizes that are not whole MCUs, restart
-    /// intervals (every MCU, every 7th), grey.
+    /// Every handled layout gives jpeg-decoder's pixels at 1/2, 1/4 and 1/8:
+    /// sampling 4:4:4, 4:2:2, 4:4:0 and 4:2:0, sizes that are not whole MCUs,
+    /// restart intervals (every MCU, every 7th), grey.
     #[test]
-    fn matches_jpeg_decoder_at_one_eighth() {
+    fn matches_jpeg_decoder_at_every_scale() {
         let samplings = [
             SamplingFactor::F_1_1,
             SamplingFactor::F_2_1,
@@ -738,35 +908,34 @@ mod tests {
         ];
         for (w, h) in [(600, 400), (449, 297), (9, 17)] {
             let rgb = photo(w, h);
+            let grey: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
             for sampling in samplings {
                 for restart in [0, 1, 7] {
                     let jpeg = encode(&rgb, w, h, ColorType::Rgb, |e| {
                         e.set_sampling_factor(sampling);
                         e.set_restart_interval(restart);
                     });
-                    let case = format!("{w}x{h} {sampling:?} restart {restart}");
-                    let mut out = Vec::new();
-                    let (dw, dh) =
-                        decode_eighth(&jpeg, &mut out).unwrap_or_else(|| panic!("{case}: refused"));
-                    let (rw, rh, expected) = reference(&jpeg);
-                    assert_eq!((dw, dh), (rw, rh), "{case}");
-                    // jpeg-decoder's SIMD colour conversion rounds differently from its
-                    // scalar one, which this decoder follows.
-                    assert!(
-                        max_diff(&out, &expected) <= 1,
-                        "{case}: {}",
-                        max_diff(&out, &expected)
-                    );
+                    for r in [2, 4, 8] {
+                        let case = format!("{w}x{h} {sampling:?} restart {restart} 1/{r}");
+                        let mut out = Vec::new();
+                        let (dw, dh) = decode_reduced(&jpeg, u32::from(r), &mut out)
+                            .unwrap_or_else(|| panic!("{case}: refused"));
+                        let (rw, rh, expected) = reference(&jpeg, r);
+                        assert_eq!((dw, dh), (rw, rh), "{case}");
+                        // jpeg-decoder's SIMD colour conversion rounds differently from
+                        // its scalar one, which this decoder follows.
+                        let diff = max_diff(&out, &expected);
+                        assert!(diff <= 1, "{case}: {diff}");
+                    }
                 }
             }
-            let grey: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
             let jpeg = encode(&grey, w, h, ColorType::Luma, |_| {});
-            let mut out = Vec::new();
-            assert_eq!(
-                decode_eighth(&jpeg, &mut out),
-                Some((w.div_ceil(8), h.div_ceil(8)))
-            );
-            assert_eq!(out, reference(&jpeg).2, "grey {w}x{h}");
+            for r in [2, 4, 8] {
+                let mut out = Vec::new();
+                let size = decode_reduced(&jpeg, u32::from(r), &mut out);
+                assert_eq!(size, Some((w.div_ceil(r.into()), h.div_ceil(r.into()))));
+                assert_eq!(out, reference(&jpeg, r).2, "grey {w}x{h} 1/{r}");
+            }
         }
     }
 
@@ -779,9 +948,12 @@ mod tests {
             .unwrap()
             .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
             .unwrap();
-        let mut out = Vec::new();
-        assert_eq!(decode_eighth(&jpeg, &mut out), Some((75, 50)));
-        assert!(max_diff(&out, &reference(&jpeg).2) <= 1);
+        for r in [2, 4, 8] {
+            let mut out = Vec::new();
+            let size = decode_reduced(&jpeg, u32::from(r), &mut out);
+            assert_eq!(size, Some((w / u32::from(r), h / u32::from(r))));
+            assert!(max_diff(&out, &reference(&jpeg, r).2) <= 1, "1/{r}");
+        }
     }
 
     /// Progressive, CMYK and non-interleaved files (jpeg-encoder writes one scan
@@ -792,13 +964,13 @@ mod tests {
         let (w, h) = (600, 400);
         let rgb = photo(w, h);
         let progressive = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_progressive(true));
-        assert_eq!(decode_eighth(&progressive, &mut Vec::new()), None);
+        assert_eq!(decode_reduced(&progressive, 8, &mut Vec::new()), None);
         let scans = encode(&rgb, w, h, ColorType::Rgb, |e| {
             e.set_optimized_huffman_tables(true)
         });
-        assert_eq!(decode_eighth(&scans, &mut Vec::new()), None);
+        assert_eq!(decode_reduced(&scans, 8, &mut Vec::new()), None);
         assert!(
-            !reference(&scans).2.is_empty(),
+            !reference(&scans, 8).2.is_empty(),
             "a valid file that the general decoder reads"
         );
         let cmyk: Vec<u8> = rgb
@@ -806,24 +978,30 @@ mod tests {
             .flat_map(|p| [p[0], p[1], p[2], 0])
             .collect();
         let cmyk = encode(&cmyk, w, h, ColorType::Cmyk, |_| {});
-        assert_eq!(decode_eighth(&cmyk, &mut Vec::new()), None);
+        assert_eq!(decode_reduced(&cmyk, 8, &mut Vec::new()), None);
 
         let jpeg = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_restart_interval(4));
+        assert_eq!(
+            decode_reduced(&jpeg, 1, &mut Vec::new()),
+            None,
+            "full size is not reduced"
+        );
         for cut in [jpeg.len() - 2, jpeg.len() * 2 / 3, 700, 20] {
-            assert_eq!(
-                decode_eighth(&jpeg[..cut], &mut Vec::new()),
-                None,
-                "cut at {cut}"
-            );
+            for r in [2, 8] {
+                let out = decode_reduced(&jpeg[..cut], r, &mut Vec::new());
+                assert_eq!(out, None, "cut at {cut}, 1/{r}");
+            }
         }
         // Damage anywhere: refused or decoded to the right size, never a panic.
         for i in (0..jpeg.len()).step_by(97) {
             for v in [0x00, 0xFF, 0xD9, 0x5A] {
                 let mut bad = jpeg.clone();
                 bad[i] = v;
-                let mut out = Vec::new();
-                if let Some((dw, dh)) = decode_eighth(&bad, &mut out) {
-                    assert_eq!(out.len(), dw as usize * dh as usize * 3);
+                for r in [2, 8] {
+                    let mut out = Vec::new();
+                    if let Some((dw, dh)) = decode_reduced(&bad, r, &mut out) {
+                        assert_eq!(out.len(), dw as usize * dh as usize * 3);
+                    }
                 }
             }
         }
