@@ -19,7 +19,7 @@ HS="${HEADSTART:-$ROOT/target/release/headstart}"
 export HEADSTART_HOME="${HEADSTART_HOME:-/tmp/hs-bench-home}"
 WORK="${BENCH_DIR:-/tmp/hs-bench}"
 VENV="${BENCH_VENV:-/tmp/hs-bench-venv}"
-IMAGES="$WORK/photos-12mp-$N"
+IMAGES="${BENCH_IMAGES:-$WORK/photos-12mp-$N}"  # BENCH_IMAGES: another set (N must be its size)
 ORT_VERSION="$(sed -n 's/^pub const ORT_VERSION: &str = "\(.*\)";/\1/p' "$ROOT/crates/runtime/src/load.rs")"
 mkdir -p "$WORK"
 lscpu | grep -E "Model name|^CPU\(s\)|^Flags" | cut -c1-400
@@ -80,4 +80,6 @@ def table(path):
     return {p: np.asarray(f, dtype=np.float64) for p, f in zip(d["path"], d["feature"])}
 print("feature cosine to full decode, mean / min: headstart %.4f / %.4f" % cos(cache(f"{work}/photos-out-hs"), cache(f"{work}/photos-out-hs-exact")))
 print("feature cosine to full decode, mean / min: Python    %.4f / %.4f" % cos(table(f"{work}/photos-out-py-draft.parquet"), table(f"{work}/photos-out-py.parquet")))
+print("feature cosine, headstart's reduced decode to Pillow's draft(): %.4f / %.4f" % cos(cache(f"{work}/photos-out-hs"), table(f"{work}/photos-out-py-draft.parquet")))
+print("feature cosine, headstart's full decode to Pillow's:            %.4f / %.4f" % cos(cache(f"{work}/photos-out-hs-exact"), table(f"{work}/photos-out-py.parquet")))
 PY

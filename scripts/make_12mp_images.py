@@ -38,6 +38,8 @@ def main():
         os.path.join(ROOT, "tests/data/coffee.png"),
     ])
     ap.add_argument("--tree", help="a labelled image tree to upscale instead")
+    ap.add_argument("--size", default="4032x3024",
+                    help="WxH of the photos (not --tree), e.g. 2048x1536 for the 1/4-scale case")
     a = ap.parse_args()
     if a.tree:
         for dirpath, _, files in os.walk(a.tree):
@@ -50,6 +52,7 @@ def main():
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 img.resize(size, Image.LANCZOS).save(dst, quality=90)
         return
+    size = tuple(int(v) for v in a.size.split("x"))
     rng = random.Random(a.seed)
     photos = [(os.path.splitext(os.path.basename(p))[0], Image.open(p).convert("RGB")) for p in a.photos]
     for i in range(a.n):
@@ -57,7 +60,7 @@ def main():
         w, h = img.size
         cw, ch = rng.randint(w // 2, w), rng.randint(h // 2, h)
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        big = img.crop((x, y, x + cw, y + ch)).resize((4032, 3024), Image.LANCZOS)
+        big = img.crop((x, y, x + cw, y + ch)).resize(size, Image.LANCZOS)
         if rng.random() < 0.5:
             big = big.transpose(Image.FLIP_LEFT_RIGHT)
         d = os.path.join(a.out, name)
