@@ -289,6 +289,9 @@ pub struct CompareArgs {
     pub recipe: RecipeArgs,
     #[command(flatten)]
     pub head: HeadArgs,
+    /// Written as report.html in each backbone's head folder.
+    #[command(flatten)]
+    pub report: ReportArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
 }

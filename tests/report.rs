@@ -492,7 +492,11 @@ fn compare_extracts_once_per_backbone_and_reuses_caches() {
             .count()
     };
     let before = (parts("efficientnet-lite0"), parts("model"));
-    let again = run_ok(&args);
+    // A rerun with --no-report leaves the reports alone.
+    let report = out.join("efficientnet-lite0/head/report.html");
+    std::fs::remove_file(&report).unwrap();
+    let again = run_ok(&[&args[..], &["--no-report"]].concat());
+    assert!(!report.exists(), "--no-report wrote {}", report.display());
     assert_eq!((parts("efficientnet-lite0"), parts("model")), before);
     // Same features, same fit: the same table (the stored extract speed too),
     // but for the fit seconds in the last column.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{open_features, resolve_recipe, session_config};
 use super::{Ctx, report};
-use crate::cli::{CompareArgs, ReportArgs};
+use crate::cli::CompareArgs;
 use crate::progress::Bar;
 
 /// One backbone's line of the comparison (a row of compare.csv).
@@ -112,7 +112,7 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
             .as_ref()
             .unwrap_or(&outcome.val_metrics);
         report::write_head_report(
-            &ReportArgs::default(),
+            &a.report,
             &caches,
             &report::context(&format!("headstart compare: {spec}"), &caches, &table),
             Some(&outcome),

@@ -187,7 +187,7 @@ impl FitOutcome {
             } else if l.pairs.is_empty() {
                 String::new()
             } else {
-                " (kept; deduplication drops them)".into()
+                " (kept; `headstart fit --dedupe` drops them)".into()
             }
         );
         for pair in l.pairs.iter().take(10) {

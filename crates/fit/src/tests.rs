@@ -387,8 +387,14 @@ fn leaks_are_reported_and_deduped() {
         out.leak
     );
     assert_eq!(out.split.test_rows, 20);
+    // The summary says how to drop them.
+    assert!(
+        out.to_text()
+            .contains("kept; `headstart fit --dedupe` drops them")
+    );
     let out = fit(&t, &FitParams::new().dedupe(true).check().unwrap()).unwrap();
     assert_eq!(out.leak.dropped, 2);
+    assert!(out.to_text().contains("2 dropped"));
     assert_eq!(out.split.test_rows, 18);
     assert_eq!(out.test_metrics.unwrap().summary.n, 18);
 }
