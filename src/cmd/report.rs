@@ -9,7 +9,7 @@ use headstart_extract::input::{self, InputKind};
 use headstart_fit::{AuditReport, FitOutcome, Metrics};
 use headstart_models::Preprocess;
 use headstart_models::preprocess::JpegDecode;
-use headstart_report::{Context, THUMB_SIDE, Thumb};
+use headstart_report::{Context, ImageRef, THUMB_SIDE, Thumb};
 use rayon::prelude::*;
 
 use crate::cli::ReportArgs;
@@ -73,19 +73,28 @@ fn roots(args: &ReportArgs, caches: &[PathBuf]) -> (Vec<PathBuf>, String) {
     (there, why)
 }
 
-/// Thumbnails of `paths` (cache paths, relative to the extract INPUT); a
-/// missing or unreadable image says why in its place.
+/// Thumbnails of `images` (cache paths, relative to the extract INPUT, with
+/// their content hashes); a missing, changed or unreadable image says why in
+/// its place.
 pub fn thumbnails(
     args: &ReportArgs,
     caches: &[PathBuf],
-    paths: &[String],
-) -> HashMap<String, Thumb> {
+    images: &[ImageRef],
+) -> HashMap<ImageRef, Thumb> {
     let (roots, gone) = roots(args, caches);
-    let mut bytes: HashMap<&str, Result<Vec<u8>, String>> = HashMap::new();
-    for root in &roots {
-        let wanted: Vec<&String> = paths
+    thumbnails_from(&roots, &gone, images)
+}
+
+/// [`thumbnails`] from the first of `roots` that holds each image: the file at
+/// its path with its content hash, so that two inputs' files at the same
+/// relative path (train/ and test/ both holding cat/001.jpg) are not confused,
+/// and a file changed since extraction is not shown as the one extracted.
+fn thumbnails_from(roots: &[PathBuf], gone: &str, images: &[ImageRef]) -> HashMap<ImageRef, Thumb> {
+    let mut bytes: HashMap<&ImageRef, Result<Vec<u8>, String>> = HashMap::new();
+    for root in roots {
+        let wanted: Vec<&ImageRef> = images
             .iter()
-            .filter(|p| !matches!(bytes.get(p.as_str()), Some(Ok(_))))
+            .filter(|i| !matches!(bytes.get(i), Some(Ok(_))))
             .collect();
         if wanted.is_empty() {
             break;
@@ -100,12 +109,12 @@ pub fn thumbnails(
         jpeg_decode: JpegDecode::Reduced,
         ..Preprocess::tf_lite("thumbnail")
     };
-    paths
+    images
         .par_iter()
-        .map_init(Vec::new, |buf, p| {
-            let thumb = match bytes.get(p.as_str()) {
-                None => Thumb::Missing(gone.clone()),
-                Some(Err(e)) => Thumb::Missing(format!("unreadable: {e}")),
+        .map_init(Vec::new, |buf, i| {
+            let thumb = match bytes.get(i) {
+                None => Thumb::Missing(gone.to_string()),
+                Some(Err(why)) => Thumb::Missing(why.clone()),
                 Some(Ok(b)) => match headstart_extract::decode::decode_for(b, buf, &recipe) {
                     Err(e) => Thumb::Missing(format!("cannot decode: {e}")),
                     Ok(img) => {
@@ -117,25 +126,39 @@ pub fn thumbnails(
                     }
                 },
             };
-            (p.clone(), thumb)
+            (i.clone(), thumb)
         })
         .collect()
 }
 
 /// Reads the bytes of `wanted` under `root`: plain files directly, anything
 /// else (a manifest, tar shards, image Parquet) through a listing of `root`.
+/// Bytes whose content hash is not the image's are recorded as why not.
 fn load_from<'a>(
     root: &Path,
-    wanted: &[&'a String],
-    out: &mut HashMap<&'a str, Result<Vec<u8>, String>>,
+    wanted: &[&'a ImageRef],
+    out: &mut HashMap<&'a ImageRef, Result<Vec<u8>, String>>,
 ) {
+    let mut keep = |image: &'a ImageRef, read: Result<Vec<u8>, String>| {
+        let checked = read.map_err(|e| format!("unreadable: {e}")).and_then(|b| {
+            let same = image.content_hash.is_empty()
+                || headstart_extract::pipeline::content_hash(&b) == image.content_hash;
+            same.then_some(b).ok_or_else(|| {
+                format!(
+                    "not the image extracted: {} has other content now (changed, or another input's file at the same path): pass --images DIR",
+                    root.join(&image.path).display()
+                )
+            })
+        });
+        out.insert(image, checked);
+    };
     let mut rest = Vec::new();
-    for &p in wanted {
-        let file = root.join(p);
+    for &image in wanted {
+        let file = root.join(&image.path);
         if root.is_dir() && file.is_file() {
-            out.insert(p, std::fs::read(&file).map_err(|e| e.to_string()));
+            keep(image, std::fs::read(&file).map_err(|e| e.to_string()));
         } else {
-            rest.push(p);
+            rest.push(image);
         }
     }
     if rest.is_empty() {
@@ -157,16 +180,16 @@ fn load_from<'a>(
         .enumerate()
         .map(|(i, it)| (it.rel.as_str(), i))
         .collect();
-    // The listed items of the wanted paths, and those paths, side by side.
-    let (picked, names): (Vec<usize>, Vec<&'a String>) = rest
+    // The listed items of the wanted images, and those images, side by side.
+    let (picked, names): (Vec<usize>, Vec<&'a ImageRef>) = rest
         .iter()
-        .filter_map(|&p| Some((*index.get(p.as_str())?, p)))
+        .filter_map(|&i| Some((*index.get(i.path.as_str())?, i)))
         .unzip();
     let items: Vec<input::Item> = picked.iter().map(|&i| listing.items[i].clone()).collect();
     for unit in headstart_extract::container::units(&items) {
         let loaded = headstart_extract::container::load(&items, &unit);
         for (&i, b) in unit.iter().zip(loaded) {
-            out.insert(names[i], b);
+            keep(names[i], b);
         }
     }
 }
@@ -200,7 +223,7 @@ pub fn write_head_report(
     if args.no_report {
         return None;
     }
-    let paths = headstart_report::head_thumbnail_paths(shown);
+    let paths = headstart_report::head_thumbnail_images(shown);
     let thumbs = thumbnails(args, caches, &paths);
     write_or_warn(
         path,
@@ -219,10 +242,51 @@ pub fn write_audit_report(
     if args.no_report {
         return None;
     }
-    let paths = headstart_report::audit_thumbnail_paths(audit);
+    let paths = headstart_report::audit_thumbnail_images(audit);
     let thumbs = thumbnails(args, caches, &paths);
     write_or_warn(
         &dir.join(AUDIT_REPORT),
         &headstart_report::audit_report(ctx, audit, &thumbs),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(v: u8) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(8, 8, image::Rgb([v, 255 - v, v / 2]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    /// Regression: with a train and a test input that both hold cat/001.png,
+    /// each row's thumbnail is its own file, found by content hash, and a
+    /// file whose content is neither is not shown as the extracted image.
+    #[test]
+    fn the_same_relative_path_in_two_inputs_is_told_apart_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = [dir.path().join("train"), dir.path().join("test")];
+        let (a, b) = (png(10), png(200));
+        for (root, bytes) in roots.iter().zip([&a, &b]) {
+            std::fs::create_dir_all(root.join("cat")).unwrap();
+            std::fs::write(root.join("cat/001.png"), bytes).unwrap();
+        }
+        let image = |bytes: &[u8]| ImageRef {
+            path: "cat/001.png".into(),
+            content_hash: headstart_extract::pipeline::content_hash(bytes),
+        };
+        let (in_train, in_test, changed) = (image(&a), image(&b), image(&png(99)));
+        let wanted = [in_train.clone(), in_test.clone(), changed.clone()];
+        let thumbs = thumbnails_from(&roots, "file is gone", &wanted);
+        let (Thumb::Image(t1), Thumb::Image(t2)) = (&thumbs[&in_train], &thumbs[&in_test]) else {
+            panic!("{thumbs:?}");
+        };
+        assert_ne!(t1, t2, "each input's own file");
+        let Thumb::Missing(why) = &thumbs[&changed] else {
+            panic!("{thumbs:?}");
+        };
+        assert!(why.contains("not the image extracted"), "{why}");
+    }
 }

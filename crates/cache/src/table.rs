@@ -36,6 +36,11 @@ impl FeatureTable {
         self.paths.is_empty()
     }
 
+    /// Row `i`'s image: its path and content hash.
+    pub fn row_id(&self, i: usize) -> (&str, &str) {
+        (&self.paths[i], &self.content_hashes[i])
+    }
+
     /// The feature vector of row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.features[i * self.dim..(i + 1) * self.dim]

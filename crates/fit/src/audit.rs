@@ -88,6 +88,9 @@ impl AuditParams {
 pub struct LabelIssue {
     /// Image path (as in the cache).
     pub path: String,
+    /// Its content hash (for finding the very image; not in the outputs).
+    #[serde(skip)]
+    pub content_hash: String,
     /// The label the data gives.
     pub given: String,
     /// The class confident learning assigns.
@@ -105,10 +108,16 @@ pub struct LabelIssue {
 pub struct CrossClassDuplicate {
     /// One image.
     pub path: String,
+    /// Its content hash (not in the outputs).
+    #[serde(skip)]
+    pub content_hash: String,
     /// Its label.
     pub label: String,
     /// The other image.
     pub other_path: String,
+    /// Its content hash (not in the outputs).
+    #[serde(skip)]
+    pub other_content_hash: String,
     /// Its label.
     pub other_label: String,
     /// Same bytes, or near-identical features.
@@ -235,6 +244,7 @@ pub fn audit(table: &FeatureTable, params: &CheckedAuditParams) -> Result<AuditR
         .into_iter()
         .map(|(i, score, suggested)| LabelIssue {
             path: table.paths[rows[i]].clone(),
+            content_hash: table.content_hashes[rows[i]].clone(),
             given: classes[y[i] as usize].clone(),
             suggested: classes[suggested].clone(),
             score,
@@ -378,8 +388,10 @@ fn cross_class_duplicates(
         if seen.insert(key) {
             out.push(CrossClassDuplicate {
                 path: t.paths[key.0].clone(),
+                content_hash: t.content_hashes[key.0].clone(),
                 label: classes[class_of[&key.0] as usize].clone(),
                 other_path: t.paths[key.1].clone(),
+                other_content_hash: t.content_hashes[key.1].clone(),
                 other_label: classes[class_of[&key.1] as usize].clone(),
                 kind,
                 cosine,

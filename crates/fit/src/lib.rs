@@ -365,15 +365,15 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
         metrics: HeadMetrics::default(),
     };
     let mut head = Head::new(meta, norm, best.theta);
-    let paths =
-        |rows: &[usize]| -> Vec<&str> { rows.iter().map(|&r| table.paths[r].as_str()).collect() };
+    let ids =
+        |rows: &[usize]| -> Vec<(&str, &str)> { rows.iter().map(|&r| table.row_id(r)).collect() };
     let probs = head.predict_rows(table, &plan.val);
     let val_metrics = Metrics::compute(
         "val",
         &plan.classes,
         &y_val,
         &probs,
-        &paths(&plan.val),
+        &ids(&plan.val),
         p.n_mistakes,
     );
     let test_metrics = (!plan.test.is_empty()).then(|| {
@@ -383,7 +383,7 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
             &plan.classes,
             &labels_of(&plan.test),
             &probs,
-            &paths(&plan.test),
+            &ids(&plan.test),
             p.n_mistakes,
         )
     });
@@ -516,14 +516,14 @@ pub fn evaluate_with(
     }
     data::check_finite(table, &rows)?;
     let probs = head.predict_rows(table, &rows);
-    let paths: Vec<&str> = rows.iter().map(|&r| table.paths[r].as_str()).collect();
+    let ids: Vec<(&str, &str)> = rows.iter().map(|&r| table.row_id(r)).collect();
     let set = opts.split.map_or("eval", Role::as_str);
     Ok(Metrics::compute(
         set,
         head.class_names(),
         &y,
         &probs,
-        &paths,
+        &ids,
         opts.n_mistakes,
     ))
 }

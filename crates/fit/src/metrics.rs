@@ -39,6 +39,9 @@ pub struct Mistake {
 pub struct Prediction {
     /// Image path (as in the cache).
     pub path: String,
+    /// Content hash of the image (as in the cache), which tells apart two
+    /// inputs' images at the same relative path.
+    pub content_hash: String,
     /// True class index.
     pub true_class: u32,
     /// Predicted class index.
@@ -165,13 +168,13 @@ pub struct Metrics {
 
 impl Metrics {
     /// Computes metrics from probabilities `probs` (n x K, row-major), true
-    /// class indices `y` and row paths.
+    /// class indices `y` and each row's `(path, content hash)`.
     pub fn compute(
         set: &str,
         class_names: &[String],
         y: &[u32],
         probs: &[f32],
-        paths: &[&str],
+        rows: &[(&str, &str)],
         n_mistakes: usize,
     ) -> Metrics {
         let k = class_names.len();
@@ -195,7 +198,8 @@ impl Metrics {
             }
             pairs.push((yi as u32, arg as u32));
             predictions.push(Prediction {
-                path: paths[i].to_string(),
+                path: rows[i].0.to_string(),
+                content_hash: rows[i].1.to_string(),
                 true_class: yi as u32,
                 predicted: arg as u32,
                 confidence: best,
@@ -215,7 +219,7 @@ impl Metrics {
             .iter()
             .take(n_mistakes)
             .map(|&(conf, i, arg)| Mistake {
-                path: paths[i].to_string(),
+                path: rows[i].0.to_string(),
                 true_class: class_names[y[i] as usize].clone(),
                 predicted: class_names[arg].clone(),
                 confidence: conf,
@@ -510,8 +514,8 @@ mod tests {
             0.2, 0.2, 0.6, // c -> c
         ];
         let y = [0, 0, 0, 1, 1, 2];
-        let paths = ["p0", "p1", "p2", "p3", "p4", "p5"];
-        let m = Metrics::compute("val", &names(&["a", "b", "c"]), &y, &probs, &paths, 10);
+        let rows = ["p0", "p1", "p2", "p3", "p4", "p5"].map(|p| (p, ""));
+        let m = Metrics::compute("val", &names(&["a", "b", "c"]), &y, &probs, &rows, 10);
         let s = &m.summary;
         assert_eq!(s.n, 6);
         assert!((s.accuracy - 4.0 / 6.0).abs() < 1e-12);
@@ -560,10 +564,10 @@ mod tests {
         let p1: Vec<f32> = vec![0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05];
         let p2: Vec<f32> = vec![0.5, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05];
         let probs: Vec<f32> = p1.into_iter().chain(p2).collect();
-        let m = Metrics::compute("t", &names, &[6, 5], &probs, &["a", "b"], 5);
+        let m = Metrics::compute("t", &names, &[6, 5], &probs, &[("a", ""), ("b", "")], 5);
         // Row 2: true class 5 (0.05) has 5 higher -> not top-5 either.
         assert_eq!(m.summary.top5_accuracy, Some(0.0));
-        let m = Metrics::compute("t", &names, &[4, 0], &probs, &["a", "b"], 5);
+        let m = Metrics::compute("t", &names, &[4, 0], &probs, &[("a", ""), ("b", "")], 5);
         assert_eq!(m.summary.top5_accuracy, Some(1.0));
     }
 }

@@ -9,22 +9,24 @@
 //!   errors and duplicates across classes.
 //!
 //! Thumbnails are the caller's business (it knows where the images are): a
-//! report asks for paths with [`head_thumbnail_paths`] /
-//! [`audit_thumbnail_paths`] (at most [`MAX_THUMBNAILS`]) and gets [`Thumb`]s,
-//! made with [`thumbnail_uri`].
+//! report asks for images with [`head_thumbnail_images`] /
+//! [`audit_thumbnail_images`] (at most [`MAX_THUMBNAILS`]) and gets [`Thumb`]s,
+//! made with [`thumbnail_uri`]. An image is its cache path and content hash
+//! ([`ImageRef`]), so two inputs' images at the same relative path stay apart.
 //!
 //! ```
 //! use std::collections::HashMap;
 //! use headstart_fit::Metrics;
-//! use headstart_report::{Context, Thumb, head_report, head_thumbnail_paths};
+//! use headstart_report::{Context, ImageRef, Thumb, head_report, head_thumbnail_images};
 //!
 //! let names = vec!["cat".to_string(), "dog".to_string()];
 //! let probs = [0.9, 0.1, 0.3, 0.7, 0.8, 0.2];
-//! let m = Metrics::compute("test", &names, &[0, 1, 1], &probs, &["a.png", "b.png", "c.png"], 5);
-//! let paths = head_thumbnail_paths(&m);
-//! assert_eq!(paths[0], "c.png"); // the one mistake comes first
-//! let thumbs: HashMap<String, Thumb> =
-//!     paths.into_iter().map(|p| (p, Thumb::Missing("file is gone".into()))).collect();
+//! let rows = [("a.png", "h1"), ("b.png", "h2"), ("c.png", "h3")];
+//! let m = Metrics::compute("test", &names, &[0, 1, 1], &probs, &rows, 5);
+//! let images = head_thumbnail_images(&m);
+//! assert_eq!(images[0].path, "c.png"); // the one mistake comes first
+//! let thumbs: HashMap<ImageRef, Thumb> =
+//!     images.into_iter().map(|i| (i, Thumb::Missing("file is gone".into()))).collect();
 //! let ctx = Context { title: "pets".into(), dataset: "cache/".into(), backbone: "toy".into() };
 //! let html = head_report(&ctx, None, &m, &thumbs);
 //! assert!(html.contains("<section id=\"confusion\""));
@@ -151,19 +153,38 @@ fn plan(m: &Metrics) -> Plan {
 }
 
 /// Keeps the first occurrence of each path, up to [`MAX_THUMBNAILS`].
-fn unique_capped(paths: impl IntoIterator<Item = String>) -> Vec<String> {
+/// One image of a feature cache: its path (relative to the extract INPUT)
+/// and its content hash (empty when the cache has none).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    /// Path as in the cache.
+    pub path: String,
+    /// Content hash as in the cache.
+    pub content_hash: String,
+}
+
+impl ImageRef {
+    fn new(path: &str, content_hash: &str) -> Self {
+        Self {
+            path: path.to_string(),
+            content_hash: content_hash.to_string(),
+        }
+    }
+}
+
+fn unique_capped(images: impl IntoIterator<Item = ImageRef>) -> Vec<ImageRef> {
     let mut seen = HashSet::new();
-    paths
+    images
         .into_iter()
-        .filter(|p| seen.insert(p.clone()))
+        .filter(|i| seen.insert(i.clone()))
         .take(MAX_THUMBNAILS)
         .collect()
 }
 
-/// The image paths [`head_report`] shows, most important first (mistakes, then
+/// The images [`head_report`] shows, most important first (mistakes, then
 /// confusion cells round-robin, wrong cells before right ones), at most
 /// [`MAX_THUMBNAILS`].
-pub fn head_thumbnail_paths(m: &Metrics) -> Vec<String> {
+pub fn head_thumbnail_images(m: &Metrics) -> Vec<ImageRef> {
     let plan = plan(m);
     let p = &m.predictions;
     let mut order: Vec<usize> = plan.mistakes.clone();
@@ -178,18 +199,27 @@ pub fn head_thumbnail_paths(m: &Metrics) -> Vec<String> {
             }
         }
     }
-    unique_capped(order.into_iter().map(|i| p[i].path.clone()))
+    unique_capped(
+        order
+            .into_iter()
+            .map(|i| ImageRef::new(&p[i].path, &p[i].content_hash)),
+    )
 }
 
-/// The image paths [`audit_report`] shows: the top label issues, then both
-/// sides of the duplicate pairs; at most [`MAX_THUMBNAILS`].
-pub fn audit_thumbnail_paths(a: &AuditReport) -> Vec<String> {
-    let issues = a.issues.iter().take(ISSUES_SHOWN).map(|i| i.path.clone());
-    let dups = a
-        .duplicates
+/// The images [`audit_report`] shows: the top label issues, then both sides
+/// of the duplicate pairs; at most [`MAX_THUMBNAILS`].
+pub fn audit_thumbnail_images(a: &AuditReport) -> Vec<ImageRef> {
+    let issues = a
+        .issues
         .iter()
-        .take(DUPLICATES_SHOWN)
-        .flat_map(|d| [d.path.clone(), d.other_path.clone()]);
+        .take(ISSUES_SHOWN)
+        .map(|i| ImageRef::new(&i.path, &i.content_hash));
+    let dups = a.duplicates.iter().take(DUPLICATES_SHOWN).flat_map(|d| {
+        [
+            ImageRef::new(&d.path, &d.content_hash),
+            ImageRef::new(&d.other_path, &d.other_content_hash),
+        ]
+    });
     unique_capped(issues.chain(dups))
 }
 
@@ -255,9 +285,10 @@ fn page(title: &str, body: &str) -> String {
 }
 
 /// One image with a caption; the thumbnail, or why there is none.
-fn figure(o: &mut String, path: &str, caption: &str, thumbs: &HashMap<String, Thumb>) {
+fn figure(o: &mut String, image: ImageRef, caption: &str, thumbs: &HashMap<ImageRef, Thumb>) {
+    let path = image.path.as_str();
     let _ = write!(o, "<figure>");
-    match thumbs.get(path) {
+    match thumbs.get(&image) {
         Some(Thumb::Image(uri)) => {
             let _ = write!(o, "<img src=\"{uri}\" alt=\"{}\">", esc(path));
         }
@@ -310,7 +341,7 @@ pub fn head_report(
     ctx: &Context,
     outcome: Option<&FitOutcome>,
     m: &Metrics,
-    thumbs: &HashMap<String, Thumb>,
+    thumbs: &HashMap<ImageRef, Thumb>,
 ) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "<h1>{}</h1>", esc(&ctx.title));
@@ -476,7 +507,7 @@ fn per_class(o: &mut String, m: &Metrics) {
 /// confused pairs are listed.
 const HTML_MATRIX_MAX_CLASSES: usize = 60;
 
-fn confusion(o: &mut String, m: &Metrics, plan: &Plan, thumbs: &HashMap<String, Thumb>) {
+fn confusion(o: &mut String, m: &Metrics, plan: &Plan, thumbs: &HashMap<ImageRef, Thumb>) {
     let k = m.class_names.len();
     let _ = writeln!(
         o,
@@ -559,14 +590,15 @@ fn confusion(o: &mut String, m: &Metrics, plan: &Plan, thumbs: &HashMap<String, 
         );
         for &i in rows {
             let r = &m.predictions[i];
-            figure(o, &r.path, &format!("p = {:.3}", r.confidence), thumbs);
+            let image = ImageRef::new(&r.path, &r.content_hash);
+            figure(o, image, &format!("p = {:.3}", r.confidence), thumbs);
         }
         let _ = writeln!(o, "</div></div>");
     }
     let _ = writeln!(o, "</section>");
 }
 
-fn mistakes(o: &mut String, m: &Metrics, plan: &Plan, thumbs: &HashMap<String, Thumb>) {
+fn mistakes(o: &mut String, m: &Metrics, plan: &Plan, thumbs: &HashMap<ImageRef, Thumb>) {
     let _ = writeln!(
         o,
         "<section id=\"mistakes\">\n<h2>Most confident mistakes ({})</h2>\n<div class=\"grid\">",
@@ -583,7 +615,7 @@ fn mistakes(o: &mut String, m: &Metrics, plan: &Plan, thumbs: &HashMap<String, T
             esc(&m.class_names[r.predicted as usize]),
             r.confidence
         );
-        figure(o, &r.path, &caption, thumbs);
+        figure(o, ImageRef::new(&r.path, &r.content_hash), &caption, thumbs);
     }
     let _ = writeln!(o, "</div>\n</section>");
 }
@@ -602,7 +634,7 @@ fn calibration(o: &mut String, m: &Metrics) {
 }
 
 /// The audit page: probable label errors and duplicates across classes.
-pub fn audit_report(ctx: &Context, a: &AuditReport, thumbs: &HashMap<String, Thumb>) -> String {
+pub fn audit_report(ctx: &Context, a: &AuditReport, thumbs: &HashMap<ImageRef, Thumb>) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "<h1>{}</h1>", esc(&ctx.title));
     let _ = writeln!(
@@ -637,7 +669,8 @@ pub fn audit_report(ctx: &Context, a: &AuditReport, thumbs: &HashMap<String, Thu
             esc(&i.suggested),
             i.p_suggested
         );
-        figure(&mut o, &i.path, &caption, thumbs);
+        let image = ImageRef::new(&i.path, &i.content_hash);
+        figure(&mut o, image, &caption, thumbs);
     }
     let _ = writeln!(o, "</div>\n</section>");
     let _ = writeln!(
@@ -657,13 +690,13 @@ pub fn audit_report(ctx: &Context, a: &AuditReport, thumbs: &HashMap<String, Thu
         let _ = writeln!(o, "<div class=\"grid dup\">");
         figure(
             &mut o,
-            &d.path,
+            ImageRef::new(&d.path, &d.content_hash),
             &format!("<b>{}</b> ({kind})", esc(&d.label)),
             thumbs,
         );
         figure(
             &mut o,
-            &d.other_path,
+            ImageRef::new(&d.other_path, &d.other_content_hash),
             &format!("<b>{}</b>", esc(&d.other_label)),
             thumbs,
         );

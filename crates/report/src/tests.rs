@@ -19,10 +19,13 @@ fn metrics(n: usize) -> Metrics {
         row[p as usize] = conf;
         y.push(t);
         probs.extend_from_slice(&row);
-        paths.push(format!("img{i}.png"));
+        paths.push((format!("img{i}.png"), format!("hash{i}")));
     }
-    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-    Metrics::compute("test", &names, &y, &probs, &paths, 10)
+    let rows: Vec<(&str, &str)> = paths
+        .iter()
+        .map(|(p, h)| (p.as_str(), h.as_str()))
+        .collect();
+    Metrics::compute("test", &names, &y, &probs, &rows, 10)
 }
 
 fn ctx() -> Context {
@@ -36,7 +39,10 @@ fn ctx() -> Context {
 #[test]
 fn thumbnails_are_capped_and_mistakes_come_first() {
     let m = metrics(1000);
-    let paths = head_thumbnail_paths(&m);
+    let paths: Vec<String> = head_thumbnail_images(&m)
+        .into_iter()
+        .map(|i| i.path)
+        .collect();
     assert!(paths.len() <= MAX_THUMBNAILS);
     let wrong: HashSet<&str> = m
         .predictions
@@ -58,8 +64,8 @@ fn the_page_has_every_section_and_matches_the_metrics() {
     let m = metrics(120);
     let dot = vec![255u8; 4 * 4 * 3];
     let uri = thumbnail_uri(4, 4, &dot, THUMB_SIDE).unwrap();
-    let paths = head_thumbnail_paths(&m);
-    let mut thumbs: HashMap<String, Thumb> = paths
+    let paths = head_thumbnail_images(&m);
+    let mut thumbs: HashMap<ImageRef, Thumb> = paths
         .iter()
         .map(|p| (p.clone(), Thumb::Image(uri.clone())))
         .collect();
@@ -123,4 +129,26 @@ fn the_page_has_every_section_and_matches_the_metrics() {
 fn bad_pixel_buffers_are_errors() {
     let e = thumbnail_uri(10, 10, &[0; 5], 96).unwrap_err();
     assert!(e.to_string().contains("10x10"), "{e}");
+}
+
+/// Regression: two inputs with an image at the same relative path (train/ and
+/// test/ both holding cat/001.jpg) each show their own thumbnail.
+#[test]
+fn images_at_the_same_path_in_two_inputs_keep_their_own_thumbnails() {
+    let names: Vec<String> = ["cat", "dog"].iter().map(|s| s.to_string()).collect();
+    let probs = [0.2, 0.8, 0.3, 0.7];
+    let rows = [("cat/001.jpg", "hash-a"), ("cat/001.jpg", "hash-b")];
+    let m = Metrics::compute("test", &names, &[0, 0], &probs, &rows, 10);
+    let images = head_thumbnail_images(&m);
+    assert_eq!(images.len(), 2, "{images:?}");
+    let uri = |v: u8| thumbnail_uri(2, 2, &[v; 12], THUMB_SIDE).unwrap();
+    let thumbs: HashMap<ImageRef, Thumb> = images
+        .iter()
+        .map(|i| {
+            let v = if i.content_hash == "hash-a" { 10 } else { 240 };
+            (i.clone(), Thumb::Image(uri(v)))
+        })
+        .collect();
+    let html = head_report(&ctx(), None, &m, &thumbs);
+    assert!(html.contains(&uri(10)) && html.contains(&uri(240)));
 }
