@@ -314,6 +314,12 @@ fn a_missing_image_is_named_in_its_place_and_no_report_writes_none() {
         "--quiet",
     ]);
     let html = std::fs::read_to_string(head.join("report_eval.html")).unwrap();
+    // The head recorded its training class counts: eval's majority baseline
+    // predicts the training majority, not this set's (which would flatter it).
+    assert!(
+        html.contains("the most frequent training class"),
+        "eval baseline"
+    );
     let doc = Html::parse_document(&html);
     let fig = doc
         .select(&sel("#mistakes figure"))

@@ -112,10 +112,15 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
         )
     })?;
     let title = format!("headstart eval: {}", a.head.display());
+    let mut context = report::context(&title, &a.caches, &table);
+    // The majority baseline predicts the head's most frequent training class.
+    if let Some(t) = &head.meta().training {
+        context.train_class_counts = t.train_class_counts.clone();
+    }
     let written = report::write_head_report(
         &a.report,
         &a.caches,
-        &report::context(&title, &a.caches, &table),
+        &context,
         None,
         &metrics,
         &a.head.join(report::EVAL_REPORT),

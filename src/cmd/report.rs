@@ -30,6 +30,7 @@ pub fn context(title: &str, caches: &[PathBuf], table: &headstart_cache::Feature
             (None, Some(f)) => format!("fingerprint {f}"),
             (None, None) => "unknown (features without a model record)".into(),
         },
+        train_class_counts: Vec::new(),
     }
 }
 

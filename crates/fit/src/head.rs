@@ -54,6 +54,10 @@ pub struct TrainingInfo {
     pub val_rows: usize,
     /// Test rows.
     pub test_rows: usize,
+    /// Training rows per class, in `class_names` order (what a majority
+    /// baseline predicts); empty in heads saved before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_class_counts: Vec<usize>,
     /// Seconds for the whole fit call.
     pub fit_seconds: f64,
 }

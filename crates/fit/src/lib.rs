@@ -409,6 +409,7 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
         train_rows: plan.summary.train_rows,
         val_rows: plan.summary.val_rows,
         test_rows: plan.summary.test_rows,
+        train_class_counts: plan.summary.per_class.iter().map(|c| c.train).collect(),
         fit_seconds,
     });
     Ok(FitOutcome {

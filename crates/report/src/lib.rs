@@ -27,7 +27,12 @@
 //! assert_eq!(images[0].path, "c.png"); // the one mistake comes first
 //! let thumbs: HashMap<ImageRef, Thumb> =
 //!     images.into_iter().map(|i| (i, Thumb::Missing("file is gone".into()))).collect();
-//! let ctx = Context { title: "pets".into(), dataset: "cache/".into(), backbone: "toy".into() };
+//! let ctx = Context {
+//!     title: "pets".into(),
+//!     dataset: "cache/".into(),
+//!     backbone: "toy".into(),
+//!     train_class_counts: vec![],
+//! };
 //! let html = head_report(&ctx, None, &m, &thumbs);
 //! assert!(html.contains("<section id=\"confusion\""));
 //! ```
@@ -91,6 +96,10 @@ pub struct Context {
     pub dataset: String,
     /// The backbone (model name and fingerprint).
     pub backbone: String,
+    /// Training rows per class of the head being evaluated, in its class
+    /// order (what the majority baseline of an evaluation predicts); empty
+    /// when unknown. A fit's report takes them from the fit itself.
+    pub train_class_counts: Vec<usize>,
 }
 
 /// A JPEG thumbnail (longest side `side`) of an RGB8 image, as a data URI.
@@ -411,8 +420,10 @@ fn summary(o: &mut String, ctx: &Context, outcome: Option<&FitOutcome>, m: &Metr
             s.summary.log_loss
         );
     }
+    let known = outcome.is_some() || ctx.train_class_counts.len() == m.class_names.len();
     let train_counts: Vec<usize> = match outcome {
         Some(f) => f.split.per_class.iter().map(|c| c.train).collect(),
+        None if known => ctx.train_class_counts.clone(),
         None => m.per_class.iter().map(|c| c.support).collect(),
     };
     if let Some((class, acc, f1)) = majority_baseline(m, &train_counts) {
@@ -421,7 +432,7 @@ fn summary(o: &mut String, ctx: &Context, outcome: Option<&FitOutcome>, m: &Metr
             "<tr class=\"baseline\"><td class=\"l\">majority baseline on {} (always “{}”, {})</td><td>{}</td><td>{}</td><td>{}</td><td>{f1:.4}</td><td>-</td></tr>",
             esc(&m.set),
             esc(&class),
-            if outcome.is_some() {
+            if known {
                 "the most frequent training class"
             } else {
                 "the most frequent class of this set: optimistic"

@@ -33,6 +33,7 @@ fn ctx() -> Context {
         title: "t <&> report".into(),
         dataset: "cache".into(),
         backbone: "toy".into(),
+        train_class_counts: vec![],
     }
 }
 
