@@ -118,7 +118,7 @@ pub fn decode_for<'a>(
     // Baseline JPEGs (nearly all photos): low-frequency coefficients alone.
     // The decoder checks that the data reaches its end-of-image marker.
     let mut pixels = std::mem::take(buf);
-    if let Some((sw, sh)) = jpeg_reduced::decode_reduced(bytes, r, &mut pixels) {
+    if let Some((sw, sh)) = jpeg_reduced::decode_reduced(bytes, r, (w, h), &mut pixels) {
         return oriented(pixels, sw, sh, orientation, buf);
     }
     *buf = pixels;
@@ -168,7 +168,10 @@ fn oriented(
     } else {
         (w, h)
     };
-    RgbView::from_raw(w, h, &buf[..w as usize * h as usize * 3]).ok_or_else(|| too_few_pixels(w, h))
+    let pixels = buf
+        .get(..w as usize * h as usize * 3)
+        .ok_or_else(|| too_few_pixels(w, h))?;
+    RgbView::from_raw(w, h, pixels).ok_or_else(|| too_few_pixels(w, h))
 }
 
 /// Whether `orientation` exchanges width and height.
@@ -310,6 +313,53 @@ mod tests {
             decode_for(&bytes, &mut a, &reduced).unwrap().as_raw(),
             decode_rgb8_into(&bytes, &mut b).unwrap().as_raw()
         );
+    }
+
+    /// Regression (review of the reduced decoder): bytes `FF 00 FF C0` are fill
+    /// and a 520x520 frame to the image crate, which checks the limits, but a
+    /// marker 0x00 with length 0xFFC0 to a looser parser, which would skip to a
+    /// second frame header hidden in an APP1 segment, 2000x2000 here (65535 in
+    /// an attack: gigabytes per file). The decode never yields the hidden frame.
+    #[test]
+    fn a_frame_header_hidden_from_the_limits_check_is_never_decoded() {
+        fn seg(o: &mut Vec<u8>, marker: u8, payload: &[u8]) {
+            o.extend([0xFF, marker]);
+            o.extend(((payload.len() + 2) as u16).to_be_bytes());
+            o.extend(payload);
+        }
+        let sof = |side: u16| {
+            let mut p = vec![8];
+            p.extend(side.to_be_bytes());
+            p.extend(side.to_be_bytes());
+            p.extend([1, 1, 0x11, 0]);
+            p
+        };
+        let hidden = 2000u16;
+        let mut o = vec![0xFF, 0xD8, 0xFF, 0x00];
+        seg(&mut o, 0xC0, &sof(520));
+        let hidden_at = 4 + 0xFFC0;
+        let app_start = o.len();
+        let app_len = hidden_at + 13 - app_start - 2;
+        o.extend([0xFF, 0xE1]);
+        o.extend((app_len as u16).to_be_bytes());
+        o.resize(hidden_at, 0);
+        seg(&mut o, 0xC0, &sof(hidden));
+        let mut dqt = vec![0u8];
+        dqt.extend([1u8; 64]);
+        seg(&mut o, 0xDB, &dqt);
+        // One-bit codes: DC difference 0, AC end-of-block.
+        let table = |class: u8| [&[class, 1][..], &[0u8; 15], &[0]].concat();
+        seg(&mut o, 0xC4, &table(0x00));
+        seg(&mut o, 0xC4, &table(0x10));
+        seg(&mut o, 0xDA, &[1, 1, 0x00, 0, 63, 0]);
+        let blocks = usize::from(hidden).div_ceil(8).pow(2);
+        o.resize(o.len() + (2 * blocks).div_ceil(8), 0);
+        o.extend([0xFF, 0xD9]);
+        let recipe = Preprocess::tf_lite("input");
+        if let Ok(img) = decode_for(&o, &mut Vec::new(), &recipe) {
+            let (w, h) = img.dimensions();
+            assert!(w <= 520 && h <= 520, "decoded the hidden {w}x{h} frame");
+        }
     }
 
     /// Photo-sized JPEGs take the 1/8-scale DC decoder: EXIF orientation still

@@ -27,9 +27,16 @@ const DC_BITS: u32 = 9;
 
 /// Decodes baseline JPEG `bytes` at scale `1/r` (`r` is 2, 4 or 8) into `out`
 /// as RGB8 (grey is replicated), returning the size, `ceil(width / r) x
-/// ceil(height / r)`. `None` for anything outside the handled case (see the
-/// module docs).
-pub(crate) fn decode_reduced(bytes: &[u8], r: u32, out: &mut Vec<u8>) -> Option<(u32, u32)> {
+/// ceil(height / r)`. `size` is the width and height the caller checked its
+/// limits against: a frame header that says otherwise (a second header hidden
+/// where another parser sees segment data) is refused. `None` for anything
+/// outside the handled case (see the module docs).
+pub(crate) fn decode_reduced(
+    bytes: &[u8],
+    r: u32,
+    size: (u32, u32),
+    out: &mut Vec<u8>,
+) -> Option<(u32, u32)> {
     let side = match r {
         2 => 4,
         4 => 2,
@@ -37,6 +44,9 @@ pub(crate) fn decode_reduced(bytes: &[u8], r: u32, out: &mut Vec<u8>) -> Option<
         _ => return None,
     };
     let header = Header::parse(bytes)?;
+    if (header.width, header.height) != (size.0 as usize, size.1 as usize) {
+        return None;
+    }
     // One copy of the block loop per scale, so that each is compiled for it.
     let planes = match side {
         1 => decode_scan::<1>(bytes, &header)?,
@@ -131,14 +141,18 @@ impl Huffman {
                 let total = len + size;
                 if total <= AC_BITS {
                     let advance = match (run, size) {
-                        (15, 0) => 16,
-                        // Size 0 with any other run ends the block, as in libjpeg.
-                        (_, 0) => EOB,
-                        _ => run as u16 + 1,
+                        (15, 0) => Some(16),
+                        (0, 0) => Some(EOB),
+                        // Size 0 with another run is invalid: left to the slow path,
+                        // which refuses it.
+                        (_, 0) => None,
+                        _ => Some(run as u16 + 1),
                     };
-                    let shift = AC_BITS - len;
-                    let first = (code as usize) << shift;
-                    skip[first..first + (1 << shift)].fill(total as u16 | advance << 8);
+                    if let Some(advance) = advance {
+                        let shift = AC_BITS - len;
+                        let first = (code as usize) << shift;
+                        skip[first..first + (1 << shift)].fill(total as u16 | advance << 8);
+                    }
                 }
                 code += 1;
                 k += 1;
@@ -343,6 +357,8 @@ impl Header {
         let mut dc_tables: [Option<Huffman>; 4] = Default::default();
         let mut ac_tables: [Option<Huffman>; 4] = Default::default();
         let mut restart_interval = 0;
+        // Baseline (SOF0) allows table ids 0 and 1 only.
+        let mut max_table = 3;
         let mut i = 2;
         loop {
             // Fill bytes may precede a marker.
@@ -358,11 +374,20 @@ impl Header {
             match marker {
                 // Baseline and extended sequential Huffman, 8 bits.
                 0xC0 | 0xC1 => {
+                    if frame.is_some() {
+                        return None;
+                    }
+                    max_table = if marker == 0xC0 { 1 } else { 3 };
                     let (&precision, rest) = seg.split_first()?;
                     let height = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
                     let width = usize::from(u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]));
                     let n = usize::from(*rest.get(4)?);
-                    if precision != 8 || width == 0 || height == 0 || !(n == 1 || n == 3) {
+                    if precision != 8
+                        || width == 0
+                        || height == 0
+                        || !(n == 1 || n == 3)
+                        || seg.len() != 6 + 3 * n
+                    {
                         return None;
                     }
                     let mut comps = Vec::with_capacity(n);
@@ -377,8 +402,9 @@ impl Header {
                         }
                         comps.push((c[0], h, v, tq));
                     }
-                    // RGB-named components are not YCbCr.
-                    if n == 3 && comps.iter().map(|c| c.0).eq(*b"RGB") {
+                    // RGB-named components are not YCbCr; an MCU holds at most 10 blocks.
+                    let blocks: usize = comps.iter().map(|c| c.1 * c.2).sum();
+                    if n == 3 && (comps.iter().map(|c| c.0).eq(*b"RGB") || blocks > 10) {
                         return None;
                     }
                     frame = Some((width, height, comps));
@@ -405,6 +431,9 @@ impl Header {
                     let mut s = seg;
                     while let Some((&pq_tq, rest)) = s.split_first() {
                         let (pq, tq) = (pq_tq >> 4, usize::from(pq_tq & 15));
+                        if pq > 1 {
+                            return None;
+                        }
                         let size = if pq == 0 { 64 } else { 128 };
                         let table = rest.get(..size)?;
                         let mut q = [0u16; 64];
@@ -415,6 +444,9 @@ impl Header {
                                 u16::from_be_bytes([table[2 * k], table[2 * k + 1]])
                             };
                         }
+                        if q.contains(&0) {
+                            return None;
+                        }
                         *quant.get_mut(tq)? = Some(q);
                         s = &rest[size..];
                     }
@@ -423,17 +455,19 @@ impl Header {
                     restart_interval =
                         usize::from(u16::from_be_bytes([*seg.first()?, *seg.get(1)?]))
                 }
-                // Adobe APP14 with transform 0: three components that are RGB.
+                // Adobe APP14 with transform 0 (three components that are RGB), or
+                // a transform that does not exist.
                 0xEE if seg.starts_with(b"Adobe")
-                    && seg.get(11) == Some(&0)
-                    && frame.as_ref().is_none_or(|f| f.2.len() == 3) =>
+                    && seg.get(11).is_some_and(|&t| {
+                        t > 2 || (t == 0 && frame.as_ref().is_none_or(|f| f.2.len() == 3))
+                    }) =>
                 {
                     return None;
                 }
                 0xDA => {
                     let (width, height, comps) = frame?;
                     let (&ns, rest) = seg.split_first()?;
-                    if usize::from(ns) != comps.len() {
+                    if usize::from(ns) != comps.len() || seg.len() != 1 + 2 * comps.len() + 3 {
                         return None;
                     }
                     let mut components = Vec::with_capacity(comps.len());
@@ -443,7 +477,11 @@ impl Header {
                             return None;
                         }
                         let (td, ta) = (usize::from(sel[1] >> 4), usize::from(sel[1] & 15));
-                        if td > 3 || ta > 3 || dc_tables[td].is_none() || ac_tables[ta].is_none() {
+                        if td > max_table
+                            || ta > max_table
+                            || dc_tables[td].is_none()
+                            || ac_tables[ta].is_none()
+                        {
                             return None;
                         }
                         components.push(Component {
@@ -469,9 +507,11 @@ impl Header {
                         scan_start: i + 2 + len,
                     });
                 }
-                // EOI or a restart marker before any scan.
-                0xD8 | 0xD9 | 0xD0..=0xD7 | 0x01 => return None,
-                _ => {}
+                // Application segments and comments carry no image data.
+                0xE0..=0xEF | 0xFE => {}
+                // Anything else before the scan (EOI, restarts, DNL, DAC, JPGn,
+                // reserved codes, 0x00) is not a baseline file this decoder reads.
+                _ => return None,
             }
             i += 2 + len;
         }
@@ -636,12 +676,15 @@ fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i32]) -> Option<u16> {
         }
         let rs = ac.symbol(bits)?;
         let (run, size) = (u16::from(rs >> 4), u32::from(rs & 15));
-        if size == 0 {
-            if run == 15 {
+        match (run, size) {
+            (15, 0) => {
                 k += 16;
                 continue;
             }
-            return Some(64);
+            (0, 0) => return Some(64),
+            // Not a symbol of a valid stream.
+            (_, 0) => return None,
+            _ => {}
         }
         k += run;
         let value = bits.receive_extend(size);
@@ -672,17 +715,20 @@ fn skip_ac(bits: &mut Bits, ac: &Huffman, mut k: u16) -> Option<()> {
         }
         let rs = ac.symbol(bits)?;
         let (run, size) = (u16::from(rs >> 4), u32::from(rs & 15));
-        if size == 0 {
-            if run == 15 {
+        match (run, size) {
+            (15, 0) => {
                 k += 16;
                 continue;
             }
-            break;
+            (0, 0) => break,
+            (_, 0) => return None,
+            _ => {}
         }
         bits.consume(size);
         k += run + 1;
     }
-    (!bits.overran()).then_some(())
+    // A run past the last coefficient is damage: the general decoder judges it.
+    (k <= 64 && !bits.overran()).then_some(())
 }
 
 /// The `side x side` pixels of one block from its coefficients (`coef`, the
@@ -918,7 +964,7 @@ mod tests {
                     for r in [2, 4, 8] {
                         let case = format!("{w}x{h} {sampling:?} restart {restart} 1/{r}");
                         let mut out = Vec::new();
-                        let (dw, dh) = decode_reduced(&jpeg, u32::from(r), &mut out)
+                        let (dw, dh) = decode_reduced(&jpeg, u32::from(r), (w, h), &mut out)
                             .unwrap_or_else(|| panic!("{case}: refused"));
                         let (rw, rh, expected) = reference(&jpeg, r);
                         assert_eq!((dw, dh), (rw, rh), "{case}");
@@ -932,7 +978,7 @@ mod tests {
             let jpeg = encode(&grey, w, h, ColorType::Luma, |_| {});
             for r in [2, 4, 8] {
                 let mut out = Vec::new();
-                let size = decode_reduced(&jpeg, u32::from(r), &mut out);
+                let size = decode_reduced(&jpeg, u32::from(r), (w, h), &mut out);
                 assert_eq!(size, Some((w.div_ceil(r.into()), h.div_ceil(r.into()))));
                 assert_eq!(out, reference(&jpeg, r).2, "grey {w}x{h} 1/{r}");
             }
@@ -950,7 +996,7 @@ mod tests {
             .unwrap();
         for r in [2, 4, 8] {
             let mut out = Vec::new();
-            let size = decode_reduced(&jpeg, u32::from(r), &mut out);
+            let size = decode_reduced(&jpeg, u32::from(r), (w, h), &mut out);
             assert_eq!(size, Some((w / u32::from(r), h / u32::from(r))));
             assert!(max_diff(&out, &reference(&jpeg, r).2) <= 1, "1/{r}");
         }
@@ -964,11 +1010,14 @@ mod tests {
         let (w, h) = (600, 400);
         let rgb = photo(w, h);
         let progressive = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_progressive(true));
-        assert_eq!(decode_reduced(&progressive, 8, &mut Vec::new()), None);
+        assert_eq!(
+            decode_reduced(&progressive, 8, (w, h), &mut Vec::new()),
+            None
+        );
         let scans = encode(&rgb, w, h, ColorType::Rgb, |e| {
             e.set_optimized_huffman_tables(true)
         });
-        assert_eq!(decode_reduced(&scans, 8, &mut Vec::new()), None);
+        assert_eq!(decode_reduced(&scans, 8, (w, h), &mut Vec::new()), None);
         assert!(
             !reference(&scans, 8).2.is_empty(),
             "a valid file that the general decoder reads"
@@ -978,17 +1027,19 @@ mod tests {
             .flat_map(|p| [p[0], p[1], p[2], 0])
             .collect();
         let cmyk = encode(&cmyk, w, h, ColorType::Cmyk, |_| {});
-        assert_eq!(decode_reduced(&cmyk, 8, &mut Vec::new()), None);
+        assert_eq!(decode_reduced(&cmyk, 8, (w, h), &mut Vec::new()), None);
 
         let jpeg = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_restart_interval(4));
+        // The size the caller checked its limits against must be the frame's.
+        assert_eq!(decode_reduced(&jpeg, 8, (w + 8, h), &mut Vec::new()), None);
         assert_eq!(
-            decode_reduced(&jpeg, 1, &mut Vec::new()),
+            decode_reduced(&jpeg, 1, (w, h), &mut Vec::new()),
             None,
             "full size is not reduced"
         );
         for cut in [jpeg.len() - 2, jpeg.len() * 2 / 3, 700, 20] {
             for r in [2, 8] {
-                let out = decode_reduced(&jpeg[..cut], r, &mut Vec::new());
+                let out = decode_reduced(&jpeg[..cut], r, (w, h), &mut Vec::new());
                 assert_eq!(out, None, "cut at {cut}, 1/{r}");
             }
         }
@@ -999,7 +1050,7 @@ mod tests {
                 bad[i] = v;
                 for r in [2, 8] {
                     let mut out = Vec::new();
-                    if let Some((dw, dh)) = decode_reduced(&bad, r, &mut out) {
+                    if let Some((dw, dh)) = decode_reduced(&bad, r, (w, h), &mut out) {
                         assert_eq!(out.len(), dw as usize * dh as usize * 3);
                     }
                 }
