@@ -137,17 +137,14 @@ impl Huffman {
                     let first = (code as usize) << shift;
                     lookup[first..first + (1 << shift)].fill((len as u16) << 8 | u16::from(symbol));
                 }
-                let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
-                let total = len + size;
+                let total = len + u32::from(symbol & 15);
                 if total <= AC_BITS {
-                    let advance = match (run, size) {
-                        (15, 0) => Some(16),
-                        (0, 0) => Some(EOB),
-                        // Size 0 with another run is invalid: left to the slow path,
-                        // which refuses it.
-                        (_, 0) => None,
-                        _ => Some(run as u16 + 1),
-                    };
+                    // An invalid symbol is left to the slow path, which refuses it.
+                    let advance = AcSymbol::of(symbol).map(|a| match a {
+                        AcSymbol::ZeroRun => 16,
+                        AcSymbol::EndOfBlock => EOB,
+                        AcSymbol::Value { run, .. } => run + 1,
+                    });
                     if let Some(advance) = advance {
                         let shift = AC_BITS - len;
                         let first = (code as usize) << shift;
@@ -665,6 +662,31 @@ fn decode_scan<const SIDE: usize>(bytes: &[u8], header: &Header) -> Option<Vec<P
     }
 }
 
+/// What an AC symbol (`run << 4 | size`) says.
+enum AcSymbol {
+    /// Sixteen zero coefficients (ZRL).
+    ZeroRun,
+    /// The rest of the block is zero (EOB).
+    EndOfBlock,
+    /// `run` zero coefficients, then one of `size` magnitude bits.
+    Value { run: u16, size: u32 },
+}
+
+impl AcSymbol {
+    /// `None` for size 0 with a run other than 0 or 15: no valid stream has it.
+    fn of(rs: u8) -> Option<Self> {
+        match (rs >> 4, rs & 15) {
+            (15, 0) => Some(Self::ZeroRun),
+            (0, 0) => Some(Self::EndOfBlock),
+            (_, 0) => None,
+            (run, size) => Some(Self::Value {
+                run: u16::from(run),
+                size: u32::from(size),
+            }),
+        }
+    }
+}
+
 /// Reads one block's AC coefficients into `coef` (zigzag order) while they
 /// fall inside it, and returns the index reached (64 at the end of the block).
 #[inline]
@@ -674,18 +696,14 @@ fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i32]) -> Option<u16> {
         if bits.n < 32 {
             bits.refill();
         }
-        let rs = ac.symbol(bits)?;
-        let (run, size) = (u16::from(rs >> 4), u32::from(rs & 15));
-        match (run, size) {
-            (15, 0) => {
+        let (run, size) = match AcSymbol::of(ac.symbol(bits)?)? {
+            AcSymbol::ZeroRun => {
                 k += 16;
                 continue;
             }
-            (0, 0) => return Some(64),
-            // Not a symbol of a valid stream.
-            (_, 0) => return None,
-            _ => {}
-        }
+            AcSymbol::EndOfBlock => return Some(64),
+            AcSymbol::Value { run, size } => (run, size),
+        };
         k += run;
         let value = bits.receive_extend(size);
         if let Some(c) = coef.get_mut(usize::from(k)) {
@@ -713,19 +731,14 @@ fn skip_ac(bits: &mut Bits, ac: &Huffman, mut k: u16) -> Option<()> {
             k += advance;
             continue;
         }
-        let rs = ac.symbol(bits)?;
-        let (run, size) = (u16::from(rs >> 4), u32::from(rs & 15));
-        match (run, size) {
-            (15, 0) => {
-                k += 16;
-                continue;
+        match AcSymbol::of(ac.symbol(bits)?)? {
+            AcSymbol::ZeroRun => k += 16,
+            AcSymbol::EndOfBlock => break,
+            AcSymbol::Value { run, size } => {
+                bits.consume(size);
+                k += run + 1;
             }
-            (0, 0) => break,
-            (_, 0) => return None,
-            _ => {}
         }
-        bits.consume(size);
-        k += run + 1;
     }
     // A run past the last coefficient is damage: the general decoder judges it.
     (k <= 64 && !bits.overran()).then_some(())
