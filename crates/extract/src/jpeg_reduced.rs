@@ -104,6 +104,10 @@ struct Huffman {
     /// code and its magnitude bits fit, where the advance is `run + 1`, 16 for
     /// ZRL and [`EOB`] for end-of-block; 0 otherwise.
     skip: Vec<u16>,
+    /// Indexed by the next `AC_BITS` bits, for a coefficient whose code and
+    /// magnitude bits fit: `value << 16 | run << 8 | total bits`; 0 otherwise
+    /// (a coefficient's value is never 0).
+    values: Vec<i32>,
     /// Largest code of each length (index 1..=16), -1 when none.
     maxcode: [i32; 17],
     /// Symbol index of each length's first code, minus that code.
@@ -122,6 +126,7 @@ impl Huffman {
         let mut valoffset = [0i32; 17];
         let mut lookup = vec![0u16; 1 << DC_BITS];
         let mut skip = vec![0u16; 1 << AC_BITS];
+        let mut values = vec![0i32; 1 << AC_BITS];
         let mut code = 0i32;
         let mut k = 0usize;
         for len in 1..=16u32 {
@@ -150,6 +155,16 @@ impl Huffman {
                         let first = (code as usize) << shift;
                         skip[first..first + (1 << shift)].fill(total as u16 | advance << 8);
                     }
+                    if let Some(AcSymbol::Value { run, size }) = AcSymbol::of(symbol) {
+                        // Every continuation of the code: its magnitude bits lead.
+                        let shift = AC_BITS - len;
+                        let first = (code as usize) << shift;
+                        for (tail, e) in values[first..first + (1 << shift)].iter_mut().enumerate()
+                        {
+                            let value = extend((tail >> (shift - size)) as i32, size);
+                            *e = value << 16 | i32::from(run) << 8 | total as i32;
+                        }
+                    }
                 }
                 code += 1;
                 k += 1;
@@ -162,6 +177,7 @@ impl Huffman {
         Some(Self {
             lookup,
             skip,
+            values,
             maxcode,
             valoffset,
             symbols: symbols[..k].to_vec(),
@@ -280,11 +296,7 @@ impl<'a> Bits<'a> {
         }
         let v = self.peek(size) as i32;
         self.consume(size);
-        if v < 1 << (size - 1) {
-            v - (1 << size) + 1
-        } else {
-            v
-        }
+        extend(v, size)
     }
 
     /// Whether everything read so far was real data, not padding.
@@ -314,6 +326,16 @@ impl<'a> Bits<'a> {
         }
         let (&ff, &m) = (self.data.get(p)?, self.data.get(p + 1)?);
         (ff == 0xFF && m != 0).then_some((m, p + 2))
+    }
+}
+
+/// `size` magnitude bits `v` as the signed value they code (F.2.2.1); `size` > 0.
+#[inline]
+fn extend(v: i32, size: u32) -> i32 {
+    if v < 1 << (size - 1) {
+        v - (1 << size) + 1
+    } else {
+        v
     }
 }
 
@@ -695,6 +717,16 @@ fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i32]) -> Option<u16> {
     while usize::from(k) < coef.len() {
         if bits.n < 32 {
             bits.refill();
+        }
+        let e = ac.values[bits.peek(AC_BITS)];
+        if e != 0 {
+            bits.consume((e & 0x1F) as u32);
+            k += ((e >> 8) & 0xF) as u16;
+            if let Some(c) = coef.get_mut(usize::from(k)) {
+                *c = i32::from((e >> 16) as i16);
+            }
+            k += 1;
+            continue;
         }
         let (run, size) = match AcSymbol::of(ac.symbol(bits)?)? {
             AcSymbol::ZeroRun => {
