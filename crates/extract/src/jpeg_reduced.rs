@@ -14,7 +14,9 @@
 //!
 //! Only the common case is handled: 8-bit baseline (SOF0/SOF1) Huffman, one
 //! interleaved scan of grey or YCbCr, sampling factors 1 or 2, restart
-//! intervals. Anything else, and any inconsistency in the data, gives `None`,
+//! intervals; and at 1/8, progressive Huffman (SOF2) files, of which only the
+//! DC scans are read (the first and its refinements): the AC scans, most of
+//! the file, are skipped unread. Anything else, and any inconsistency in the data, gives `None`,
 //! and the caller decodes the file the general way (which also gives damaged
 //! files their verdict).
 
@@ -43,12 +45,17 @@ pub(crate) fn decode_reduced(
         8 => 1,
         _ => return None,
     };
-    let header = Header::parse(bytes)?;
+    let mut header = Header::parse(bytes)?;
     if (header.width, header.height) != (size.0 as usize, size.1 as usize) {
         return None;
     }
     // One copy of the block loop per scale, so that each is compiled for it.
     let planes = match side {
+        // Progressive: the DC scans alone, which only 1/8 can do with.
+        _ if header.progressive.is_some() => match side {
+            1 => decode_progressive_dc(bytes, &mut header)?,
+            _ => return None,
+        },
         1 => decode_scan::<1>(bytes, &header)?,
         2 => decode_scan::<2>(bytes, &header)?,
         _ => decode_scan::<4>(bytes, &header)?,
@@ -339,6 +346,48 @@ fn extend(v: i32, size: u32) -> i32 {
     }
 }
 
+/// A scan header: its components `(index in the frame, DC table, AC table)`,
+/// in frame order, and its band.
+#[derive(Clone)]
+struct Scan {
+    sel: Vec<(usize, usize, usize)>,
+    /// Spectral selection start and end, successive approximation high and low.
+    band: [u8; 4],
+}
+
+impl Scan {
+    /// Parses an SOS segment against the frame's `components`; table ids at
+    /// most `max_table`.
+    fn parse(seg: &[u8], components: &[Component], max_table: usize) -> Option<Self> {
+        let (&ns, rest) = seg.split_first()?;
+        let ns = usize::from(ns);
+        if ns == 0 || ns > components.len() || seg.len() != 1 + 2 * ns + 3 {
+            return None;
+        }
+        let mut sel: Vec<(usize, usize, usize)> = Vec::with_capacity(ns);
+        for c in rest[..2 * ns].chunks_exact(2) {
+            let ci = components.iter().position(|x| x.id == c[0])?;
+            let (td, ta) = (usize::from(c[1] >> 4), usize::from(c[1] & 15));
+            // In frame order, each once.
+            if sel.last().is_some_and(|l| l.0 >= ci) || td > max_table || ta > max_table {
+                return None;
+            }
+            sel.push((ci, td, ta));
+        }
+        let t = &rest[2 * ns..];
+        Some(Self {
+            sel,
+            band: [t[0], t[1], t[2] >> 4, t[2] & 15],
+        })
+    }
+
+    /// `(Ss, Se, Ah, Al)`.
+    fn band(&self) -> (u8, u8, u8, u8) {
+        let [ss, se, ah, al] = self.band;
+        (ss, se, ah, al)
+    }
+}
+
 /// A component as the frame header gives it: id, sampling factors (h, v),
 /// quantisation table.
 type FrameComponent = (u8, usize, usize, usize);
@@ -346,6 +395,7 @@ type FrameComponent = (u8, usize, usize, usize);
 /// One scan component.
 #[derive(Clone, Copy)]
 struct Component {
+    id: u8,
     h: usize,
     v: usize,
     /// Quantisation table, natural order.
@@ -364,6 +414,8 @@ struct Header {
     restart_interval: usize,
     /// Start of the entropy-coded data.
     scan_start: usize,
+    /// For a progressive file, its first scan (a first DC scan).
+    progressive: Option<Scan>,
 }
 
 impl Header {
@@ -376,6 +428,7 @@ impl Header {
         let mut dc_tables: [Option<Huffman>; 4] = Default::default();
         let mut ac_tables: [Option<Huffman>; 4] = Default::default();
         let mut restart_interval = 0;
+        let mut progressive = false;
         // Baseline (SOF0) allows table ids 0 and 1 only.
         let mut max_table = 3;
         let mut i = 2;
@@ -391,12 +444,13 @@ impl Header {
             let len = usize::from(u16::from_be_bytes([*bytes.get(i + 2)?, *bytes.get(i + 3)?]));
             let seg = bytes.get(i + 4..i + 2 + len)?;
             match marker {
-                // Baseline and extended sequential Huffman, 8 bits.
-                0xC0 | 0xC1 => {
+                // Baseline, extended sequential and progressive Huffman, 8 bits.
+                0xC0..=0xC2 => {
                     if frame.is_some() {
                         return None;
                     }
                     max_table = if marker == 0xC0 { 1 } else { 3 };
+                    progressive = marker == 0xC2;
                     let (&precision, rest) = seg.split_first()?;
                     let height = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
                     let width = usize::from(u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]));
@@ -429,23 +483,8 @@ impl Header {
                     frame = Some((width, height, comps));
                 }
                 // Every other frame type: progressive, lossless, arithmetic, hierarchical.
-                0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
-                0xC4 => {
-                    let mut s = seg;
-                    while let Some((&tc_th, rest)) = s.split_first() {
-                        let counts: &[u8; 16] = rest.get(..16)?.try_into().ok()?;
-                        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
-                        let symbols = rest.get(16..16 + total)?;
-                        let (class, id) = (tc_th >> 4, usize::from(tc_th & 15));
-                        let table = Some(Huffman::new(counts, symbols)?);
-                        match (class, id) {
-                            (0, 0..=3) => dc_tables[id] = table,
-                            (1, 0..=3) => ac_tables[id] = table,
-                            _ => return None,
-                        }
-                        s = &rest[16 + total..];
-                    }
-                }
+                0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+                0xC4 => parse_dht(seg, &mut dc_tables, &mut ac_tables)?,
                 0xDB => {
                     let mut s = seg;
                     while let Some((&pq_tq, rest)) = s.split_first() {
@@ -485,36 +524,39 @@ impl Header {
                 }
                 0xDA => {
                     let (width, height, comps) = frame?;
-                    let (&ns, rest) = seg.split_first()?;
-                    if usize::from(ns) != comps.len() || seg.len() != 1 + 2 * comps.len() + 3 {
-                        return None;
-                    }
-                    let mut components = Vec::with_capacity(comps.len());
-                    for (sel, &(id, h, v, tq)) in rest.chunks_exact(2).zip(&comps) {
-                        // Scan components in frame order.
-                        if sel[0] != id {
-                            return None;
+                    let mut components = comps
+                        .iter()
+                        .map(|&(id, h, v, tq)| {
+                            Some(Component {
+                                id,
+                                h,
+                                v,
+                                q: quant[tq]?,
+                                dc_table: 0,
+                                ac_table: 0,
+                            })
+                        })
+                        .collect::<Option<Vec<_>>>()?;
+                    let scan = Scan::parse(seg, &components, max_table)?;
+                    let all = scan.sel.len() == components.len();
+                    // Baseline: one scan of every component, coefficients 0..63, no
+                    // successive approximation. Progressive: the first scan is a
+                    // first DC scan, of every component or of one.
+                    let progressive = match (progressive, scan.band()) {
+                        (false, (0, 63, 0, 0)) if all => None,
+                        (true, (0, 0, 0, al)) if al <= 13 && (all || scan.sel.len() == 1) => {
+                            Some(scan.clone())
                         }
-                        let (td, ta) = (usize::from(sel[1] >> 4), usize::from(sel[1] & 15));
-                        if td > max_table
-                            || ta > max_table
-                            || dc_tables[td].is_none()
-                            || ac_tables[ta].is_none()
+                        _ => return None,
+                    };
+                    for &(ci, td, ta) in &scan.sel {
+                        if dc_tables[td].is_none()
+                            || (progressive.is_none() && ac_tables[ta].is_none())
                         {
                             return None;
                         }
-                        components.push(Component {
-                            h,
-                            v,
-                            q: quant[tq]?,
-                            dc_table: td,
-                            ac_table: ta,
-                        });
-                    }
-                    // Spectral selection 0..63, no successive approximation.
-                    let tail = rest.get(2 * usize::from(ns)..2 * usize::from(ns) + 3)?;
-                    if tail != [0, 63, 0] {
-                        return None;
+                        components[ci].dc_table = td;
+                        components[ci].ac_table = ta;
                     }
                     return Some(Self {
                         width,
@@ -524,6 +566,7 @@ impl Header {
                         ac_tables,
                         restart_interval,
                         scan_start: i + 2 + len,
+                        progressive,
                     });
                 }
                 // Application segments and comments carry no image data.
@@ -533,6 +576,29 @@ impl Header {
                 _ => return None,
             }
             i += 2 + len;
+        }
+    }
+
+    /// The scan's MCU grid and, per component, `(index, h, v)` blocks per MCU
+    /// (a single-component scan is not interleaved: one block per MCU).
+    fn units(&self) -> (usize, usize, Vec<(usize, usize, usize)>) {
+        let (hmax, vmax) = self.max_sampling();
+        if self.components.len() == 1 {
+            (
+                self.width.div_ceil(8),
+                self.height.div_ceil(8),
+                vec![(0, 1, 1)],
+            )
+        } else {
+            (
+                self.width.div_ceil(8 * hmax),
+                self.height.div_ceil(8 * vmax),
+                self.components
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (i, c.h, c.v))
+                    .collect(),
+            )
         }
     }
 
@@ -584,6 +650,222 @@ impl Header {
     }
 }
 
+/// Reads a DHT segment's tables into `dc` and `ac`.
+fn parse_dht(
+    seg: &[u8],
+    dc: &mut [Option<Huffman>; 4],
+    ac: &mut [Option<Huffman>; 4],
+) -> Option<()> {
+    let mut s = seg;
+    while let Some((&tc_th, rest)) = s.split_first() {
+        let counts: &[u8; 16] = rest.get(..16)?.try_into().ok()?;
+        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        let symbols = rest.get(16..16 + total)?;
+        let (class, id) = (tc_th >> 4, usize::from(tc_th & 15));
+        let table = Some(Huffman::new(counts, symbols)?);
+        match (class, id) {
+            (0, 0..=3) => dc[id] = table,
+            (1, 0..=3) => ac[id] = table,
+            _ => return None,
+        }
+        s = &rest[16 + total..];
+    }
+    Some(())
+}
+
+/// The marker at `pos` (after any fill bytes) and the position after it.
+fn next_marker(bytes: &[u8], mut pos: usize) -> Option<(u8, usize)> {
+    while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
+        pos += 1;
+    }
+    match (bytes.get(pos)?, bytes.get(pos + 1)?) {
+        (0xFF, &m) if m != 0 => Some((m, pos + 2)),
+        _ => None,
+    }
+}
+
+/// The marker that ends the entropy-coded data starting at `pos` (restart
+/// markers and stuffed bytes belong to the data), and the position after it.
+fn skip_entropy(bytes: &[u8], mut pos: usize) -> Option<(u8, usize)> {
+    loop {
+        pos += memchr::memchr(0xFF, bytes.get(pos..)?)?;
+        match *bytes.get(pos + 1)? {
+            0x00 | 0xD0..=0xD7 => pos += 2,
+            0xFF => pos += 1,
+            m => return Some((m, pos + 2)),
+        }
+    }
+}
+
+/// A progressive file's DC values at 1/8 scale: its first scan (at
+/// `header.scan_start`), then every later scan up to the end of the image,
+/// where first DC scans of other components and DC refinements are read and
+/// AC scans are skipped unread. Tables and restart intervals may change
+/// between scans.
+fn decode_progressive_dc(bytes: &[u8], header: &mut Header) -> Option<Vec<Plane>> {
+    let (mcu_w, mcu_h, units) = header.units();
+    let mut dc: Vec<Vec<i32>> = units
+        .iter()
+        .map(|&(_, h, v)| vec![0; mcu_w * h * mcu_h * v])
+        .collect();
+    let n = header.components.len();
+    let mut seen = vec![false; n];
+    let first = header.progressive.clone()?;
+    for &(ci, ..) in &first.sel {
+        seen[ci] = true;
+    }
+    let mut next = dc_scan(bytes, header, &first, header.scan_start, &mut dc)?;
+    loop {
+        let (marker, after) = next;
+        if marker == 0xD9 {
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([
+            *bytes.get(after)?,
+            *bytes.get(after + 1)?,
+        ]));
+        let seg = bytes.get(after + 2..after + len)?;
+        let end = after + len;
+        next = match marker {
+            0xC4 => {
+                parse_dht(seg, &mut header.dc_tables, &mut header.ac_tables)?;
+                next_marker(bytes, end)?
+            }
+            0xDD => {
+                header.restart_interval =
+                    usize::from(u16::from_be_bytes([*seg.first()?, *seg.get(1)?]));
+                next_marker(bytes, end)?
+            }
+            0xE0..=0xEF | 0xFE => next_marker(bytes, end)?,
+            0xDA => {
+                let scan = Scan::parse(seg, &header.components, 3)?;
+                let (ss, se, ah, al) = scan.band();
+                let fits = scan.sel.len() == n || scan.sel.len() == 1;
+                match (ss, se) {
+                    // First DC scans of the other components, and refinements
+                    // (one bit per block) of components already read.
+                    (0, 0) if fits && al <= 13 && (ah == 0 || al < ah) => {
+                        for &(ci, ..) in &scan.sel {
+                            if seen[ci] == (ah == 0) {
+                                return None;
+                            }
+                            seen[ci] = true;
+                        }
+                        dc_scan(bytes, header, &scan, end, &mut dc)?
+                    }
+                    (0, _) => return None,
+                    // AC: not needed at 1/8.
+                    _ => skip_entropy(bytes, end)?,
+                }
+            }
+            _ => return None,
+        };
+    }
+    if seen.contains(&false) {
+        return None;
+    }
+    let planes = units
+        .iter()
+        .zip(&dc)
+        .map(|(&(ci, h, _), values)| {
+            let stride = mcu_w * h;
+            let q = &header.components[ci].q;
+            let mut data = vec![0u8; values.len()];
+            for (out, &v) in data.iter_mut().zip(values) {
+                idct::<1>(&[i32::from(v as i16)], q, std::slice::from_mut(out), stride);
+            }
+            Plane { stride, data }
+        })
+        .collect();
+    Some(planes)
+}
+
+/// Blocks of one component in an MCU: (index in the scan, index in the frame,
+/// h, v).
+type McuPart = (usize, usize, usize, usize);
+
+/// One DC scan (`scan`, data from `start`) into `dc`, the block grid of
+/// [`Header::units`]: a first scan (`Ah` 0: Huffman-coded differences, stored
+/// shifted by `Al`) or a refinement (one raw bit per block, at `Al`), of every
+/// component (interleaved) or of one (its own blocks, in rows). Returns the
+/// marker that ends the scan's data.
+fn dc_scan(
+    bytes: &[u8],
+    header: &Header,
+    scan: &Scan,
+    start: usize,
+    dc: &mut [Vec<i32>],
+) -> Option<(u8, usize)> {
+    let (_, _, ah, al) = scan.band();
+    let al = u32::from(al);
+    let (mcu_w, mcu_h, units) = header.units();
+    let (hmax, vmax) = header.max_sampling();
+    let tables = scan
+        .sel
+        .iter()
+        .map(|&(_, td, _)| header.dc_tables[td].as_ref())
+        .collect::<Option<Vec<_>>>()?;
+    // The MCUs, across and down, and what each holds: (scan index, component,
+    // h, v) blocks.
+    let (across, down, parts): (usize, usize, Vec<McuPart>) =
+        if scan.sel.len() == 1 && header.components.len() > 1 {
+            let c = &header.components[scan.sel[0].0];
+            let w = (header.width * c.h).div_ceil(hmax);
+            let h = (header.height * c.v).div_ceil(vmax);
+            (w.div_ceil(8), h.div_ceil(8), vec![(0, scan.sel[0].0, 1, 1)])
+        } else {
+            let parts = units
+                .iter()
+                .enumerate()
+                .map(|(i, &(ci, h, v))| (i, ci, h, v))
+                .collect();
+            (mcu_w, mcu_h, parts)
+        };
+    let mut bits = Bits::new(bytes, start);
+    let mut pred = [0i32; 3];
+    let interval = header.restart_interval;
+    let mut next_rst = 0u8;
+    for m in 0..across * down {
+        if interval > 0 && m > 0 && m % interval == 0 {
+            let (marker, after) = bits.marker()?;
+            if marker != 0xD0 + next_rst {
+                return None;
+            }
+            next_rst = (next_rst + 1) % 8;
+            bits = Bits::new(bytes, after);
+            pred = [0; 3];
+        }
+        let (mx, my) = (m % across, m / across);
+        for &(si, ci, h, v) in &parts {
+            // Rows of the component's grid are `mcu_w * h` blocks apart.
+            let stride = mcu_w * units[ci].1;
+            for by in 0..v {
+                for bx in 0..h {
+                    let at = (my * v + by) * stride + mx * h + bx;
+                    bits.refill();
+                    let value = dc.get_mut(ci)?.get_mut(at)?;
+                    if ah > 0 {
+                        let bit = bits.peek(1) as i32;
+                        bits.consume(1);
+                        *value |= bit << al;
+                    } else {
+                        let size = u32::from(tables[si].symbol(&mut bits)?);
+                        if size > 11 {
+                            return None;
+                        }
+                        pred[si] = pred[si].wrapping_add(bits.receive_extend(size));
+                        *value = pred[si].wrapping_shl(al);
+                    }
+                }
+            }
+        }
+        if bits.overran() {
+            return None;
+        }
+    }
+    bits.marker()
+}
+
 /// One component's pixels, `side x side` a block (MCU padding included).
 struct Plane {
     stride: usize,
@@ -595,25 +877,7 @@ struct Plane {
 fn decode_scan<const SIDE: usize>(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
     let side = SIDE;
     let comps = &header.components;
-    let (hmax, vmax) = header.max_sampling();
-    // A single-component scan is not interleaved: one block per MCU.
-    let (mcu_w, mcu_h, units) = if comps.len() == 1 {
-        (
-            header.width.div_ceil(8),
-            header.height.div_ceil(8),
-            vec![(0usize, 1usize, 1usize)],
-        )
-    } else {
-        (
-            header.width.div_ceil(8 * hmax),
-            header.height.div_ceil(8 * vmax),
-            comps
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (i, c.h, c.v))
-                .collect(),
-        )
-    };
+    let (mcu_w, mcu_h, units) = header.units();
     let mut planes: Vec<Plane> = units
         .iter()
         .map(|&(_, h, v)| Plane {
@@ -1030,6 +1294,81 @@ mod tests {
         }
     }
 
+    /// Progressive files at 1/8 from their DC scans alone give jpeg-decoder's
+    /// pixels: jpeg-encoder's (sampling 4:4:4 and 4:2:0, restart intervals,
+    /// grey) and Pillow's (libjpeg's script: a first DC scan with a shift of 1,
+    /// then a DC refinement, AC scans around and between them).
+    #[test]
+    fn progressive_files_at_one_eighth_match_jpeg_decoder() {
+        let (w, h) = (449, 297);
+        let rgb = photo(w, h);
+        let grey: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
+        let mut files = Vec::new();
+        for sampling in [SamplingFactor::F_1_1, SamplingFactor::F_2_2] {
+            for restart in [0, 5] {
+                files.push(encode(&rgb, w, h, ColorType::Rgb, |e| {
+                    e.set_progressive(true);
+                    e.set_sampling_factor(sampling);
+                    e.set_restart_interval(restart);
+                }));
+            }
+        }
+        files.push(encode(&grey, w, h, ColorType::Luma, |e| {
+            e.set_progressive(true)
+        }));
+        for (i, jpeg) in files.iter().enumerate() {
+            let mut out = Vec::new();
+            let size = decode_reduced(jpeg, 8, (w, h), &mut out)
+                .unwrap_or_else(|| panic!("file {i}: refused"));
+            let (rw, rh, expected) = reference(jpeg, 8);
+            assert_eq!(size, (rw, rh), "file {i}");
+            assert!(
+                max_diff(&out, &expected) <= 1,
+                "file {i}: {}",
+                max_diff(&out, &expected)
+            );
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/chelsea-progressive.jpg"
+        );
+        let pillow = std::fs::read(path).expect("tests/data/chelsea-progressive.jpg");
+        // Its scans (Ss, Se, Ah) include a DC refinement.
+        let scans: Vec<[u8; 3]> = pillow
+            .windows(2)
+            .enumerate()
+            .filter(|(_, m)| m == &[0xFF, 0xDA])
+            .map(|(i, _)| {
+                let ns = usize::from(pillow[i + 4]);
+                let t = &pillow[i + 5 + 2 * ns..];
+                [t[0], t[1], t[2] >> 4]
+            })
+            .collect();
+        assert!(scans.contains(&[0, 0, 1]), "{scans:?}");
+        let mut out = Vec::new();
+        assert_eq!(
+            decode_reduced(&pillow, 8, (451, 300), &mut out),
+            Some((57, 38))
+        );
+        assert!(max_diff(&out, &reference(&pillow, 8).2) <= 1);
+        // Damage anywhere: refused or decoded to the right size, never a panic.
+        for i in (0..pillow.len()).step_by(53) {
+            for v in [0x00, 0xFF, 0xD9, 0xDA] {
+                let mut bad = pillow.clone();
+                bad[i] = v;
+                if let Some((dw, dh)) = decode_reduced(&bad, 8, (451, 300), &mut out) {
+                    assert_eq!(out.len(), dw as usize * dh as usize * 3);
+                }
+            }
+        }
+        for cut in [pillow.len() - 2, pillow.len() / 2, 3000] {
+            assert_eq!(
+                decode_reduced(&pillow[..cut], 8, (451, 300), &mut out),
+                None
+            );
+        }
+    }
+
     /// The `image` crate's encoder (what most tests and tools write) is read too.
     #[test]
     fn reads_the_image_crates_jpegs() {
@@ -1054,11 +1393,14 @@ mod tests {
     fn refuses_what_it_does_not_handle() {
         let (w, h) = (600, 400);
         let rgb = photo(w, h);
+        // Progressive files need their AC scans below 1/8.
         let progressive = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_progressive(true));
-        assert_eq!(
-            decode_reduced(&progressive, 8, (w, h), &mut Vec::new()),
-            None
-        );
+        for r in [2, 4] {
+            assert_eq!(
+                decode_reduced(&progressive, r, (w, h), &mut Vec::new()),
+                None
+            );
+        }
         let scans = encode(&rgb, w, h, ColorType::Rgb, |e| {
             e.set_optimized_huffman_tables(true)
         });
