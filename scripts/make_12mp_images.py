@@ -38,6 +38,8 @@ def main():
         os.path.join(ROOT, "tests/data/coffee.png"),
     ])
     ap.add_argument("--tree", help="a labelled image tree to upscale instead")
+    ap.add_argument("--progressive", action="store_true",
+                    help="write progressive JPEGs (as web tools often do)")
     ap.add_argument("--size", default="4032x3024",
                     help="WxH of the photos (not --tree), e.g. 2048x1536 for the 1/4-scale case")
     a = ap.parse_args()
@@ -65,7 +67,7 @@ def main():
             big = big.transpose(Image.FLIP_LEFT_RIGHT)
         d = os.path.join(a.out, name)
         os.makedirs(d, exist_ok=True)
-        big.save(os.path.join(d, f"{i:05d}.jpg"), quality=90)
+        big.save(os.path.join(d, f"{i:05d}.jpg"), quality=90, progressive=a.progressive)
 
 
 if __name__ == "__main__":
