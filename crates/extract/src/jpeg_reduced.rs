@@ -27,7 +27,7 @@ const AC_BITS: u32 = 11;
 /// Bits looked up at once for a DC code.
 const DC_BITS: u32 = 9;
 
-/// Decodes baseline JPEG `bytes` at scale `1/r` (`r` is 2, 4 or 8) into `out`
+/// Decodes JPEG `bytes` (baseline; progressive at 1/8) at scale `1/r` (`r` is 2, 4 or 8) into `out`
 /// as RGB8 (grey is replicated), returning the size, `ceil(width / r) x
 /// ceil(height / r)`. `size` is the width and height the caller checked its
 /// limits against: a frame header that says otherwise (a second header hidden
@@ -509,10 +509,7 @@ impl Header {
                         s = &rest[size..];
                     }
                 }
-                0xDD => {
-                    restart_interval =
-                        usize::from(u16::from_be_bytes([*seg.first()?, *seg.get(1)?]))
-                }
+                0xDD => restart_interval = restart_interval_of(seg)?,
                 // Adobe APP14 with transform 0 (three components that are RGB), or
                 // a transform that does not exist.
                 0xEE if seg.starts_with(b"Adobe")
@@ -544,7 +541,7 @@ impl Header {
                     // first DC scan, of every component or of one.
                     let progressive = match (progressive, scan.band()) {
                         (false, (0, 63, 0, 0)) if all => None,
-                        (true, (0, 0, 0, al)) if al <= 13 && (all || scan.sel.len() == 1) => {
+                        (true, (0, 0, 0, al)) if al < 8 && (all || scan.sel.len() == 1) => {
                             Some(scan.clone())
                         }
                         _ => return None,
@@ -673,6 +670,12 @@ fn parse_dht(
     Some(())
 }
 
+/// The interval of a DRI segment (its payload is exactly two bytes).
+fn restart_interval_of(seg: &[u8]) -> Option<usize> {
+    let [a, b] = seg.try_into().ok()?;
+    Some(usize::from(u16::from_be_bytes([a, b])))
+}
+
 /// The marker at `pos` (after any fill bytes) and the position after it.
 fn next_marker(bytes: &[u8], mut pos: usize) -> Option<(u8, usize)> {
     while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
@@ -709,10 +712,12 @@ fn decode_progressive_dc(bytes: &[u8], header: &mut Header) -> Option<Vec<Plane>
         .map(|&(_, h, v)| vec![0; mcu_w * h * mcu_h * v])
         .collect();
     let n = header.components.len();
-    let mut seen = vec![false; n];
+    // Each component's current successive-approximation shift, once its
+    // first DC scan is read.
+    let mut shift: Vec<Option<u8>> = vec![None; n];
     let first = header.progressive.clone()?;
     for &(ci, ..) in &first.sel {
-        seen[ci] = true;
+        shift[ci] = Some(first.band().3);
     }
     let mut next = dc_scan(bytes, header, &first, header.scan_start, &mut dc)?;
     loop {
@@ -732,36 +737,51 @@ fn decode_progressive_dc(bytes: &[u8], header: &mut Header) -> Option<Vec<Plane>
                 next_marker(bytes, end)?
             }
             0xDD => {
-                header.restart_interval =
-                    usize::from(u16::from_be_bytes([*seg.first()?, *seg.get(1)?]));
+                header.restart_interval = restart_interval_of(seg)?;
                 next_marker(bytes, end)?
             }
+            // An Adobe segment here could make the colours RGB: the general
+            // decoder reads it.
+            0xEE if seg.starts_with(b"Adobe") => return None,
             0xE0..=0xEF | 0xFE => next_marker(bytes, end)?,
             0xDA => {
                 let scan = Scan::parse(seg, &header.components, 3)?;
                 let (ss, se, ah, al) = scan.band();
                 let fits = scan.sel.len() == n || scan.sel.len() == 1;
+                // Successive approximation as jpeg-decoder checks it.
+                if al >= 8 || (ah != 0 && ah != al + 1) {
+                    return None;
+                }
                 match (ss, se) {
                     // First DC scans of the other components, and refinements
-                    // (one bit per block) of components already read.
-                    (0, 0) if fits && al <= 13 && (ah == 0 || al < ah) => {
+                    // (one bit per block) of components already read, each
+                    // refining the shift the component is at.
+                    (0, 0) if fits => {
                         for &(ci, ..) in &scan.sel {
-                            if seen[ci] == (ah == 0) {
+                            let expected = if ah == 0 { None } else { Some(ah) };
+                            if shift[ci] != expected {
                                 return None;
                             }
-                            seen[ci] = true;
+                            shift[ci] = Some(al);
                         }
                         dc_scan(bytes, header, &scan, end, &mut dc)?
                     }
-                    (0, _) => return None,
-                    // AC: not needed at 1/8.
-                    _ => skip_entropy(bytes, end)?,
+                    // AC, of one component with a defined table: not needed at
+                    // 1/8, skipped unread.
+                    (1..=63, 1..=63)
+                        if ss <= se
+                            && scan.sel.len() == 1
+                            && header.ac_tables[scan.sel[0].2].is_some() =>
+                    {
+                        skip_entropy(bytes, end)?
+                    }
+                    _ => return None,
                 }
             }
             _ => return None,
         };
     }
-    if seen.contains(&false) {
+    if shift.contains(&None) {
         return None;
     }
     let planes = units
@@ -1367,6 +1387,29 @@ mod tests {
                 None
             );
         }
+        // Regressions (review): what jpeg-decoder reads otherwise is left to it.
+        let sos: Vec<usize> = pillow
+            .windows(2)
+            .enumerate()
+            .filter(|(_, m)| m == &[0xFF, 0xDA])
+            .map(|(i, _)| i)
+            .collect();
+        // An Adobe segment (transform 0: RGB) after the first scan.
+        let mut adobe = pillow[..sos[1]].to_vec();
+        adobe.extend([0xFF, 0xEE, 0, 14]);
+        adobe.extend(b"Adobe\0\x64\0\0\0\0\0");
+        adobe.extend(&pillow[sos[1]..]);
+        assert_eq!(decode_reduced(&adobe, 8, (451, 300), &mut out), None);
+        // A DC refinement that does not refine the shift the first scan left
+        // (Ah 2, Al 1 after a first scan at Al 1).
+        let refine = sos
+            .iter()
+            .map(|&i| i + 5 + 2 * usize::from(pillow[i + 4]))
+            .find(|&t| pillow[t..t + 3] == [0, 0, 0x10])
+            .expect("the DC refinement scan");
+        let mut wrong = pillow.clone();
+        wrong[refine + 2] = 0x21;
+        assert_eq!(decode_reduced(&wrong, 8, (451, 300), &mut out), None);
     }
 
     /// The `image` crate's encoder (what most tests and tools write) is read too.
@@ -1386,9 +1429,10 @@ mod tests {
         }
     }
 
-    /// Progressive, CMYK and non-interleaved files (jpeg-encoder writes one scan
-    /// per component when it optimises its Huffman tables), and damaged ones,
-    /// are left to the general decoder: `None`, never a panic or a partial image.
+    /// Progressive files below 1/8, CMYK and non-interleaved baseline files
+    /// (jpeg-encoder writes one scan per component when it optimises its
+    /// Huffman tables), and damaged ones, are left to the general decoder:
+    /// `None`, never a panic or a partial image.
     #[test]
     fn refuses_what_it_does_not_handle() {
         let (w, h) = (600, 400);
