@@ -800,6 +800,40 @@ fn decode_progressive_dc(bytes: &[u8], header: &mut Header) -> Option<Vec<Plane>
     Some(planes)
 }
 
+/// Restart markers: every `interval` MCUs the data ends at RST0..RST7 in
+/// turn, and decoding starts afresh after it.
+struct Restarts {
+    interval: usize,
+    next: u8,
+}
+
+impl Restarts {
+    fn new(interval: usize) -> Self {
+        Self { interval, next: 0 }
+    }
+
+    /// Before MCU `m`: at a restart, checks the marker and resets the reader
+    /// and the DC predictions.
+    fn before<'a>(
+        &mut self,
+        m: usize,
+        bytes: &'a [u8],
+        bits: &mut Bits<'a>,
+        pred: &mut [i32; 3],
+    ) -> Option<()> {
+        if self.interval > 0 && m > 0 && m.is_multiple_of(self.interval) {
+            let (marker, after) = bits.marker()?;
+            if marker != 0xD0 + self.next {
+                return None;
+            }
+            self.next = (self.next + 1) % 8;
+            *bits = Bits::new(bytes, after);
+            *pred = [0; 3];
+        }
+        Some(())
+    }
+}
+
 /// Blocks of one component in an MCU: (index in the scan, index in the frame,
 /// h, v).
 type McuPart = (usize, usize, usize, usize);
@@ -843,18 +877,9 @@ fn dc_scan(
         };
     let mut bits = Bits::new(bytes, start);
     let mut pred = [0i32; 3];
-    let interval = header.restart_interval;
-    let mut next_rst = 0u8;
+    let mut restarts = Restarts::new(header.restart_interval);
     for m in 0..across * down {
-        if interval > 0 && m > 0 && m % interval == 0 {
-            let (marker, after) = bits.marker()?;
-            if marker != 0xD0 + next_rst {
-                return None;
-            }
-            next_rst = (next_rst + 1) % 8;
-            bits = Bits::new(bytes, after);
-            pred = [0; 3];
-        }
+        restarts.before(m, bytes, &mut bits, &mut pred)?;
         let (mx, my) = (m % across, m / across);
         for &(si, ci, h, v) in &parts {
             // Rows of the component's grid are `mcu_w * h` blocks apart.
@@ -916,21 +941,11 @@ fn decode_scan<const SIDE: usize>(bytes: &[u8], header: &Header) -> Option<Vec<P
         .collect::<Option<Vec<_>>>()?;
     let mut bits = Bits::new(bytes, header.scan_start);
     let mut pred = [0i32; 3];
-    let mcus = mcu_w * mcu_h;
-    let interval = header.restart_interval;
-    let mut next_rst = 0u8;
+    let mut restarts = Restarts::new(header.restart_interval);
     let limit = coefficient_limit(side);
     let mut coef = [0i32; 64];
-    for m in 0..mcus {
-        if interval > 0 && m > 0 && m % interval == 0 {
-            let (marker, after) = bits.marker()?;
-            if marker != 0xD0 + next_rst {
-                return None;
-            }
-            next_rst = (next_rst + 1) % 8;
-            bits = Bits::new(bytes, after);
-            pred = [0; 3];
-        }
+    for m in 0..mcu_w * mcu_h {
+        restarts.before(m, bytes, &mut bits, &mut pred)?;
         let (mx, my) = (m % mcu_w, m / mcu_w);
         for &(ci, h, v) in &units {
             let (dc, ac) = tables[ci];
