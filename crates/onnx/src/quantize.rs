@@ -246,6 +246,38 @@ fn raw_f32(t: &TensorProto) -> Result<Vec<f32>, OnnxError> {
     )))
 }
 
+/// A per-channel (axis 0) quantised copy of the initializer `name`: the
+/// quantised values `(dims, type, raw bytes)`, their `scales` and zero points
+/// go into `inits` as `name/q/{tag}`, `..._scale` and `..._zp`, a
+/// DequantizeLinear into `nodes`; returns the name of its float output,
+/// which replaces `name` as the consumer's input.
+fn per_channel(
+    name: &str,
+    tag: &str,
+    (dims, ty, raw): (&[i64], DataType, Vec<u8>),
+    scales: &[f32],
+    inits: &mut Vec<TensorProto>,
+    nodes: &mut Vec<NodeProto>,
+) -> String {
+    let base = format!("{name}/q");
+    let channels = scales.len();
+    let values = format!("{base}/{tag}");
+    let (scale, zero) = (format!("{values}_scale"), format!("{values}_zp"));
+    let zero_bytes = if ty == DataType::INT32 { 4 } else { 1 } * channels;
+    inits.push(tensor(&values, dims, ty, raw));
+    inits.push(crate::build::tensor_f32(&scale, &[channels as i64], scales));
+    inits.push(tensor(&zero, &[channels as i64], ty, vec![0; zero_bytes]));
+    let out = format!("{base}/dq");
+    nodes.push(node(
+        "DequantizeLinear",
+        &out,
+        &[&values, &scale, &zero],
+        &[&out],
+        vec![("axis", Attr::Int(0))],
+    ));
+    out
+}
+
 fn tensor(name: &str, dims: &[i64], ty: DataType, raw: Vec<u8>) -> TensorProto {
     let mut t = TensorProto::new();
     t.name = name.to_string();
@@ -313,33 +345,16 @@ pub fn quantize(
                     .map(move |v| (v / s).round().clamp(-127.0, 127.0) as i8 as u8)
             })
             .collect();
-        let base = format!("{}/q", n.input[1]);
         let mut nodes = Vec::new();
-        new_inits.push(tensor(&format!("{base}/w"), &w.dims, DataType::INT8, q));
-        new_inits.push(crate::build::tensor_f32(
-            &format!("{base}/w_scale"),
-            &[cout as i64],
-            &scales,
-        ));
-        new_inits.push(tensor(
-            &format!("{base}/w_zp"),
-            &[cout as i64],
-            DataType::INT8,
-            vec![0; cout],
-        ));
-        nodes.push(node(
-            "DequantizeLinear",
-            &format!("{base}/dq"),
-            &[
-                &format!("{base}/w"),
-                &format!("{base}/w_scale"),
-                &format!("{base}/w_zp"),
-            ],
-            &[&format!("{base}/dq")],
-            vec![("axis", Attr::Int(0))],
-        ));
         let mut inputs = n.input.to_vec();
-        inputs[1] = format!("{base}/dq");
+        inputs[1] = per_channel(
+            &n.input[1],
+            "w",
+            (&w.dims, DataType::INT8, q),
+            &scales,
+            &mut new_inits,
+            &mut nodes,
+        );
         replaced_inits.insert(n.input[1].clone());
         if let Some(b) = n.input.get(2).and_then(|b| inits.get(b)) {
             let bias = raw_f32(b)?;
@@ -359,36 +374,14 @@ pub fn quantize(
                     ((v / s).round().clamp(i32::MIN as f32, i32::MAX as f32) as i32).to_le_bytes()
                 })
                 .collect();
-            let bbase = format!("{}/q", b.name);
-            new_inits.push(tensor(
-                &format!("{bbase}/b"),
-                &[cout as i64],
-                DataType::INT32,
-                bq,
-            ));
-            new_inits.push(crate::build::tensor_f32(
-                &format!("{bbase}/b_scale"),
-                &[cout as i64],
+            inputs[2] = per_channel(
+                &b.name,
+                "b",
+                (&[cout as i64], DataType::INT32, bq),
                 &bscale,
-            ));
-            new_inits.push(tensor(
-                &format!("{bbase}/b_zp"),
-                &[cout as i64],
-                DataType::INT32,
-                vec![0; 4 * cout],
-            ));
-            nodes.push(node(
-                "DequantizeLinear",
-                &format!("{bbase}/dq"),
-                &[
-                    &format!("{bbase}/b"),
-                    &format!("{bbase}/b_scale"),
-                    &format!("{bbase}/b_zp"),
-                ],
-                &[&format!("{bbase}/dq")],
-                vec![("axis", Attr::Int(0))],
-            ));
-            inputs[2] = format!("{bbase}/dq");
+                &mut new_inits,
+                &mut nodes,
+            );
             replaced_inits.insert(b.name.clone());
         }
         conv_inputs.insert(i, inputs);
