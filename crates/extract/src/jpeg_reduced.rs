@@ -306,6 +306,14 @@ impl<'a> Bits<'a> {
         extend(v, size)
     }
 
+    /// One DC difference: its size category from `table` (at most 11 bits),
+    /// then its magnitude bits. Needs a refilled reader.
+    #[inline]
+    fn dc_difference(&mut self, table: &Huffman) -> Option<i32> {
+        let size = u32::from(table.symbol(self)?);
+        (size <= 11).then(|| self.receive_extend(size))
+    }
+
     /// Whether everything read so far was real data, not padding.
     fn overran(&self) -> bool {
         self.n < self.padded * 8
@@ -894,11 +902,7 @@ fn dc_scan(
                         bits.consume(1);
                         *value |= bit << al;
                     } else {
-                        let size = u32::from(tables[si].symbol(&mut bits)?);
-                        if size > 11 {
-                            return None;
-                        }
-                        pred[si] = pred[si].wrapping_add(bits.receive_extend(size));
+                        pred[si] = pred[si].wrapping_add(bits.dc_difference(tables[si])?);
                         *value = pred[si].wrapping_shl(al);
                     }
                 }
@@ -920,14 +924,13 @@ struct Plane {
 /// Decodes the scan at `header.scan_start` into one [`Plane`] per component,
 /// `SIDE x SIDE` pixels a block, and checks that the image ends there.
 fn decode_scan<const SIDE: usize>(bytes: &[u8], header: &Header) -> Option<Vec<Plane>> {
-    let side = SIDE;
     let comps = &header.components;
     let (mcu_w, mcu_h, units) = header.units();
     let mut planes: Vec<Plane> = units
         .iter()
         .map(|&(_, h, v)| Plane {
-            stride: mcu_w * h * side,
-            data: vec![0; mcu_w * h * side * mcu_h * v * side],
+            stride: mcu_w * h * SIDE,
+            data: vec![0; mcu_w * h * SIDE * mcu_h * v * SIDE],
         })
         .collect();
     let tables = comps
@@ -942,7 +945,7 @@ fn decode_scan<const SIDE: usize>(bytes: &[u8], header: &Header) -> Option<Vec<P
     let mut bits = Bits::new(bytes, header.scan_start);
     let mut pred = [0i32; 3];
     let mut restarts = Restarts::new(header.restart_interval);
-    let limit = coefficient_limit(side);
+    let limit = coefficient_limit(SIDE);
     let mut coef = [0i32; 64];
     for m in 0..mcu_w * mcu_h {
         restarts.before(m, bytes, &mut bits, &mut pred)?;
@@ -954,14 +957,10 @@ fn decode_scan<const SIDE: usize>(bytes: &[u8], header: &Header) -> Option<Vec<P
             for by in 0..v {
                 for bx in 0..h {
                     bits.refill();
-                    let size = u32::from(dc.symbol(&mut bits)?);
-                    if size > 11 {
-                        return None;
-                    }
-                    pred[ci] = pred[ci].wrapping_add(bits.receive_extend(size));
+                    pred[ci] = pred[ci].wrapping_add(bits.dc_difference(dc)?);
                     // jpeg-decoder keeps coefficients as i16.
                     coef[0] = i32::from(pred[ci] as i16);
-                    let at = (my * v + by) * side * plane.stride + (mx * h + bx) * side;
+                    let at = (my * v + by) * SIDE * plane.stride + (mx * h + bx) * SIDE;
                     if SIDE == 1 {
                         // DC alone: every AC coefficient is skipped.
                         skip_ac(&mut bits, ac, 1)?;
