@@ -20,6 +20,18 @@ pub enum CacheError {
         /// The directory given as a cache.
         path: PathBuf,
     },
+    /// A folder to create a cache in holds files that are not a cache's.
+    #[error(
+        "{} is not empty and is not a headstart cache (it holds {}); extract writes only into a new or empty folder or an existing cache: choose another --out",
+        dir.display(),
+        names.join(", ")
+    )]
+    NotOurs {
+        /// The folder.
+        dir: PathBuf,
+        /// Some of the entries that are not a cache's.
+        names: Vec<String>,
+    },
     /// A file is truncated, not Parquet, or not in the expected layout.
     #[error("{path}: {message}")]
     Format {
@@ -92,6 +104,17 @@ pub enum CacheError {
         /// The input as first given.
         first: PathBuf,
         /// The later input naming the same cache or file.
+        second: PathBuf,
+    },
+    /// Two caches hold the same part (one is a copy of the other, or parts
+    /// were hard-linked between them).
+    #[error(
+        "{second} holds parts of {first} (a copy of the cache, or hard-linked parts): their rows would be counted twice; give each cache once, or extract into a new cache"
+    )]
+    SharedParts {
+        /// The cache given first.
+        first: PathBuf,
+        /// The cache holding the same parts.
         second: PathBuf,
     },
     /// A column is compressed with a codec that headstart cannot decompress.

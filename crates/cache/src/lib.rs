@@ -68,7 +68,10 @@ mod write;
 
 pub use error::CacheError;
 pub use lock::{CacheLock, LockKind};
-pub use read::{CompactStats, LiveIndex, class_label_names, column_utf8, read_features, to_utf8};
+pub use read::{
+    CompactStats, LiveIndex, class_label_names, column_utf8, column_utf8_rows, read_features,
+    to_utf8,
+};
 pub use table::FeatureTable;
 pub use write::{ErrorRow, PartWriter, Row, read_errors};
 
@@ -123,6 +126,9 @@ pub mod meta_keys {
     pub const ORT_VERSION: &str = "headstart.ort_version";
     /// [`RunInfo::execution_provider`](crate::RunInfo::execution_provider).
     pub const EXECUTION_PROVIDER: &str = "headstart.execution_provider";
+    /// A unique id of the part (machine and time of writing): a copy or a
+    /// hard link of a part has the same id, so its rows are never counted twice.
+    pub const PART_ID: &str = "headstart.part_id";
 }
 
 /// What a cache holds features of; fixed when the cache is created.
@@ -192,11 +198,42 @@ impl Cache {
         })
     }
 
-    /// Opens `dir`, creating it for `info` if it holds no cache yet.
+    /// Checks that a cache may be created or updated in `dir`: it does not
+    /// exist, is empty, or holds only what a cache holds (a cache, or one
+    /// being created by a concurrent shard). A folder with other files is
+    /// refused: headstart never writes among a user's files.
+    pub fn check_dir(dir: &Path) -> Result<(), CacheError> {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Ok(()); // absent (created later), or the error comes with the first write
+        };
+        let entries: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        // Without cache.json only what a shard creating the cache makes first.
+        let marked = entries.iter().any(|n| n == "cache.json");
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .filter(|n| !is_cache_entry(n) || (!marked && n == INPUT_FILE))
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        names.sort();
+        names.truncate(5);
+        Err(CacheError::NotOurs {
+            dir: dir.to_path_buf(),
+            names,
+        })
+    }
+
+    /// Opens `dir`, creating it for `info` if it holds no cache yet
+    /// ([`Cache::check_dir`] first).
     ///
     /// An existing cache made with another model fingerprint or feature dimension is
     /// refused: one cache holds features of one model and preprocessing.
     pub fn open_or_create(dir: &Path, info: &CacheInfo) -> Result<Cache, CacheError> {
+        Cache::check_dir(dir)?;
         std::fs::create_dir_all(dir.join("parts")).map_err(CacheError::io(dir))?;
         std::fs::create_dir_all(dir.join("errors")).map_err(CacheError::io(dir))?;
         let path = dir.join("cache.json");
@@ -270,6 +307,16 @@ impl Cache {
 
 /// File (in the cache directory) naming the INPUT of the newest extract run.
 pub const INPUT_FILE: &str = "input.json";
+
+/// Whether a name in a cache folder is one a cache writes: its files and
+/// folders, and the hidden temporary files of its writers.
+fn is_cache_entry(name: &str) -> bool {
+    const OWN: [&str; 5] = ["cache.json", INPUT_FILE, "parts", "errors", "lock"];
+    OWN.contains(&name)
+        || OWN
+            .iter()
+            .any(|own| name.starts_with(&format!(".{own}.")) && name.ends_with(".tmp"))
+}
 
 fn describe(i: &CacheInfo) -> String {
     format!(

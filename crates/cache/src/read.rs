@@ -62,17 +62,36 @@ fn list_entries(dir: &Path) -> Result<Vec<Entry>, CacheError> {
 fn open_reader(
     path: &Path,
     cols: Option<&[&str]>,
-) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, CacheError> {
+) -> Result<
+    (
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+        String,
+    ),
+    CacheError,
+> {
     let file = File::open(path).map_err(CacheError::io(path))?;
+    let id = part_identity(&file, path)?;
     let mut b =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(CacheError::parquet(path))?;
+    let id = kv_map(b.metadata().file_metadata().key_value_metadata())
+        .remove(meta_keys::PART_ID)
+        .unwrap_or(id);
     if let Some(cols) = cols {
         let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
         b = b.with_projection(mask);
     }
-    b.with_batch_size(8192)
+    let reader = b
+        .with_batch_size(8192)
         .build()
-        .map_err(CacheError::parquet(path))
+        .map_err(CacheError::parquet(path))?;
+    Ok((reader, id))
+}
+
+/// A file's device and inode: the same for every hard link to it.
+fn part_identity(file: &File, path: &Path) -> Result<String, CacheError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata().map_err(CacheError::io(path))?;
+    Ok(format!("inode:{}:{}", m.dev(), m.ino()))
 }
 
 /// A string column as Utf8, whichever way a writer stored it: any string type
@@ -143,19 +162,33 @@ pub fn class_label_names(schema: &Schema, name: &str) -> Option<Vec<String>> {
 /// reads them; integers as their decimal text (`0`, `1`, ...), or, when `schema`'s
 /// metadata gives the column Hugging Face ClassLabel names
 /// ([`class_label_names`]), as those names (-1, `datasets`' "no label", is null).
-/// The error says what is wrong with the column.
+/// The error says what is wrong with the column (the first bad value).
 pub fn column_utf8(schema: &Schema, name: &str, a: &dyn Array) -> Result<StringArray, String> {
+    column_utf8_rows(schema, name, a)?
+        .into_iter()
+        .collect::<Result<Vec<Option<String>>, String>>()
+        .map(StringArray::from)
+}
+
+/// [`column_utf8`] row by row: a column of the wrong type is an error, and so
+/// is each value that names no class (a ClassLabel index out of range) on its
+/// own, so one bad row does not cost the others.
+pub fn column_utf8_rows(
+    schema: &Schema,
+    name: &str,
+    a: &dyn Array,
+) -> Result<Vec<Result<Option<String>, String>>, String> {
     if let Some(names) = class_label_names(schema, name)
         && let Some(ints) = integers(a)
     {
-        return ints
+        return Ok(ints
             .iter()
             .map(|v| match *v {
                 None | Some(-1) => Ok(None),
                 Some(k) => usize::try_from(k)
                     .ok()
                     .and_then(|k| names.get(k))
-                    .map(|n| Some(n.as_str()))
+                    .map(|n| Some(n.clone()))
                     .ok_or_else(|| {
                         format!(
                             "column `{name}` holds class index {k}, but its ClassLabel names only {} classes",
@@ -163,13 +196,13 @@ pub fn column_utf8(schema: &Schema, name: &str, a: &dyn Array) -> Result<StringA
                         )
                     }),
             })
-            .collect();
+            .collect());
     }
     if let Some(s) = to_utf8(a) {
-        return Ok(s);
+        return Ok(s.iter().map(|v| Ok(v.map(str::to_string))).collect());
     }
     if let Some(ints) = integers(a) {
-        return Ok(ints.iter().map(|v| v.map(|v| v.to_string())).collect());
+        return Ok(ints.iter().map(|v| Ok(v.map(|v| v.to_string()))).collect());
     }
     Err(format!(
         "column `{name}` has type {}, expected strings (or integers)",
@@ -218,9 +251,17 @@ pub struct LiveIndex {
     pub dead_rows: usize,
     /// Parts and tombstone files in the cache.
     pub files: usize,
-    /// (part index, row index) of each live row, in part order.
-    live: Vec<(usize, usize)>,
+    /// (part index, row index, position in key order) of each live row, in
+    /// part order: readers give rows sorted by `(path, view)`, so what they
+    /// return never depends on how rows are spread over parts (compaction).
+    live: Vec<(usize, usize, usize)>,
     parts: Vec<PathBuf>,
+    /// Rows stored in each part.
+    part_rows: Vec<usize>,
+    /// Each part's identity: the id in its footer, else its device and inode.
+    part_ids: Vec<String>,
+    /// Parts skipped as the same file as an earlier one (a hard link or copy).
+    pub duplicate_parts: usize,
 }
 
 impl LiveIndex {
@@ -308,7 +349,8 @@ impl Cache {
         // newest tombstone order per path
         let mut path_hash: HashMap<String, ((usize, usize), String)> = HashMap::new();
         let mut tomb: HashMap<String, usize> = HashMap::new();
-        let mut parts = Vec::new();
+        let (mut parts, mut part_rows, mut part_ids) = (Vec::new(), Vec::new(), Vec::new());
+        let mut duplicate_parts = 0;
         let mut total_rows = 0usize;
         for (order, entry) in entries.iter().enumerate() {
             match entry {
@@ -324,9 +366,6 @@ impl Cache {
                     }
                 }
                 Entry::Part(p) => {
-                    let part = parts.len();
-                    parts.push(p.clone());
-                    let mut row = 0usize;
                     let cols = [
                         columns::PATH,
                         columns::CONTENT_HASH,
@@ -334,7 +373,16 @@ impl Cache {
                         columns::LABEL,
                         columns::SPLIT,
                     ];
-                    for batch in open_reader(p, Some(&cols))? {
+                    let (reader, id) = open_reader(p, Some(&cols))?;
+                    if part_ids.contains(&id) {
+                        // The same part again (a hard link or a copy): its rows once.
+                        duplicate_parts += 1;
+                        continue;
+                    }
+                    let part = parts.len();
+                    parts.push(p.clone());
+                    let mut row = 0usize;
+                    for batch in reader {
                         let batch = batch.map_err(|e| CacheError::Format {
                             path: p.clone(),
                             message: e.to_string(),
@@ -373,14 +421,20 @@ impl Cache {
                         }
                     }
                     total_rows += row;
+                    part_rows.push(row);
+                    part_ids.push(id);
                 }
             }
         }
         let mut index = LiveIndex {
             files: entries.len(),
             parts,
+            part_rows,
+            part_ids,
+            duplicate_parts,
             ..LiveIndex::default()
         };
+        let mut live: Vec<((String, String), (usize, usize))> = Vec::new();
         for ((path, view), (order, part, row, hash, meta)) in newest {
             let Some((since, newest_hash)) = path_hash.get(&path) else {
                 continue;
@@ -389,14 +443,20 @@ impl Cache {
             if deleted || *newest_hash != hash || (order, row) < *since {
                 continue;
             }
-            index.live.push((part, row));
             index
                 .paths
-                .entry(path)
+                .entry(path.clone())
                 .or_insert_with(|| (hash, HashMap::new()))
                 .1
-                .insert(view, meta);
+                .insert(view.clone(), meta);
+            live.push(((path, view), (part, row)));
         }
+        live.sort_unstable();
+        index.live = live
+            .into_iter()
+            .enumerate()
+            .map(|(pos, (_, (part, row)))| (part, row, pos))
+            .collect();
         index.live.sort_unstable();
         index.dead_rows = total_rows - index.live.len();
         Ok(index)
@@ -404,8 +464,14 @@ impl Cache {
 
     /// Reads all live rows.
     pub fn read(&self) -> Result<FeatureTable, CacheError> {
+        Ok(self.read_identified()?.0)
+    }
+
+    /// [`Cache::read`], with the identities of the parts read.
+    fn read_identified(&self) -> Result<(FeatureTable, Vec<String>), CacheError> {
         self.retry_vanished(|| {
-            self.read_index(&self.live_index_of(&list_entries(&self.parts_dir())?)?)
+            let index = self.live_index_of(&list_entries(&self.parts_dir())?)?;
+            Ok((self.read_index(&index)?, index.part_ids))
         })
     }
 
@@ -415,23 +481,170 @@ impl Cache {
     }
 
     fn read_rows(&self, index: &LiveIndex) -> Result<FeatureTable, CacheError> {
+        let (n, dim) = (index.live.len(), self.info().feature_dim);
         let mut table = FeatureTable {
-            dim: self.info().feature_dim,
+            dim,
             model_fingerprint: Some(self.info().model_fingerprint.clone()),
             model_name: Some(self.info().model_name.clone()),
-            ..FeatureTable::default()
+            paths: vec![String::new(); n],
+            labels: vec![None; n],
+            splits: vec![None; n],
+            content_hashes: vec![String::new(); n],
+            views: vec![String::new(); n],
+            features: vec![0.0; n * dim],
         };
-        let mut live = index.live.iter().peekable();
-        for (part, path) in index.parts.iter().enumerate() {
-            let rows: HashSet<usize> =
-                std::iter::from_fn(|| live.next_if(|(p, _)| *p == part).map(|(_, r)| *r)).collect();
-            if rows.is_empty() {
-                continue;
-            }
-            append_file(&mut table, path, Some(&rows))?;
-        }
+        index.for_each_live(dim, &mut |pos, r| {
+            table.paths[pos] = r.path.to_string();
+            table.labels[pos] = r.label.map(str::to_string);
+            table.splits[pos] = r.split.map(str::to_string);
+            table.content_hashes[pos] = r.hash.to_string();
+            table.views[pos] = r.view.to_string();
+            table.features[pos * dim..(pos + 1) * dim].copy_from_slice(r.feature);
+            Ok(())
+        })?;
         Ok(table)
     }
+}
+
+/// One stored row, borrowed from the batch it was read in.
+pub(crate) struct RowRef<'a> {
+    pub path: &'a str,
+    pub label: Option<&'a str>,
+    pub split: Option<&'a str>,
+    pub hash: &'a str,
+    pub view: &'a str,
+    pub feature: &'a [f32],
+}
+
+impl LiveIndex {
+    /// Whether compacting would change nothing but file names: no dead rows,
+    /// no tombstones or duplicate parts (of `files` listed), and at most one
+    /// part smaller than `part_rows` (a compaction's last part). Compacting
+    /// such a cache again is a no-op at every size.
+    fn is_compact(&self, files: usize, part_rows: usize) -> bool {
+        let small = self.part_rows.iter().filter(|&&n| n < part_rows).count();
+        self.dead_rows == 0 && self.parts.len() == files && small <= 1
+    }
+
+    /// Calls `f(row)` for each live row in file order (part by part, row by
+    /// row), one batch in memory at a time.
+    fn read_in_file_order(
+        &self,
+        dim: usize,
+        f: &mut dyn FnMut(RowRef<'_>) -> Result<(), CacheError>,
+    ) -> Result<(), CacheError> {
+        self.for_each_live(dim, &mut |_, r| f(r))
+    }
+
+    /// Calls `f(position, row)` for each live row, part by part, reading one
+    /// batch at a time: memory stays that of a batch, whatever the cache size.
+    pub(crate) fn for_each_live(
+        &self,
+        dim: usize,
+        f: &mut dyn FnMut(usize, RowRef<'_>) -> Result<(), CacheError>,
+    ) -> Result<(), CacheError> {
+        let mut live = self.live.iter().peekable();
+        for (part, path) in self.parts.iter().enumerate() {
+            let rows: HashMap<usize, usize> = std::iter::from_fn(|| {
+                live.next_if(|(p, _, _)| *p == part)
+                    .map(|&(_, r, pos)| (r, pos))
+            })
+            .collect();
+            if !rows.is_empty() {
+                visit_part(path, &rows, dim, f)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f(position, row)` for the rows of the cache part at `path` that
+/// `keep` maps to a position, in file order.
+fn visit_part(
+    path: &Path,
+    keep: &HashMap<usize, usize>,
+    dim: usize,
+    f: &mut dyn FnMut(usize, RowRef<'_>) -> Result<(), CacheError>,
+) -> Result<(), CacheError> {
+    let (reader, _) = open_checked(path)?;
+    let mut row = 0usize;
+    let mut scratch = vec![0f32; dim];
+    for batch in reader {
+        let batch = batch.map_err(|e| CacheError::Format {
+            path: path.to_path_buf(),
+            message: format!("cannot decode its data ({e}); is the file damaged?"),
+        })?;
+        let col = |name| required(str_col(&batch, name, path)?, name, path);
+        let (paths, hashes, views) = (
+            col(columns::PATH)?,
+            col(columns::CONTENT_HASH)?,
+            col(columns::VIEW)?,
+        );
+        let labels = str_col(&batch, columns::LABEL, path)?;
+        let splits = str_col(&batch, columns::SPLIT, path)?;
+        let feature = batch
+            .column_by_name(columns::FEATURE)
+            .ok_or_else(|| CacheError::Format {
+                path: path.to_path_buf(),
+                message: format!("no `{}` column", columns::FEATURE),
+            })?;
+        for i in 0..batch.num_rows() {
+            let global = row + i;
+            let Some(&pos) = keep.get(&global) else {
+                continue;
+            };
+            let bad = |message| CacheError::Row {
+                path: path.to_path_buf(),
+                row: global,
+                message,
+            };
+            copy_feature(feature.as_ref(), i, &mut scratch).map_err(bad)?;
+            f(
+                pos,
+                RowRef {
+                    path: paths.value(i),
+                    label: valid(labels.as_ref(), i),
+                    split: valid(splits.as_ref(), i),
+                    hash: hashes.value(i),
+                    view: views.value(i),
+                    feature: &scratch,
+                },
+            )?;
+        }
+        row += batch.num_rows();
+    }
+    Ok(())
+}
+
+/// Value `i` of an optional string column; `None` when the column or the value is null.
+fn valid(c: Option<&StringArray>, i: usize) -> Option<&str> {
+    c.filter(|c| c.is_valid(i)).map(|c| c.value(i))
+}
+
+/// Copies the feature vector of row `i` into `dst`, whose length is the
+/// dimension expected: FixedSizeList<Float32> straight from the column's
+/// values, any other list of floats through [`feature_row`].
+fn copy_feature(col: &dyn Array, i: usize, dst: &mut [f32]) -> Result<(), String> {
+    if let Some(fsl) = col.as_fixed_size_list_opt()
+        && let Some(values) = fsl.values().as_primitive_opt::<Float32Type>()
+        && fsl.value_length() as usize == dst.len()
+        && !col.is_null(i)
+        && values.null_count() == 0
+    {
+        let start = (fsl.offset() + i) * dst.len();
+        dst.copy_from_slice(&values.values()[start..start + dst.len()]);
+        return Ok(());
+    }
+    let v = feature_row(col, i)?;
+    if v.len() != dst.len() {
+        return Err(format!(
+            "feature has {} values, expected {}",
+            v.len(),
+            dst.len()
+        ));
+    }
+    dst.copy_from_slice(&v);
+    Ok(())
 }
 
 /// Appends rows of one Parquet file (all rows, or those in `keep`) to `table`.
@@ -629,6 +842,7 @@ pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
     let mut out = FeatureTable::default();
     let mut first: Option<(PathBuf, Option<String>, usize)> = None;
     let mut seen: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut part_owner: HashMap<String, PathBuf> = HashMap::new();
     let mut once = |p: &Path| -> Result<(), CacheError> {
         let key = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         match seen.insert(key, p.to_path_buf()) {
@@ -648,7 +862,17 @@ pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
         }
         once(input)?;
         let mut t = if input.join("cache.json").is_file() {
-            Cache::open(input)?.read()?
+            let (t, ids) = Cache::open(input)?.read_identified()?;
+            // A copied cache, or parts hard-linked between caches: rows once.
+            for id in ids {
+                if let Some(first) = part_owner.insert(id, input.clone()) {
+                    return Err(CacheError::SharedParts {
+                        first,
+                        second: input.clone(),
+                    });
+                }
+            }
+            t
         } else if input.is_dir() {
             let mut t = FeatureTable::default();
             let mut files: Vec<PathBuf> = std::fs::read_dir(input)
@@ -753,8 +977,14 @@ pub(crate) enum Step {
     Removed(usize),
 }
 
-/// Rows per part that compaction writes.
-const COMPACT_PART_ROWS: usize = 50_000;
+/// Feature bytes per part that compaction writes: what it holds in memory at
+/// once, whatever the size of the cache.
+const COMPACT_PART_BYTES: usize = 128 << 20;
+
+/// Rows per part that compaction writes for `dim`-d features (26,214 at 1280-d).
+fn compact_part_rows(dim: usize) -> usize {
+    (COMPACT_PART_BYTES / (4 * dim.max(1))).clamp(1024, 1 << 20)
+}
 
 impl Cache {
     /// Rewrites the live rows into fresh parts and removes the old parts and tombstones.
@@ -773,7 +1003,9 @@ impl Cache {
         waiting: &dyn Fn(&str),
     ) -> Result<CompactStats, CacheError> {
         let _lock = self.lock(crate::LockKind::Exclusive, waiting)?;
-        self.compact_with(run, COMPACT_PART_ROWS, &mut |_| true)
+        self.compact_with(run, compact_part_rows(self.info().feature_dim), &mut |_| {
+            true
+        })
     }
 
     /// [`Cache::compact`] without the lock, writing parts of `part_rows` rows and
@@ -791,18 +1023,13 @@ impl Cache {
         };
         let before = list_entries(&self.parts_dir())?;
         let index = self.live_index_of(&before)?;
-        let parts = before
-            .iter()
-            .filter(|e| matches!(e, Entry::Part(_)))
-            .count();
-        if index.dead_rows == 0 && parts == before.len() && parts <= 1 {
+        if index.is_compact(before.len(), part_rows) {
             return Ok(CompactStats {
                 live_rows: index.live_rows(),
                 dropped_rows: 0,
                 files_removed: 0,
             });
         }
-        let table = self.read_index(&index)?;
         if !step(Step::Read) {
             return Err(crash(Step::Read));
         }
@@ -825,26 +1052,39 @@ impl Cache {
                 .unwrap_or(0);
             w = w.with_seq_after(base, last);
         }
-        let mut written = Vec::new();
-        for start in (0..table.len()).step_by(part_rows.max(1)) {
-            let end = (start + part_rows.max(1)).min(table.len());
-            for i in start..end {
-                w.push(crate::Row {
-                    path: &table.paths[i],
-                    label: table.labels[i].as_deref(),
-                    split: table.splits[i].as_deref(),
-                    content_hash: &table.content_hashes[i],
-                    view: &table.views[i],
-                    feature: table.row(i),
-                })?;
-            }
+        // Streamed: one batch read and one part buffered at a time.
+        let mut written: Vec<(PathBuf, usize)> = Vec::new();
+        let mut flush = |w: &mut crate::PartWriter,
+                         step: &mut dyn FnMut(Step) -> bool|
+         -> Result<(), CacheError> {
+            let rows = w.len();
             if let Some(p) = w.flush()? {
-                written.push((p, end - start));
+                written.push((p, rows));
+                if !step(Step::Wrote(written.len() - 1)) {
+                    return Err(crash(Step::Wrote(written.len() - 1)));
+                }
             }
-            if !step(Step::Wrote(written.len() - 1)) {
-                return Err(crash(Step::Wrote(written.len() - 1)));
-            }
-        }
+            Ok(())
+        };
+        let part_rows = part_rows.max(1);
+        index
+            .read_in_file_order(self.info().feature_dim, &mut |r| {
+                w.push(crate::Row {
+                    path: r.path,
+                    label: r.label,
+                    split: r.split,
+                    content_hash: r.hash,
+                    view: r.view,
+                    feature: r.feature,
+                })?;
+                if w.len() >= part_rows {
+                    flush(&mut w, step)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.damaged(e))?;
+        flush(&mut w, step)?;
+        let live_rows = written.iter().map(|(_, n)| n).sum();
         // Read back what was written before removing anything.
         for (p, rows) in &written {
             let file = File::open(p).map_err(CacheError::io(p))?;
@@ -894,7 +1134,7 @@ impl Cache {
             }
         }
         Ok(CompactStats {
-            live_rows: table.len(),
+            live_rows,
             dropped_rows: index.dead_rows,
             files_removed: removed,
         })
@@ -1185,6 +1425,7 @@ mod tests {
         }
         // A compaction that crashed after writing its part, then another one.
         write(&cache, &[("c.png", "h4", "original", 4.0)]);
+        write(&cache, &[("c.png", "h5", "original", 5.0)]);
         let expected = sorted(&cache.read().unwrap());
         let crashed = cache.compact_with(RunInfo::default(), 1, &mut |s| s != Step::Wrote(1));
         assert!(crashed.is_err());
@@ -1198,6 +1439,113 @@ mod tests {
         assert_eq!((again.dropped_rows, again.files_removed), (0, 0));
         assert_eq!(std::fs::read_dir(cache.parts_dir()).unwrap().count(), files);
         assert_eq!(sorted(&cache.read().unwrap()), expected);
+    }
+
+    /// Every row as read, in the order read.
+    fn in_order(t: &FeatureTable) -> Vec<(String, String, f32)> {
+        (0..t.len())
+            .map(|i| (t.paths[i].clone(), t.views[i].clone(), t.row(i)[0]))
+            .collect()
+    }
+
+    fn part_files(cache: &Cache) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(cache.parts_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Regression (#22 item 9): a cache of more rows than compaction puts in
+    /// one part was never compact: every run rewrote all rows into new parts.
+    #[test]
+    fn compacting_a_big_compacted_cache_again_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        for (i, p) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            write(&cache, &[(p, "h", "original", i as f32)]);
+        }
+        let first = cache
+            .compact_with(RunInfo::default(), 2, &mut |_| true)
+            .unwrap();
+        assert_eq!((first.live_rows, first.files_removed), (5, 5));
+        let files = part_files(&cache);
+        assert_eq!(files.iter().filter(|f| f.ends_with(".parquet")).count(), 3);
+        for _ in 0..2 {
+            let again = cache
+                .compact_with(RunInfo::default(), 2, &mut |_| true)
+                .unwrap();
+            assert_eq!((again.dropped_rows, again.files_removed), (0, 0));
+            assert_eq!(part_files(&cache), files);
+        }
+    }
+
+    /// Regression (#22 item 12): rows came in part order, so a fit reading
+    /// while compaction had published only its first part got the same rows
+    /// in another order and fitted another head. Rows now come sorted by
+    /// (path, view), however they are spread over parts.
+    #[test]
+    fn rows_come_in_key_order_whatever_the_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open_or_create(dir.path(), &info("fp", 2)).unwrap();
+        write(
+            &cache,
+            &[("c", "h", "original", 3.0), ("a", "h", "hflip", 2.0)],
+        );
+        write(
+            &cache,
+            &[("b", "h", "original", 4.0), ("a", "h", "original", 1.0)],
+        );
+        let want = vec![
+            ("a".to_string(), "hflip".to_string(), 2.0),
+            ("a".into(), "original".into(), 1.0),
+            ("b".into(), "original".into(), 4.0),
+            ("c".into(), "original".into(), 3.0),
+        ];
+        assert_eq!(in_order(&cache.read().unwrap()), want);
+        // Mid-compaction: its first part is published, the old parts are there.
+        let mut mid = None;
+        let _ = cache.compact_with(RunInfo::default(), 3, &mut |step| {
+            if step == Step::Wrote(0) {
+                mid = Some(in_order(&cache.read().unwrap()));
+            }
+            step != Step::Wrote(0)
+        });
+        assert_eq!(mid.as_ref(), Some(&want));
+        cache.compact(RunInfo::default(), &|_| {}).unwrap();
+        assert_eq!(in_order(&cache.read().unwrap()), want);
+    }
+
+    /// Regression (#22 item 13): a hard-linked part or a copied cache was
+    /// accepted and its rows counted twice.
+    #[test]
+    fn a_part_seen_twice_counts_once_or_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        let cache = Cache::open_or_create(&a, &info("fp", 2)).unwrap();
+        write(&cache, &[("x", "h1", "original", 1.0)]);
+        write(&cache, &[("y", "h2", "original", 2.0)]);
+        // A second name for a part in the same cache: its rows once.
+        let part = part_files(&cache)
+            .into_iter()
+            .find(|f| f.ends_with(".parquet"))
+            .unwrap();
+        let linked = cache.parts_dir().join(format!("9{part}"));
+        std::fs::hard_link(cache.parts_dir().join(&part), &linked).unwrap();
+        let index = cache.live_index().unwrap();
+        assert_eq!((index.live_rows(), index.duplicate_parts), (2, 1));
+        std::fs::remove_file(&linked).unwrap();
+        // A copy of the whole cache next to it: refused.
+        let copy = Cache::open_or_create(&b, &info("fp", 2)).unwrap();
+        for f in part_files(&cache) {
+            std::fs::copy(cache.parts_dir().join(&f), copy.parts_dir().join(&f)).unwrap();
+        }
+        let e = read_features(&[a.clone(), b.clone()]).unwrap_err();
+        assert!(matches!(e, CacheError::SharedParts { .. }), "{e}");
+        assert!(e.to_string().contains("counted twice"), "{e}");
+        // Each alone reads.
+        assert_eq!(read_features(&[b]).unwrap().len(), 2);
     }
 
     /// Regression: one unreadable part stopped fit, extract and compact with a

@@ -319,6 +319,7 @@ impl PartWriter {
                 meta_keys::EXECUTION_PROVIDER,
                 self.run.execution_provider.clone(),
             ),
+            (meta_keys::PART_ID, format!("{}/{}", host_tag(), next_seq())),
         ];
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
