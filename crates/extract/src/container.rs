@@ -20,6 +20,7 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_schema::{DataType, Field};
 use headstart_cache::ErrorRow;
+use headstart_files::{open_regular, read_regular};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -159,9 +160,25 @@ fn split_of_file(name: &str) -> Option<String> {
 #[derive(Default)]
 struct Sample {
     image: Option<(u64, u64)>,
-    cls: Option<String>,
-    txt: Option<String>,
-    json: Option<String>,
+    cls: Option<Result<String, String>>,
+    txt: Option<Result<String, String>>,
+    json: Option<Result<String, String>>,
+    /// Why the sample cannot be used (a key or member seen twice).
+    bad: Option<String>,
+}
+
+/// The compression a file's first bytes show, if any: a compressed tar is
+/// not read (its members cannot be read in place by offset).
+fn compression_of(head: &[u8]) -> Option<&'static str> {
+    [
+        (&[0x1f, 0x8b][..], "gzip"),
+        (&[0x28, 0xb5, 0x2f, 0xfd][..], "zstd"),
+        (&b"BZh"[..], "bzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], "xz"),
+    ]
+    .into_iter()
+    .find(|(magic, _)| head.starts_with(magic))
+    .map(|(_, name)| name)
 }
 
 /// Lists the samples of the tar shards of `input` (a `.tar`, a `{a..b}`
@@ -219,8 +236,21 @@ fn list_containers(
 }
 
 fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> Result<(), String> {
-    let file = File::open(tar).map_err(|e| e.to_string())?;
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    use std::os::unix::fs::FileExt;
+    let (file, len) = open_regular(tar).map_err(|e| e.reason())?;
+    let mut head = [0u8; 6];
+    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    if let Some(c) = compression_of(&head[..n]) {
+        return Err(format!(
+            "{c}-compressed: headstart reads tar shards in place, uncompressed (WebDataset's default); decompress it first (e.g. `{}`)",
+            match c {
+                "gzip" => "gunzip -c x.tar.gz > x.tar",
+                "zstd" => "zstd -d x.tar.zst",
+                "bzip2" => "bunzip2 x.tar.bz2",
+                _ => "unxz x.tar.xz",
+            }
+        ));
+    }
     let split = split_of_file(rel_tar);
     let mut archive = tar::Archive::new(file);
     let mut samples: BTreeMap<String, Sample> = BTreeMap::new();
@@ -228,23 +258,39 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
     // End of the last member's data blocks, and the last sample key seen.
     let mut end = 0u64;
     let mut last_key: Option<String> = None;
-    let entries = archive.entries_with_seek().map_err(|e| e.to_string())?;
+    // Tar errors may quote raw header bytes: shown escaped.
+    let clean = |e: std::io::Error| headstart_files::escape(&e.to_string()).into_owned();
+    let entries = archive.entries_with_seek().map_err(clean)?;
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                damage = Some(format!("truncated or damaged tar: {e}"));
+                damage = Some(format!("truncated or damaged tar: {}", clean(e)));
                 break;
             }
         };
-        end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
+        let (offset, size) = (entry.raw_file_position(), entry.size());
+        // A declared size past the end of the file (huge, or negative in
+        // base-256) is damage: the samples before it stay.
+        if offset.checked_add(size).is_none_or(|e| e > len) {
+            let name = entry
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            damage = Some(format!(
+                "truncated or damaged tar: member {} declares {size} bytes at byte {offset} of a {len}-byte file",
+                headstart_files::escape(&name)
+            ));
+            break;
+        }
+        end = offset + size.div_ceil(512) * 512;
         if !entry.header().entry_type().is_file() {
             continue;
         }
         let name = match entry.path() {
             Ok(p) => p.to_string_lossy().replace('\\', "/"),
             Err(e) => {
-                damage = Some(format!("unreadable member name: {e}"));
+                damage = Some(format!("unreadable member name: {}", clean(e)));
                 break;
             }
         };
@@ -261,32 +307,48 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
             format!("{dir}/{stem}")
         };
         let ext = ext.to_ascii_lowercase();
-        let (offset, size) = (entry.raw_file_position(), entry.size());
-        if offset + size > len {
-            damage = Some(format!(
-                "truncated tar: member {name} ends at byte {} of a {len}-byte file",
-                offset + size
-            ));
-            break;
-        }
+        // A sample's members are adjacent: a key seen before, after another
+        // sample, is a second sample of that key.
+        let again = last_key.as_deref() != Some(key.as_str()) && samples.contains_key(&key);
         last_key = Some(key.clone());
         let sample = samples.entry(key).or_default();
-        let small = |entry: &mut tar::Entry<'_, File>| -> Option<String> {
+        if again {
+            sample.bad = Some(
+                "its key appears twice in the shard, apart: two samples under one key; rename one"
+                    .into(),
+            );
+            continue;
+        }
+        let small = |entry: &mut tar::Entry<'_, File>| -> Result<String, String> {
             if size > MAX_LABEL_MEMBER {
-                return None;
+                return Err(format!(
+                    "its .{ext} member is {}, over the {} a label member may have",
+                    headstart_files::describe_size(size),
+                    headstart_files::describe_size(MAX_LABEL_MEMBER)
+                ));
             }
-            let mut s = String::new();
-            entry.read_to_string(&mut s).ok()?;
-            Some(s.trim().to_string())
+            let mut b = Vec::new();
+            entry.read_to_end(&mut b).map_err(|e| e.to_string())?;
+            String::from_utf8(b)
+                .map(|s| s.trim().to_string())
+                .map_err(|_| format!("its .{ext} member is not UTF-8 text"))
         };
-        match ext.as_str() {
+        let slot = match ext.as_str() {
             e if IMAGE_EXTENSIONS.contains(&e) => {
-                sample.image.get_or_insert((offset, size));
+                if sample.image.replace((offset, size)).is_some() {
+                    sample.bad = Some(format!(
+                        "it has two image members (another `.{e}` or other image extension)"
+                    ));
+                }
+                continue;
             }
-            "cls" => sample.cls = small(&mut entry),
-            "txt" => sample.txt = small(&mut entry),
-            "json" => sample.json = small(&mut entry),
-            _ => {}
+            "cls" => &mut sample.cls,
+            "txt" => &mut sample.txt,
+            "json" => &mut sample.json,
+            _ => continue,
+        };
+        if slot.replace(small(&mut entry)).is_some() {
+            sample.bad = Some(format!("it has two .{ext} members"));
         }
     }
     // A tar cut at a block boundary reads like a shorter, complete one: only the
@@ -304,21 +366,41 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
     }
     for (key, s) in samples {
         let rel = format!("{rel_tar}/{key}");
-        let Some((offset, len)) = s.image else {
+        let fail = |out: &mut Listing, message: String| {
             out.errors.push(ErrorRow {
-                path: rel,
+                path: rel.clone(),
                 stage: "list".into(),
-                message: format!(
+                message,
+            });
+        };
+        if let Some(why) = s.bad {
+            fail(out, format!("sample not used: {why}"));
+            continue;
+        }
+        let Some((offset, len)) = s.image else {
+            fail(
+                out,
+                format!(
                     "sample has no image member ({})",
                     IMAGE_EXTENSIONS.join(", ")
                 ),
-            });
+            );
             continue;
         };
         let label = match label {
-            LabelFrom::Cls => s.cls,
-            LabelFrom::Txt => s.txt,
-            LabelFrom::Json(field) => s.json.as_deref().and_then(|j| json_field(j, field)),
+            LabelFrom::Cls => s.cls.transpose(),
+            LabelFrom::Txt => s.txt.transpose(),
+            LabelFrom::Json(field) => s
+                .json
+                .transpose()
+                .map(|j| j.as_deref().and_then(|j| json_field(j, field))),
+        };
+        let label = match label {
+            Ok(l) => l,
+            Err(why) => {
+                fail(out, format!("no label: {why}"));
+                continue;
+            }
         };
         out.items.push(Item {
             rel,
@@ -386,7 +468,7 @@ fn image_column(fields: &[Arc<Field>]) -> Option<String> {
 }
 
 fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let (file, _) = open_regular(path).map_err(|e| e.reason())?;
     ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("cannot read as Parquet: {e}"))
 }
@@ -408,6 +490,9 @@ pub fn list_parquets(
 ) -> Result<Listing, ExtractError> {
     list_containers(input, "parquet", keep, &list_parquet)
 }
+
+/// One row's value of a label or split column, or why it names nothing.
+type RowValue = Result<Option<String>, String>;
 
 fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), String> {
     let b = open_parquet(path)?;
@@ -437,13 +522,11 @@ fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), St
     let (mut group, mut in_group, mut row) = (0usize, 0usize, 0usize);
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
-        let col = |n: &str| -> Result<Option<Vec<Option<String>>>, String> {
+        // Per row: one value that names no class is that row's error only.
+        let col = |n: &str| -> Result<Option<Vec<RowValue>>, String> {
             batch
                 .column_by_name(n)
-                .map(|c| {
-                    headstart_cache::column_utf8(&schema, n, c.as_ref())
-                        .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
-                })
+                .map(|c| headstart_cache::column_utf8_rows(&schema, n, c.as_ref()))
                 .transpose()
         };
         let labels = col("label")?;
@@ -453,9 +536,22 @@ fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), St
                 group += 1;
                 in_group = 0;
             }
-            let get = |c: &Option<Vec<Option<String>>>| c.as_ref().and_then(|c| c[i].clone());
             let rel = format!("{rel_file}/{row}");
-            let split = match get(&splits) {
+            let get = |c: &Option<Vec<RowValue>>| c.as_ref().map_or(Ok(None), |c| c[i].clone());
+            let (label, split) = match (get(&labels), get(&splits)) {
+                (Ok(l), Ok(s)) => (l, s),
+                (Err(message), _) | (_, Err(message)) => {
+                    out.errors.push(ErrorRow {
+                        path: rel,
+                        stage: "list".into(),
+                        message,
+                    });
+                    row += 1;
+                    in_group += 1;
+                    continue;
+                }
+            };
+            let split = match split {
                 None => file_split.clone(),
                 Some(s) => match normalize_split(&s) {
                     Some(s) => Some(s),
@@ -474,7 +570,7 @@ fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), St
             out.items.push(Item {
                 rel,
                 abs: abs.clone(),
-                label: get(&labels).filter(|l| !l.is_empty()),
+                label: label.filter(|l| !l.is_empty()),
                 split,
                 source: Source::ParquetRow {
                     row_group: group,
@@ -489,49 +585,74 @@ fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), St
 }
 
 /// Reads the bytes of the items `unit` of `items`: one file or tar member, or
-/// the rows of one Parquet row group (see [`units`]).
-pub fn load(items: &[Item], unit: &[usize]) -> Vec<Result<Vec<u8>, String>> {
+/// the rows of one Parquet row group (see [`units`]). Only regular files are
+/// read, and no file, member or cell over `limit` bytes: those are errors
+/// (`not a regular file`, `too large`), as is anything unreadable.
+pub fn load(items: &[Item], unit: &[usize], limit: u64) -> Vec<Result<Vec<u8>, String>> {
     let Some(&first) = unit.first() else {
         return Vec::new();
     };
     match items[first].source {
         Source::File => unit
             .iter()
-            .map(|&i| std::fs::read(&items[i].abs).map_err(|e| e.to_string()))
+            .map(|&i| read_regular(&items[i].abs, limit).map_err(|e| e.reason()))
             .collect(),
-        Source::TarMember { .. } => unit.iter().map(|&i| read_member(&items[i])).collect(),
-        Source::ParquetRow { row_group, .. } => match read_group(&items[first].abs, row_group) {
-            Ok(rows) => unit
-                .iter()
-                .map(|&i| match items[i].source {
-                    Source::ParquetRow { row, .. } => {
-                        rows.get(row).cloned().flatten().ok_or_else(|| {
-                            format!("row {row} of row group {row_group} has no image bytes")
-                        })
-                    }
-                    _ => Err("mixed sources in one unit".into()),
-                })
-                .collect(),
-            Err(e) => unit.iter().map(|_| Err(e.clone())).collect(),
-        },
+        Source::TarMember { .. } => unit
+            .iter()
+            .map(|&i| read_member(&items[i], limit))
+            .collect(),
+        Source::ParquetRow { row_group, .. } => {
+            match read_group(&items[first].abs, row_group, limit) {
+                Ok(rows) => unit
+                    .iter()
+                    .map(|&i| match items[i].source {
+                        Source::ParquetRow { row, .. } => {
+                            rows.get(row).cloned().flatten().unwrap_or_else(|| {
+                                Err(format!(
+                                    "row {row} of row group {row_group} has no image bytes"
+                                ))
+                            })
+                        }
+                        _ => Err("mixed sources in one unit".into()),
+                    })
+                    .collect(),
+                Err(e) => unit.iter().map(|_| Err(e.clone())).collect(),
+            }
+        }
     }
 }
 
-fn read_member(item: &Item) -> Result<Vec<u8>, String> {
+/// Why a member or cell of `bytes` bytes is not read.
+fn too_large(bytes: u64, limit: u64) -> String {
+    headstart_files::ReadError::TooLarge {
+        path: PathBuf::new(),
+        bytes,
+        limit,
+    }
+    .reason()
+}
+
+fn read_member(item: &Item, limit: u64) -> Result<Vec<u8>, String> {
     use std::os::unix::fs::FileExt;
     let Source::TarMember { offset, len } = item.source else {
         return Err("not a tar member".into());
     };
-    let file = File::open(&item.abs).map_err(|e| e.to_string())?;
-    let len = usize::try_from(len).map_err(|_| "member too large".to_string())?;
+    if len > limit {
+        return Err(too_large(len, limit));
+    }
+    let (file, _) = open_regular(&item.abs).map_err(|e| e.reason())?;
+    let len = usize::try_from(len).map_err(|_| too_large(len, limit))?;
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, offset)
         .map_err(|e| format!("{} (is the tar truncated?)", e))?;
     Ok(buf)
 }
 
-/// The image bytes of every row of one row group (`None` for null rows).
-fn read_group(path: &Path, group: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
+/// The image bytes of every row of one row group (`None` for null rows; a
+/// cell over `limit` bytes is an error of its own row). A row group whose
+/// image column holds more than [`MAX_GROUP_BYTES`] is refused whole before
+/// it is read: a thread holds one row group in memory.
+fn read_group(path: &Path, group: usize, limit: u64) -> Result<Vec<Option<Cell>>, String> {
     let b = open_parquet(path)?;
     let image = image_column(b.schema().fields()).ok_or("no image column")?;
     // By position: a column name may hold dots, which name-based projection splits.
@@ -542,6 +663,26 @@ fn read_group(path: &Path, group: usize) -> Result<Vec<Option<Vec<u8>>>, String>
         .position(|f| *f.name() == image)
         .ok_or("no image column")?;
     let mask = ProjectionMask::roots(b.parquet_schema(), [root]);
+    let size: i64 = b
+        .metadata()
+        .row_groups()
+        .get(group)
+        .map(|rg| {
+            rg.columns()
+                .iter()
+                .filter(|c| mask.leaf_included(leaf_index(b.parquet_schema(), c)))
+                .map(|c| c.uncompressed_size())
+                .sum()
+        })
+        .unwrap_or(0);
+    let cap = MAX_GROUP_BYTES.max(limit);
+    if u64::try_from(size).unwrap_or(0) > cap {
+        return Err(format!(
+            "row group {group} holds {} of image bytes, over the {} a row group may hold; write the file with smaller row groups (e.g. pyarrow `row_group_size=1000`)",
+            headstart_files::describe_size(size as u64),
+            headstart_files::describe_size(cap)
+        ));
+    }
     let reader = b
         .with_row_groups(vec![group])
         .with_projection(mask)
@@ -559,21 +700,44 @@ fn read_group(path: &Path, group: usize) -> Result<Vec<Option<Vec<u8>>>, String>
                 .as_ref(),
             None => col.as_ref(),
         };
-        let get = |i: usize| -> Option<Vec<u8>> {
+        let get = |i: usize| -> Option<Cell> {
             if bytes.is_null(i) {
                 return None;
             }
-            if let Some(b) = bytes.as_binary_opt::<i32>() {
-                return Some(b.value(i).to_vec());
-            }
-            if let Some(b) = bytes.as_binary_opt::<i64>() {
-                return Some(b.value(i).to_vec());
-            }
-            bytes.as_binary_view_opt().map(|b| b.value(i).to_vec())
+            let value = if let Some(b) = bytes.as_binary_opt::<i32>() {
+                b.value(i)
+            } else if let Some(b) = bytes.as_binary_opt::<i64>() {
+                b.value(i)
+            } else {
+                bytes.as_binary_view_opt()?.value(i)
+            };
+            Some(if value.len() as u64 > limit {
+                Err(too_large(value.len() as u64, limit))
+            } else {
+                Ok(value.to_vec())
+            })
         };
         rows.extend((0..bytes.len()).map(get));
     }
     Ok(rows)
+}
+
+/// One image cell's bytes, or why they are not read.
+type Cell = Result<Vec<u8>, String>;
+
+/// Image bytes a row group may hold (uncompressed), or the file limit if larger.
+pub const MAX_GROUP_BYTES: u64 = 2 << 30;
+
+/// The index of column chunk `c` among the leaves of `schema`.
+fn leaf_index(
+    schema: &parquet::schema::types::SchemaDescriptor,
+    c: &parquet::file::metadata::ColumnChunkMetaData,
+) -> usize {
+    schema
+        .columns()
+        .iter()
+        .position(|d| d.path() == c.column_path())
+        .unwrap_or(usize::MAX)
 }
 
 /// Groups item indices into read units: Parquet rows by (file, row group), so a
@@ -655,6 +819,147 @@ mod tests {
         assert_eq!(listed, [("s.tar/a", Some("cat"))]);
     }
 
+    /// A tar of `(name, data)` members, for the damage tests.
+    fn tar_of(p: &Path, members: &[(&str, &[u8])]) {
+        let mut b = tar::Builder::new(File::create(p).unwrap());
+        for (name, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.finish().unwrap();
+    }
+
+    fn listed(out: &Listing) -> Vec<(&str, Option<&str>)> {
+        out.items
+            .iter()
+            .map(|i| (i.rel.as_str(), i.label.as_deref()))
+            .collect()
+    }
+
+    fn errors(out: &Listing) -> Vec<(&str, &str)> {
+        out.errors
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect()
+    }
+
+    /// Regression (#22 item 16): a gzipped `.tar` printed raw binary in its
+    /// error; it now says what it is and how to decompress it.
+    #[test]
+    fn a_compressed_tar_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.tar");
+        std::fs::write(&p, [0x1f, 0x8b, 8, 0, 0xff, 0xfe, 0, 1, 2, 3]).unwrap();
+        let e = list_tar(&p, "s.tar", &LabelFrom::Cls, &mut Listing::default()).unwrap_err();
+        assert!(
+            e.starts_with("gzip-compressed") && e.contains("gunzip"),
+            "{e}"
+        );
+        assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+    }
+
+    /// Regression (#22 item 16): a member whose header declares a huge size
+    /// lost the good samples before it; a duplicate key silently kept one of
+    /// the two samples; an invalid-UTF-8 or 5 MB `.cls` silently unlabelled
+    /// its sample. Each is now an error row of its own.
+    #[test]
+    fn tar_damage_costs_only_the_samples_it_touches() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.tar");
+        let big = vec![b'x'; 2 << 20];
+        tar_of(
+            &p,
+            &[
+                ("a.png", b"1"),
+                ("a.cls", b"cat"),
+                ("b.png", b"2"),
+                ("b.cls", b"\xff\xfe"),
+                ("c.png", b"3"),
+                ("c.cls", &big),
+                ("d.png", b"4"),
+                ("d.cls", b"dog"),
+                ("e.png", b"5"),
+                ("d.png", b"6"),
+                ("z.png", b"7"),
+                ("z.cls", b"cat"),
+            ],
+        );
+        // The last member's size field says 8 GiB (octal, as tar writes it).
+        let mut bytes = std::fs::read(&p).unwrap();
+        let last = bytes.len() - 2 * 512 /* end marker */ - 2 * 512 /* z.cls */;
+        bytes[last + 124..last + 136].copy_from_slice(b"77777777777\0");
+        let sum: u32 = bytes[last..last + 512]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u32::from(b)
+                }
+            })
+            .sum();
+        bytes[last + 148..last + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        let mut out = Listing::default();
+        let e = list_tar(&p, "s.tar", &LabelFrom::Cls, &mut out).unwrap_err();
+        assert!(e.contains("declares 8589934591 bytes"), "{e}");
+        assert_eq!(listed(&out), [("s.tar/a", Some("cat")), ("s.tar/e", None)]);
+        let errs = errors(&out);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].0 == "s.tar/b" && errs[0].1.contains("not UTF-8"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].0 == "s.tar/c" && errs[1].1.contains("2.0 MiB"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].0 == "s.tar/d" && errs[2].1.contains("appears twice"),
+            "{errs:?}"
+        );
+    }
+
+    /// Regression (#22 item 16): one out-of-range ClassLabel index turned the
+    /// whole image Parquet file into one error row; it is now that row's.
+    #[test]
+    fn a_bad_class_index_fails_its_row_only() {
+        use arrow_array::{BinaryArray, Int64Array};
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.parquet");
+        let batch = arrow_array::RecordBatch::try_from_iter([
+            (
+                "image",
+                Arc::new(BinaryArray::from_iter_values([b"a", b"b", b"c"]))
+                    as arrow_array::ArrayRef,
+            ),
+            ("label", Arc::new(Int64Array::from(vec![0, 7, 1]))),
+        ])
+        .unwrap();
+        let hf = r#"{"info": {"features": {"label": {"_type": "ClassLabel", "names": ["cat", "dog"]}}}}"#;
+        let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(
+            std::collections::HashMap::from([("huggingface".to_string(), hf.to_string())]),
+        ));
+        let batch = batch.with_schema(schema.clone()).unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&f).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let l = list_parquets(&f, &|_| true).unwrap();
+        assert_eq!(
+            listed(&l),
+            [("x.parquet/0", Some("cat")), ("x.parquet/2", Some("dog"))]
+        );
+        assert!(
+            errors(&l)[0].1.contains("class index 7"),
+            "{:?}",
+            errors(&l)
+        );
+    }
+
     /// Keys of a multi-folder pattern are relative to the folder before the
     /// first `{`, not to the first expanded file's folder.
     #[test]
@@ -695,7 +1000,7 @@ mod tests {
         let l = list_parquets(&f, &|_| true).unwrap();
         let rels: Vec<_> = l.items.iter().map(|i| i.rel.as_str()).collect();
         assert_eq!(rels, ["x.parquet/0", "x.parquet/1"]);
-        let got = load(&l.items, &[0, 1]);
+        let got = load(&l.items, &[0, 1], 1 << 20);
         assert_eq!(got, vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
 
         let m = dir.path().join("m.parquet");

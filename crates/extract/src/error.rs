@@ -98,6 +98,12 @@ pub enum ExtractError {
     /// The decoder rejected the image data.
     #[error("{0}")]
     Decode(String),
+    /// A decoder panicked on this image (a bug in the decoder, reached by
+    /// this file): the image fails, the run goes on.
+    #[error(
+        "decoder panicked: {0} (a decoder bug reached by this file; the rest of the run is unaffected)"
+    )]
+    DecoderPanicked(String),
     /// Resampling to the model's input size failed.
     #[error("resize of a {width}x{height} image: {message}")]
     Resize {

@@ -1,7 +1,6 @@
 //! What to extract: a class-folder tree, a CSV/Parquet manifest, or a plain folder.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::Array;
@@ -407,12 +406,36 @@ fn list_manifest(manifest: &Path) -> Result<Listing, ExtractError> {
 
 type ManifestRows = Vec<(String, Option<String>, Option<String>)>;
 
+/// Why a Parquet file without a `path` column is neither a manifest nor image
+/// Parquet: names a column that looks meant for images but has another type.
+fn not_a_manifest(schema: &arrow_schema::Schema) -> String {
+    let imagey = ["image", "img", "jpg", "jpeg", "png", "webp", "bytes"];
+    match schema
+        .fields()
+        .iter()
+        .find(|f| imagey.contains(&f.name().to_ascii_lowercase().as_str()))
+    {
+        Some(f) => format!(
+            "column `{}` has type {}, but images are binary or a struct {{bytes, path}} (as Hugging Face datasets write); a manifest instead needs a `path` column",
+            f.name(),
+            f.data_type()
+        ),
+        None => {
+            "no image column (binary, or a struct {bytes, path}) and no `path` column of a manifest"
+                .into()
+        }
+    }
+}
+
 fn read_parquet_manifest(path: &Path) -> Result<ManifestRows, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let (file, _) = headstart_files::open_regular(path).map_err(|e| e.reason())?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("cannot read as Parquet: {e}"))?;
     // The builder's schema keeps the file's metadata (Hugging Face ClassLabel names).
     let schema = builder.schema().clone();
+    if schema.field_with_name("path").is_err() {
+        return Err(not_a_manifest(&schema));
+    }
     let reader = builder
         .build()
         .map_err(|e| format!("cannot read as Parquet: {e}"))?;

@@ -34,6 +34,7 @@ pub mod decode;
 pub mod error;
 pub mod features;
 pub mod input;
+pub mod isolate;
 mod jpeg_reduced;
 pub mod pipeline;
 pub mod quantize;

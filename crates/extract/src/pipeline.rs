@@ -16,9 +16,9 @@ use headstart_models::Preprocess;
 
 use crate::ExtractError;
 use crate::container::{self, LabelFrom};
-use crate::decode::decode_for;
 use crate::features::FeatureModel;
 use crate::input::{self, Item};
+use crate::isolate;
 use crate::tensor::{Preprocessor, normalize_into};
 
 /// An augmented view stored as its own row.
@@ -186,6 +186,7 @@ pub struct ExtractorBuilder {
     flush_rows: usize,
     flush_interval: Duration,
     label_from: LabelFrom,
+    max_file_size: u64,
 }
 
 /// A validated extract run; see [`Extractor::run`].
@@ -210,6 +211,7 @@ impl Extractor {
             flush_rows: 2048,
             flush_interval: Duration::from_secs(60),
             label_from: LabelFrom::default(),
+            max_file_size: headstart_files::DEFAULT_MAX_FILE_SIZE,
         }
     }
 }
@@ -263,8 +265,16 @@ impl ExtractorBuilder {
         self.label_from = l;
         self
     }
+    /// Largest file, tar member or Parquet cell read, in bytes (default
+    /// [`headstart_files::DEFAULT_MAX_FILE_SIZE`]); larger ones are error rows.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = bytes;
+        self
+    }
     /// Validates the settings once.
     pub fn build(mut self) -> Result<Extractor, ExtractError> {
+        // The output first: a folder that is not a cache is refused before any work.
+        Cache::check_dir(&self.out)?;
         let param = |name, value: String, message: &str| ExtractError::Param {
             name,
             value,
@@ -277,8 +287,8 @@ impl ExtractorBuilder {
                 &format!("must be between 1 and {MAX_BATCH}"),
             ));
         }
-        if self.threads == Some(0) {
-            return Err(param("threads", "0".into(), "must be at least 1"));
+        if let Some(n) = self.threads {
+            headstart_runtime::check_threads("threads", n)?;
         }
         if self.views.is_empty() {
             return Err(param("views", String::new(), "name at least one view"));
@@ -286,6 +296,13 @@ impl ExtractorBuilder {
         self.views.dedup();
         if self.flush_rows == 0 {
             return Err(param("flush_every", "0".into(), "must be at least 1"));
+        }
+        if self.max_file_size == 0 {
+            return Err(param(
+                "max_file_size",
+                "0".into(),
+                "must be at least 1 byte",
+            ));
         }
         Ok(Extractor { cfg: self })
     }
@@ -340,11 +357,15 @@ pub struct Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "cache        {}", self.cache.display())?;
+        use headstart_files::escape as esc;
+        writeln!(f, "cache        {}", esc(&self.cache.display().to_string()))?;
         writeln!(
             f,
             "model        {} ({}-d, fingerprint {}) on {}",
-            self.model, self.feature_dim, self.model_fingerprint, self.execution_provider
+            esc(&self.model),
+            self.feature_dim,
+            self.model_fingerprint,
+            self.execution_provider
         )?;
         if let Some(s) = &self.shard {
             writeln!(f, "shard        {s}")?;
@@ -371,7 +392,8 @@ impl std::fmt::Display for Summary {
             self.wall_seconds, self.decode_seconds, self.inference_seconds, self.write_seconds
         )?;
         if let Some(e) = &self.errors_file {
-            writeln!(f, "errors       {} (path, stage, message)", e.display())?;
+            let e = e.display().to_string();
+            writeln!(f, "errors       {} (path, stage, message)", esc(&e))?;
         }
         Ok(())
     }
@@ -582,7 +604,7 @@ impl Extractor {
                                 return;
                             }
                             let t0 = Instant::now();
-                            let loaded = container::load(&items, unit);
+                            let loaded = container::load(&items, unit, cfg.max_file_size);
                             stats
                                 .decode_ns
                                 .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -753,7 +775,7 @@ fn prepare(
     if missing.is_empty() {
         return Prepared::Cached;
     }
-    let img = match decode_for(&bytes, buf, recipe) {
+    let img = match isolate::decode(&bytes, buf, recipe) {
         Ok(img) => img,
         Err(e) => {
             return Prepared::Failed {
@@ -764,12 +786,19 @@ fn prepare(
     };
     drop(bytes);
     let out_w = pre.preprocess().width as usize;
-    let resized = match pre.resize(&img) {
-        Ok(r) => r,
-        Err(e) => {
+    let img = &img;
+    let resized = match isolate::guarded(move || pre.resize(img)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             return Prepared::Failed {
                 stage: "preprocess",
                 message: e.to_string(),
+            };
+        }
+        Err(panic) => {
+            return Prepared::Failed {
+                stage: "preprocess",
+                message: format!("preprocessing panicked: {panic}"),
             };
         }
     };

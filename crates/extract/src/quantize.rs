@@ -95,18 +95,22 @@ pub fn quantize_backbone(
         Ok(())
     };
     for unit in crate::container::units(images) {
-        for bytes in crate::container::load(images, &unit) {
+        for bytes in crate::container::load(images, &unit, headstart_files::DEFAULT_MAX_FILE_SIZE) {
             let Ok(bytes) = bytes else {
                 skipped += 1;
                 continue;
             };
-            let Ok(img) = crate::decode::decode_for(&bytes, &mut buf, &model.preprocess) else {
+            let Ok(img) = crate::isolate::decode(&bytes, &mut buf, &model.preprocess) else {
                 skipped += 1;
                 continue;
             };
             let at = tensor.len();
             tensor.resize(at + len, 0.0);
-            if pre.tensor_into(&img, &mut tensor[at..]).is_err() {
+            let (img, slot) = (&img, &mut tensor[at..]);
+            if !matches!(
+                crate::isolate::guarded(|| pre.tensor_into(img, slot)),
+                Ok(Ok(_))
+            ) {
                 tensor.truncate(at);
                 skipped += 1;
                 continue;

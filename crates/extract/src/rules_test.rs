@@ -422,3 +422,42 @@ fn shards_together_equal_one_run() {
     assert_eq!((s.extracted, s.deleted), (0, 0));
     assert_eq!(rows(&sharded), rows(&single));
 }
+
+/// Regression (#26 item 1): a panic in a decoder (zune-jpeg's `idct/avx2.rs`
+/// unwrap, reached by a 633-byte file) aborted the run with exit 101, losing
+/// the other images' unflushed rows, the error rows and the tombstones, and
+/// every rerun died the same way. It is now that image's error row; the run
+/// finishes, and a rerun does no new work and ends the same way.
+#[test]
+fn a_decoder_panic_fails_its_image_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, cache) = (dir.path().join("in"), dir.path().join("cache"));
+    class_folders(&input, 3);
+    // The seam panics on files that end with this marker (PNG ignores it).
+    let mut bytes = std::fs::read(sample("train", "bag", 5)).unwrap();
+    bytes.extend_from_slice(b"PANIC-IN-DECODER");
+    std::fs::write(input.join("bag/hostile.png"), &bytes).unwrap();
+    crate::isolate::inject_decoder_panic(Some(|b| b.ends_with(b"PANIC-IN-DECODER")));
+    let mut model = TestModel::new(16, 4);
+    let first = run(builder(&input, &cache), &mut model);
+    let again = run(builder(&input, &cache), &mut model);
+    crate::isolate::inject_decoder_panic(None);
+    let (first, again) = (first.unwrap(), again.unwrap());
+    assert_eq!(counts(&first), (12, 0, 1, 0));
+    assert_eq!(counts(&again), (0, 12, 1, 0));
+    let errors = headstart_cache::read_errors(first.errors_file.as_ref().unwrap()).unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        (errors[0].path.as_str(), errors[0].stage.as_str()),
+        ("bag/hostile.png", "decode")
+    );
+    assert!(
+        errors[0]
+            .message
+            .starts_with("decoder panicked: injected decoder panic")
+            && errors[0].message.contains("isolate.rs:"),
+        "{}",
+        errors[0].message
+    );
+    assert_eq!(rows(&cache).len(), 12);
+}

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use headstart_extract::decode::decode_for;
 use headstart_extract::input::{self, InputKind};
+use headstart_extract::isolate;
 use headstart_extract::pipeline::content_hash;
 use headstart_extract::tensor::{Preprocessor, normalize_into};
 use headstart_extract::{FeatureModel, Progress};
@@ -32,6 +32,7 @@ pub struct Classifier<'a> {
     cached: HashMap<String, Vec<f32>>,
     open: Option<OpenBackbone<'a>>,
     model: Option<Box<dyn FeatureModel + 'a>>,
+    max_file_size: u64,
 }
 
 /// What happened to one input, in input order.
@@ -85,7 +86,23 @@ impl<'a> Classifier<'a> {
             cached: HashMap::new(),
             open: Some(Box::new(backbone)),
             model: None,
+            max_file_size: headstart_files::DEFAULT_MAX_FILE_SIZE,
         })
+    }
+
+    /// Largest file read, in bytes (default
+    /// [`headstart_files::DEFAULT_MAX_FILE_SIZE`]); a larger one, or one that
+    /// is not a regular file (a FIFO, a device), gets a `read` error row.
+    pub fn with_max_file_size(mut self, bytes: u64) -> Result<Classifier<'a>, ServeError> {
+        if bytes == 0 {
+            return Err(ServeError::Param {
+                name: "max_file_size",
+                value: "0".into(),
+                message: "must be at least 1 byte".into(),
+            });
+        }
+        self.max_file_size = bytes;
+        Ok(self)
     }
 
     /// Takes features of images whose content is in these caches (their
@@ -197,7 +214,7 @@ impl<'a> Classifier<'a> {
         // Read and hash; cached features need nothing more.
         let read: Vec<Read> = batch
             .par_iter()
-            .map(|&i| read_one(entries[i].abs.as_deref(), &self.cached))
+            .map(|&i| read_one(entries[i].abs.as_deref(), &self.cached, self.max_file_size))
             .collect();
         let mut features: Vec<Option<Vec<f32>>> = vec![None; batch.len()];
         let mut from_cache = vec![false; batch.len()];
@@ -221,10 +238,13 @@ impl<'a> Classifier<'a> {
                 .map_init(
                     || (Preprocessor::new(pre.clone()), Vec::new()),
                     |(prep, buf), (_, bytes)| {
-                        let img = decode_for(bytes, buf, &pre)
+                        let img = isolate::decode(bytes, buf, &pre)
                             .map_err(|e| failed("decode", e.to_string()))?;
-                        let pixels = prep
-                            .resize_u8(&img)
+                        let img = &img;
+                        let pixels = isolate::guarded(move || prep.resize_u8(img))
+                            .map_err(|p| {
+                                failed("preprocess", format!("preprocessing panicked: {p}"))
+                            })?
                             .map_err(|e| failed("preprocess", e.to_string()))?;
                         let mut t = vec![0f32; pre.tensor_len()];
                         normalize_into(&pre, pixels, &mut t);
@@ -373,15 +393,77 @@ enum Read {
     Failed(Outcome),
 }
 
-fn read_one(abs: Option<&Path>, cached: &HashMap<String, Vec<f32>>) -> Read {
+fn read_one(abs: Option<&Path>, cached: &HashMap<String, Vec<f32>>, limit: u64) -> Read {
     let Some(abs) = abs else {
         return Read::Failed(failed("list", "nothing to read"));
     };
-    match std::fs::read(abs) {
-        Err(e) => Read::Failed(failed("read", e.to_string())),
+    match headstart_files::read_regular(abs, limit) {
+        Err(e) => Read::Failed(failed("read", e.reason())),
         Ok(bytes) => match cached.get(&content_hash(&bytes)) {
             Some(f) => Read::Cached(f.clone()),
             None => Read::Bytes(bytes),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use headstart_extract::testing::TestModel;
+    use headstart_extract::{Extractor, NoProgress};
+
+    /// Regression (#26 item 1): a decoder panic on one image aborted
+    /// `predict` with a backtrace; it is now that image's error row, and the
+    /// other images are classified.
+    #[test]
+    fn a_decoder_panic_fails_its_image_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        for (class, rgb) in [("red", [220, 40, 40]), ("blue", [40, 40, 220])] {
+            std::fs::create_dir_all(images.join(class)).unwrap();
+            for i in 0..6u8 {
+                let img = image::RgbImage::from_fn(8, 8, |x, y| {
+                    image::Rgb(rgb.map(|v: u8| v - ((x as u8 * 7 + y as u8 * 3 + i * 5) % 32)))
+                });
+                img.save(images.join(class).join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+        let cache = dir.path().join("cache");
+        Extractor::builder(&images, &cache)
+            .build()
+            .unwrap()
+            .run(&mut TestModel::new(16, 4), &NoProgress)
+            .unwrap();
+        let table = headstart_cache::read_features(std::slice::from_ref(&cache)).unwrap();
+        let outcome =
+            headstart_fit::fit(&table, &headstart_fit::FitParams::new().check().unwrap()).unwrap();
+        let head = dir.path().join("head");
+        outcome.save(&head, false, &[]).unwrap();
+        let good = images.join("red/0.png");
+        let hostile = dir.path().join("hostile.png");
+        let mut bytes = std::fs::read(images.join("blue/1.png")).unwrap();
+        bytes.extend_from_slice(b"PANIC-IN-PREDICT");
+        std::fs::write(&hostile, bytes).unwrap();
+        headstart_extract::isolate::inject_decoder_panic(Some(|b| {
+            b.ends_with(b"PANIC-IN-PREDICT")
+        }));
+        let mut classifier =
+            Classifier::open(&head, |_| Ok(Box::new(TestModel::new(16, 4)))).unwrap();
+        let got = classifier.predict(&[hostile, good], 4, &NoProgress);
+        headstart_extract::isolate::inject_decoder_panic(None);
+        let got = got.unwrap();
+        match &got[0].outcome {
+            Outcome::Failed { stage, message } => {
+                assert_eq!(stage, "decode");
+                assert!(message.starts_with("decoder panicked"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(got[1].outcome, Outcome::Done { .. }),
+            "{:?}",
+            got[1]
+        );
     }
 }
