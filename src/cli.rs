@@ -127,6 +127,8 @@ pub struct PredictArgs {
     /// Images per inference batch.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +139,8 @@ pub struct ExportArgs {
     /// Output .onnx file.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub force: ForceArgs,
     /// Take uint8 NHWC images at the model's input size and do cast, normalisation and
     /// transpose inside the graph (resize and crop stay outside).
     #[arg(long, conflicts_with = "head_only")]
@@ -158,6 +162,8 @@ pub struct FitArgs {
     /// SVG, report.html).
     #[arg(long, value_name = "HEAD_DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub force: ForceArgs,
     #[command(flatten)]
     pub head: HeadArgs,
     /// Views used for training (default: all stored views); evaluation uses `original`.
@@ -188,7 +194,13 @@ pub struct HeadArgs {
     /// Inverse L2 strength with scikit-learn's meaning; a comma list sweeps it (picked on
     /// validation) [default: 1 for fit; 0.01,0.1,1 for audit, whose out-of-fold probabilities
     /// must be calibrated; 0.01,0.1,1,10 for compare].
-    #[arg(long, value_delimiter = ',', value_name = "C")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "C",
+        allow_negative_numbers = true,
+        value_parser = parse_c
+    )]
     pub c: Vec<f64>,
     /// Class weights: none or balanced (n / (k * n_class)).
     #[arg(long, default_value = "none", value_name = "MODE")]
@@ -214,6 +226,26 @@ pub struct ReportArgs {
     /// `extract` recorded in the cache].
     #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,
+}
+
+/// Limits on what is read from untrusted inputs.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LimitArgs {
+    /// Largest image file, tar member or Parquet cell read; larger ones become error rows
+    /// ("too large"). Bytes, or with a unit: 512MiB, 2GiB, 100M.
+    #[arg(long, default_value = "512MiB", value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_file_size: u64,
+}
+
+/// Replacing what headstart wrote before.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ForceArgs {
+    /// Replace headstart's artifacts where it cannot tell that it wrote them: a folder of
+    /// head or audit file names without their marker (head.json, audit.json), an existing
+    /// --out file of `export`, an installed model name. Files headstart did not write are
+    /// never replaced or deleted: a folder holding any is refused, with or without --force.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Calibration of an int8 copy (shared by `models quantize` and `extract --precision int8`).
@@ -242,6 +274,8 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "NAME")]
     pub out: String,
     #[command(flatten)]
+    pub force: ForceArgs,
+    #[command(flatten)]
     pub calibration: CalibrationArgs,
     #[command(flatten)]
     pub recipe: RecipeArgs,
@@ -255,6 +289,8 @@ pub struct AuditArgs {
     /// Folder for label_issues.csv, audit.json and audit.html.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub force: ForceArgs,
     /// Folds of the out-of-fold probabilities (each fits one head).
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub folds: usize,
@@ -277,13 +313,16 @@ pub struct CompareArgs {
         long,
         value_delimiter = ',',
         default_value = "efficientnet-lite0,efficientnet-lite1,efficientnet-lite2",
-        value_name = "A,B,.."
+        value_name = "A,B,..",
+        value_parser = parse_model_spec
     )]
     pub models: Vec<String>,
     /// Folder for one cache and one head per backbone, compare.csv and compare.svg;
     /// caches are reused on reruns.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub force: ForceArgs,
     /// Preprocessing of the backbones given as .onnx files (built-in ones carry their own).
     #[command(flatten)]
     pub recipe: RecipeArgs,
@@ -339,16 +378,16 @@ pub struct RecipeArgs {
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// Square input size in pixels (overrides the preset).
-    #[arg(long, value_name = "PX")]
+    #[arg(long, value_name = "PX", value_parser = parse_size)]
     pub size: Option<u32>,
     /// Centre crop as a fraction of the shorter side, e.g. 0.875 (1 = no crop).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", value_parser = parse_crop)]
     pub crop: Option<f32>,
     /// Per-channel mean on the 0-255 scale, R,G,B.
-    #[arg(long, value_name = "R,G,B", value_parser = parse_triple)]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_mean)]
     pub mean: Option<[f32; 3]>,
     /// Per-channel std on the 0-255 scale, R,G,B.
-    #[arg(long, value_name = "R,G,B", value_parser = parse_triple)]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_std)]
     pub std: Option<[f32; 3]>,
     /// Resize filter.
     #[arg(long, value_enum)]
@@ -386,10 +425,82 @@ fn parse_triple(s: &str) -> Result<[f32; 3], String> {
         .map(|x| {
             x.trim()
                 .parse::<f32>()
-                .map_err(|_| format!("`{x}` is not a number"))
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("`{x}` is not a number"))
         })
         .collect::<Result<_, _>>()?;
     <[f32; 3]>::try_from(v).map_err(|_| format!("`{s}` needs three comma-separated numbers"))
+}
+
+fn parse_mean(s: &str) -> Result<[f32; 3], String> {
+    parse_triple(s)
+}
+
+fn parse_std(s: &str) -> Result<[f32; 3], String> {
+    let v = parse_triple(s)?;
+    if v.iter().any(|&x| x <= 0.0) {
+        return Err("each standard deviation must be above 0, e.g. 58.4,57.1,57.4".into());
+    }
+    Ok(v)
+}
+
+fn parse_crop(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err("use a fraction of the shorter side above 0 and at most 1, e.g. 0.875".into()),
+    }
+}
+
+/// The largest square input `--size` accepts.
+const MAX_SIZE: u32 = 4096;
+
+fn parse_size(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if (1..=MAX_SIZE).contains(&v) => Ok(v),
+        _ => Err(format!("use 1 to {MAX_SIZE} pixels, e.g. 224")),
+    }
+}
+
+/// A byte count: a number, optionally with a unit (K, M, G, T, with or without
+/// `iB`/`B`; all binary: 1M = 1MiB = 1,048,576 bytes).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err("use bytes or a size like 512MiB, 2GiB, 100M".into()),
+    };
+    match num
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_shl(shift).filter(|v| v >> shift == n))
+    {
+        Some(v) if v > 0 => Ok(v),
+        _ => Err("use a size above 0, e.g. 512MiB".into()),
+    }
+}
+
+fn parse_c(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err("C is an inverse regularisation strength above 0, e.g. 0.01,0.1,1,10".into()),
+    }
+}
+
+fn parse_model_spec(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "an empty backbone name; list built-in names or .onnx paths, e.g. efficientnet-lite0,my.onnx"
+                .into(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 /// Where inference runs.
@@ -404,7 +515,7 @@ pub struct DeviceArgs {
     /// TensorRT: build fp16 engines (the first run builds and caches the engine; this takes minutes).
     #[arg(long)]
     pub fp16: bool,
-    /// ONNX Runtime intra-op threads [default: number of cores].
+    /// ONNX Runtime intra-op threads [default: number of cores; at most 4 per core, or 16].
     #[arg(long, value_name = "N")]
     pub intra_threads: Option<usize>,
 }
@@ -431,7 +542,7 @@ pub struct ExtractArgs {
     /// Images per inference batch.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub batch_size: usize,
-    /// Decode threads [default: number of cores].
+    /// Decode threads [default: number of cores; at most 4 per core, or 16].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Views stored per image, comma-separated: original, hflip.
@@ -472,6 +583,8 @@ pub struct ExtractArgs {
     pub precision: String,
     #[command(flatten)]
     pub calibration: CalibrationArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Print the summary as one line of JSON on stdout (JSON Lines when shards share a log).
     #[arg(long)]
     pub json: bool,

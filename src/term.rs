@@ -8,41 +8,15 @@ use std::borrow::Cow;
 /// of headstart's own messages are kept (split before escaping, so a backslash
 /// in a file name cannot fake one).
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(unsafe_char) {
+    if let Cow::Borrowed(_) = headstart_files::escape(s) {
         return Cow::Borrowed(s);
     }
-    let parts: Vec<String> = s.split(FIX).map(escape_all).collect();
+    let parts: Vec<Cow<str>> = s.split(FIX).map(headstart_files::escape).collect();
     Cow::Owned(parts.join(FIX))
 }
 
 /// The line break that starts the fix in library messages.
 const FIX: &str = "\nfix: ";
-
-fn escape_all(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// [`escape`] for each line of a multi-line text (tables, summaries): the line
-/// breaks stay, anything else that moves the cursor is escaped.
-pub fn escape_lines(s: &str) -> String {
-    s.split('\n').map(escape).collect::<Vec<_>>().join("\n")
-}
-
-/// Characters that change how a terminal shows the text around them.
-fn unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}')
-        || ('\u{202a}'..='\u{202e}').contains(&c)
-        || ('\u{2066}'..='\u{2069}').contains(&c)
-}
 
 #[cfg(test)]
 mod tests {
@@ -64,6 +38,5 @@ mod tests {
         assert_eq!(escape("naïve/日本.png"), "naïve/日本.png");
         // A literal backslash-n in a name is not a line break.
         assert_eq!(escape("a\\nfix: \u{7}"), "a\\nfix: \\u{7}");
-        assert_eq!(escape_lines("a\u{1b}b\nc\rd\n"), "a\\u{1b}b\nc\\rd\n");
     }
 }

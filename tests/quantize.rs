@@ -137,6 +137,7 @@ fn an_int8_copy_is_a_model_like_any_other_and_keeps_features_close() {
         "{}",
         common::describe(&e)
     );
+    // Regression (#22 item 5): an installed name was replaced silently.
     let e = common::run(&[
         "models",
         "quantize",
@@ -145,6 +146,22 @@ fn an_int8_copy_is_a_model_like_any_other_and_keeps_features_close() {
         images.to_str().unwrap(),
         "--out",
         &name,
+    ]);
+    assert_eq!(e.status.code(), Some(2), "{}", common::describe(&e));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("--force"),
+        "{}",
+        common::describe(&e)
+    );
+    let e = common::run(&[
+        "models",
+        "quantize",
+        "efficientnet-lite0",
+        "--calibrate",
+        images.to_str().unwrap(),
+        "--out",
+        &name,
+        "--force",
         "--keep-float",
         "_conv_stme",
     ]);

@@ -484,10 +484,10 @@ fn compare_extracts_once_per_backbone_and_reuses_caches() {
         "{first}"
     );
     assert!(lines[2].starts_with("model "), "{first}");
-    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    let csv = std::fs::read_to_string(out.join("result/compare.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(
-        std::fs::read_to_string(out.join("compare.svg"))
+        std::fs::read_to_string(out.join("result/compare.svg"))
             .unwrap()
             .contains("<svg")
     );
@@ -545,7 +545,7 @@ fn compare_prints_the_table_for_the_three_builtins_on_the_sample() {
         let speed: f64 = cols[5].parse().unwrap();
         assert!(speed > 0.0, "{stdout}");
     }
-    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    let csv = std::fs::read_to_string(out.join("result/compare.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
     // `models list` now shows each one's measured CPU speed.
     let list = run_ok(&["models", "list"]);

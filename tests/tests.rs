@@ -12,6 +12,7 @@ mod common;
 mod deploy;
 mod extract;
 mod foundation;
+mod ours;
 mod parquet_writers;
 mod quantize;
 mod report;

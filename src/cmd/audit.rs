@@ -3,15 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use headstart_fit::{AuditParams, AuditReport};
+use headstart_fit::{AUDIT_HTML, AUDIT_SET, AuditParams, AuditReport, ISSUES_CSV};
 
 use super::{Ctx, report};
 use crate::cli::AuditArgs;
-
-/// File names written into `--out`.
-pub const ISSUES_CSV: &str = "label_issues.csv";
-/// The whole audit as JSON.
-pub const AUDIT_JSON: &str = "audit.json";
 
 pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<ExitCode> {
     let params = AuditParams {
@@ -21,6 +16,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<ExitCode> {
     }
     .check()?;
     report::check_args(&a.report)?;
+    AUDIT_SET.check(&a.out, a.force.force)?;
     let table = headstart_cache::read_features(&a.caches)?;
     ctx.log(&format!(
         "read {} rows; auditing the labelled ones ({} folds)",
@@ -28,40 +24,26 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<ExitCode> {
         a.folds
     ));
     let audit = headstart_fit::audit(&table, &params)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    super::write_file(&a.out.join(ISSUES_CSV), &issues_csv(&audit)?)?;
-    super::write_file(&a.out.join(AUDIT_JSON), &serde_json::to_vec_pretty(&audit)?)?;
     let title = format!("headstart audit: {}", a.out.display());
-    let page = report::write_audit_report(
+    let page = report::audit_report(
         &a.report,
         &a.caches,
         &report::context(&title, &a.caches, &table),
         &audit,
-        &a.out,
     );
-    print!("{}", crate::term::escape_lines(&summary(&audit, a.top)));
-    println!("label issues: {}", a.out.join(ISSUES_CSV).display());
-    if let Some(p) = page {
-        println!("report: {}", p.display());
+    let dir = audit
+        .save(&a.out, a.force.force, page.as_deref())
+        .with_context(|| format!("saving the audit to {}", a.out.display()))?;
+    print!("{}", summary(&audit, a.top));
+    println!("label issues: {}", dir.join(ISSUES_CSV).display());
+    if page.is_some() {
+        println!("report: {}", dir.join(AUDIT_HTML).display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn issues_csv(a: &AuditReport) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["path", "given_label", "suggested_label", "score"])?;
-    for i in &a.issues {
-        w.write_record([
-            i.path.as_str(),
-            &i.given,
-            &i.suggested,
-            &format!("{:.6}", i.score),
-        ])?;
-    }
-    Ok(w.into_inner()?)
-}
-
 fn summary(a: &AuditReport, top: usize) -> String {
+    use headstart_files::escape as esc;
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(
@@ -78,7 +60,7 @@ fn summary(a: &AuditReport, top: usize) -> String {
         let _ = writeln!(
             o,
             "  too few images to audit fully (fewer than the folds, or all in one fold): {}; {} image(s) not judged",
-            a.small_classes.join(", "),
+            esc(&a.small_classes.join(", ")),
             a.unjudged
         );
     }
@@ -89,7 +71,10 @@ fn summary(a: &AuditReport, top: usize) -> String {
         let _ = writeln!(
             o,
             "  {:.3}  {} -> {}  {}",
-            i.score, i.given, i.suggested, i.path
+            i.score,
+            esc(&i.given),
+            esc(&i.suggested),
+            esc(&i.path)
         );
     }
     if a.issues.len() > top {
@@ -99,7 +84,12 @@ fn summary(a: &AuditReport, top: usize) -> String {
         let _ = writeln!(
             o,
             "  duplicate ({:?}, cos {:.3}): {} [{}] ~ {} [{}]",
-            d.kind, d.cosine, d.path, d.label, d.other_path, d.other_label
+            d.kind,
+            d.cosine,
+            esc(&d.path),
+            esc(&d.label),
+            esc(&d.other_path),
+            esc(&d.other_label)
         );
     }
     o

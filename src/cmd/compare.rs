@@ -8,6 +8,9 @@ use anyhow::{Context, Result};
 use headstart_extract::Extractor;
 use serde::{Deserialize, Serialize};
 
+use headstart_files::SetKind;
+use headstart_fit::HEAD_SET;
+
 use super::config::{open_features, resolve_recipe, session_config};
 use super::{Ctx, report};
 use crate::cli::CompareArgs;
@@ -34,7 +37,8 @@ struct Speed {
     images_per_second: f64,
 }
 
-/// A folder name for a model given by name or path.
+/// A folder name for a model given by name or path: one safe path component
+/// (a model file named `...onnx` must not become `..`).
 fn folder_name(spec: &str) -> String {
     let p = Path::new(spec);
     let base = if p.extension().is_some_and(|e| e == "onnx") {
@@ -43,23 +47,104 @@ fn folder_name(spec: &str) -> String {
     } else {
         spec.to_string()
     };
-    base.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
+    headstart_files::safe_component(&base)
+}
+
+/// The marker of a compare folder, written before any work.
+const MARKER: &str = "compare.json";
+/// The result set: compare.csv, compare.svg and rows.json, replaced as a whole.
+const RESULT: &str = "result";
+const RESULT_SET: SetKind = SetKind {
+    what: "comparison result",
+    marker: "rows.json",
+    is_artifact: |n| ["compare.csv", "compare.svg", "rows.json"].contains(&n),
+    is_marker: |b| serde_json::from_slice::<Vec<Row>>(b).is_ok(),
+};
+
+/// What `compare.json` records: that the folder is a comparison, of what.
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    headstart: String,
+    input: String,
+}
+
+/// Checks `--out` before any work: new, empty, or a compare folder (its
+/// marker, the result and model folders only); then claims it with the marker.
+fn claim(out: &Path, input: &Path) -> Result<()> {
+    let ours = std::fs::read(out.join(MARKER))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Marker>(&b).ok())
+        .is_some_and(|m| m.headstart == "compare");
+    if let Ok(rd) = std::fs::read_dir(out) {
+        let entries: Vec<_> = rd.flatten().collect();
+        let foreign: Vec<String> = entries
+            .iter()
+            .filter(|e| {
+                let n = e.file_name();
+                !(n == MARKER || e.file_type().is_ok_and(|t| t.is_dir()))
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !entries.is_empty() && (!ours || !foreign.is_empty()) {
+            let names: Vec<String> = if foreign.is_empty() {
+                entries
+                    .iter()
+                    .take(5)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
             } else {
-                '_'
+                foreign.into_iter().take(5).collect()
+            };
+            return Err(headstart_files::FilesError::Foreign {
+                dir: out.to_path_buf(),
+                what: "compare",
+                names,
             }
-        })
-        .collect()
+            .into());
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let marker = Marker {
+        headstart: "compare".into(),
+        input: input.display().to_string(),
+    };
+    headstart_files::write_atomic(&out.join(MARKER), &serde_json::to_vec_pretty(&marker)?)?;
+    Ok(())
+}
+
+/// One folder per backbone: two specs that are the same, or that map to the
+/// same folder, are refused before any work.
+fn folders(specs: &[String]) -> Result<Vec<String>> {
+    let mut seen: std::collections::HashMap<String, &str> = Default::default();
+    for spec in specs {
+        let f = folder_name(spec);
+        if let Some(first) = seen.insert(f.clone(), spec) {
+            let why = if first == spec {
+                format!("--models lists `{spec}` twice")
+            } else {
+                format!(
+                    "--models `{first}` and `{spec}` would share the folder `{f}`; rename one of the .onnx files"
+                )
+            };
+            return Err(super::Usage(why).into());
+        }
+    }
+    Ok(specs.iter().map(|s| folder_name(s)).collect())
 }
 
 pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
     super::require(!a.models.is_empty(), || {
         "--models needs at least one backbone".into()
     })?;
+    let folders = folders(&a.models)?;
     let params = super::fit::head_params(&a.head, &[0.01, 0.1, 1.0, 10.0])?.check()?;
     let session = session_config(ctx, &a.device)?;
+    report::check_args(&a.report)?;
+    claim(&a.out, &a.input)?;
+    for f in &folders {
+        HEAD_SET.check(&a.out.join(f).join("head"), a.force.force)?;
+    }
+    RESULT_SET.check(&a.out.join(RESULT), a.force.force)?;
     // Every backbone resolved (fetched, converted) before any work: a typo in the
     // last name must not cost the extraction of the first ones.
     let models = a
@@ -68,8 +153,8 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
         .map(|spec| resolve_recipe(ctx, spec, &a.recipe))
         .collect::<Result<Vec<_>, _>>()?;
     let mut rows = Vec::new();
-    for (spec, model) in a.models.iter().zip(models) {
-        let dir = a.out.join(folder_name(spec));
+    for ((spec, model), folder) in a.models.iter().zip(models).zip(&folders) {
+        let dir = a.out.join(folder);
         let cache = dir.join("cache");
         ctx.log(&format!("{spec}: extracting into {}", cache.display()));
         let rt = ctx.runtime_for(session.device)?;
@@ -95,7 +180,7 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
                 images: summary.extracted,
                 images_per_second: summary.images_per_second,
             };
-            super::write_file(&speed_file, &serde_json::to_vec_pretty(&speed)?)?;
+            headstart_files::write_atomic(&speed_file, &serde_json::to_vec_pretty(&speed)?)?;
         }
         let speed: Option<Speed> = std::fs::read(&speed_file)
             .ok()
@@ -105,20 +190,22 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
         let table = headstart_cache::read_features(&caches)?;
         let outcome = headstart_fit::fit(&table, &params)
             .with_context(|| format!("fitting the head on {spec}'s features"))?;
-        let head = dir.join("head");
-        outcome.save(&head)?;
         let shown = outcome
             .test_metrics
             .as_ref()
             .unwrap_or(&outcome.val_metrics);
-        report::write_head_report(
+        let html = report::head_report(
             &a.report,
             &caches,
             &report::context(&format!("headstart compare: {spec}"), &caches, &table),
             Some(&outcome),
             shown,
-            &head.join(report::FIT_REPORT),
         );
+        let extra: Vec<(&str, &[u8])> = html
+            .iter()
+            .map(|h| (report::FIT_REPORT, h.as_bytes()))
+            .collect();
+        outcome.save(&dir.join("head"), a.force.force, &extra)?;
         rows.push(Row {
             model: model.name.clone(),
             feature_dim: table.dim,
@@ -133,7 +220,7 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
     for r in &rows {
         csv.serialize(r)?;
     }
-    super::write_file(&a.out.join("compare.csv"), &csv.into_inner()?)?;
+    let csv = csv.into_inner()?;
     let labels: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
     let svg = headstart_report::bar_chart(
         &format!("Backbones on {}", a.input.display()),
@@ -144,18 +231,37 @@ pub fn run(ctx: &Ctx, a: CompareArgs) -> Result<ExitCode> {
         ],
         1.0,
     );
-    super::write_file(&a.out.join("compare.svg"), svg.as_bytes())?;
+    let json = serde_json::to_vec_pretty(&rows)?;
+    let result = RESULT_SET.publish(&a.out.join(RESULT), a.force.force, false, |d| {
+        for (name, bytes) in [
+            ("compare.csv", &csv[..]),
+            ("compare.svg", svg.as_bytes()),
+            ("rows.json", &json),
+        ] {
+            std::fs::write(d.join(name), bytes).map_err(|e| headstart_files::FilesError::Io {
+                path: d.join(name),
+                source: e,
+            })?;
+        }
+        Ok::<(), headstart_files::FilesError>(())
+    })?;
     print!("{}", table(&rows));
     println!(
         "saved {} and {}",
-        a.out.join("compare.csv").display(),
-        a.out.join("compare.svg").display()
+        result.join("compare.csv").display(),
+        result.join("compare.svg").display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
 fn table(rows: &[Row]) -> String {
-    let w = rows.iter().map(|r| r.model.len()).max().unwrap_or(5).max(5);
+    use headstart_files::escape as esc;
+    let w = rows
+        .iter()
+        .map(|r| esc(&r.model).chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -166,7 +272,7 @@ fn table(rows: &[Row]) -> String {
         let _ = writeln!(
             o,
             "{:<w$}  {:>5}  {:>4}  {:>8.2}%  {:>8.4}  {:>10}  {:>7.2}",
-            r.model,
+            esc(&r.model),
             r.feature_dim,
             r.set,
             100.0 * r.accuracy,
@@ -187,6 +293,12 @@ mod tests {
     fn model_folders_are_plain_names() {
         assert_eq!(folder_name("efficientnet-lite1"), "efficientnet-lite1");
         assert_eq!(folder_name("models/my net.onnx"), "my_net");
-        assert_eq!(folder_name("../x/y"), ".._x_y");
+        assert_eq!(folder_name("../x/y"), "_._x_y");
+        // Regression (#22 item 4): a model file named `...onnx` was the folder `..`.
+        assert_eq!(folder_name("../models/...onnx"), "_.");
+        let twice = folders(&["a".into(), "a".into()]).unwrap_err();
+        assert!(twice.to_string().contains("twice"), "{twice}");
+        let clash = folders(&["m/x.onnx".into(), "x".into()]).unwrap_err();
+        assert!(clash.to_string().contains("share the folder"), "{clash}");
     }
 }

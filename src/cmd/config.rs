@@ -85,7 +85,7 @@ pub fn open_features(
     let net = OrtFeatures::open(rt, model, cfg)?;
     if let Some((provider, why)) = net.cpu_fallback() {
         let line = format!("{provider} unavailable ({why}); running on CPU (--allow-cpu-fallback)");
-        eprintln!("headstart: {}", crate::term::escape_lines(&line));
+        eprintln!("headstart: {}", crate::term::escape(&line));
     }
     Ok(net)
 }
@@ -100,9 +100,9 @@ pub fn session_config(ctx: &Ctx, d: &DeviceArgs) -> Result<SessionConfig> {
         ..SessionConfig::default()
     };
     if let Some(n) = d.intra_threads {
-        super::require(n > 0, || "--intra-threads must be at least 1".into())?;
         cfg.intra_threads = n;
     }
+    cfg.check()?;
     if matches!(device, Device::TensorRt(_)) {
         cfg.trt_cache = Some(ctx.home.dir("tensorrt-engines")?);
     }

@@ -91,22 +91,26 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     let params = FitParams::new().c([0.1, 1.0, 10.0]).check()?;
     let outcome = headstart_fit::fit(&table, &params)?;
     let head_dir = out.join("head");
-    outcome.save(&head_dir)?;
     print!("{}", outcome.to_text());
     let test = outcome
         .test_metrics
         .as_ref()
         .context("the sample data has no test split")?;
     let caches = [cache.clone()];
-    let report = head_dir.join(super::report::FIT_REPORT);
-    super::report::write_head_report(
+    let html = super::report::head_report(
         &Default::default(),
         &caches,
         &super::report::context("headstart demo", &caches, &table),
         Some(&outcome),
         test,
-        &report,
-    );
+    )
+    .unwrap_or_default();
+    outcome.save(
+        &head_dir,
+        false,
+        &[(super::report::FIT_REPORT, html.as_bytes())],
+    )?;
+    let report = head_dir.join(super::report::FIT_REPORT);
     println!("confusion matrix (test):\n{}", test.confusion_text());
 
     step(4, "baseline: the same head on raw pixels, same split");
@@ -141,7 +145,7 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
         .iter()
         .map(|p| Record::new(p, classes, 3))
         .collect();
-    print!("{}", crate::term::escape_lines(&records::table(&rows)));
+    print!("{}", records::table(&rows));
 
     println!("\nartifacts:");
     println!("  feature cache      {}", cache.display());

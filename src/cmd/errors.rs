@@ -123,13 +123,61 @@ pub fn message(e: &anyhow::Error) -> String {
     msg
 }
 
+/// Whether `e` refuses an output before any work (a folder that is not
+/// headstart's, or not a folder), as a library reports it or passes it on.
+fn refused_output(e: &(dyn std::error::Error + 'static)) -> bool {
+    use headstart_files::FilesError;
+    let refused = |f: &FilesError| !matches!(f, FilesError::Io { .. });
+    if let Some(f) = e.downcast_ref::<FilesError>() {
+        return refused(f);
+    }
+    if let Some(headstart_fit::FitError::Files(f)) = e.downcast_ref() {
+        return refused(f);
+    }
+    if let Some(headstart_serve::ServeError::Files(f)) = e.downcast_ref() {
+        return refused(f);
+    }
+    use headstart_cache::CacheError;
+    let cache = match e.downcast_ref() {
+        Some(headstart_extract::ExtractError::Cache(c)) => Some(c),
+        _ => e.downcast_ref::<CacheError>(),
+    };
+    matches!(cache, Some(CacheError::NotOurs { .. }))
+}
+
+/// The model error in `e`, also inside the libraries' pass-through wrappers.
+fn model_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a headstart_models::ModelError> {
+    use headstart_extract::ExtractError;
+    use headstart_runtime::RuntimeError;
+    use headstart_serve::ServeError;
+    match e.downcast_ref::<ServeError>() {
+        Some(ServeError::Model(m)) => return Some(m),
+        Some(ServeError::Extract(inner)) => return model_error(inner.as_ref()),
+        _ => {}
+    }
+    match e.downcast_ref::<ExtractError>() {
+        Some(ExtractError::Model(m)) => return Some(m),
+        Some(ExtractError::Runtime(inner)) => return model_error(inner),
+        _ => {}
+    }
+    if let Some(RuntimeError::Model(m)) = e.downcast_ref::<RuntimeError>() {
+        return Some(m);
+    }
+    e.downcast_ref()
+}
+
 /// The exit status for a failed command: [`EXIT_USAGE`] for the binary's usage
-/// errors and the libraries' parameter errors, [`EXIT_ERROR`] for the rest.
+/// errors, the libraries' parameter errors, unknown models and refused
+/// outputs (nothing was done), [`EXIT_ERROR`] for the rest.
 pub fn exit_status(e: &anyhow::Error) -> u8 {
     use headstart_fit::FitError;
+    use headstart_models::ModelError;
     let usage = e.chain().any(|c| {
         c.is::<Usage>()
             || param_error(c).is_some()
+            || refused_output(c)
             || matches!(
                 c.downcast_ref(),
                 Some(
@@ -137,6 +185,10 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
                         | FitError::Parse { .. }
                         | FitError::Unsupported { .. }
                 )
+            )
+            || matches!(
+                model_error(c),
+                Some(ModelError::UnknownModel { .. } | ModelError::Preprocess { .. })
             )
     });
     if usage { EXIT_USAGE } else { EXIT_ERROR }

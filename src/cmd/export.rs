@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use headstart_fit::Head;
-use headstart_serve::export::{ExportInput, export};
+use headstart_serve::export::{ExportInput, check_out, export};
 
 use super::Ctx;
 use super::config::resolve_for_head;
 use crate::cli::ExportArgs;
 
 pub fn run(ctx: &Ctx, a: ExportArgs) -> Result<ExitCode> {
+    check_out(&a.out, a.force.force)?;
     let head = Head::load(&a.head)
         .with_context(|| format!("loading the head from {}", a.head.display()))?;
     let (backbone, input) = if a.head_only {
@@ -31,7 +32,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> Result<ExitCode> {
         )
     };
     let exported = export(&head, backbone.as_ref(), input)?;
-    super::write_file(&a.out, &exported.bytes)?;
+    exported.save(&a.out, a.force.force)?;
     print!("{}", exported.describe(&a.out));
     Ok(ExitCode::SUCCESS)
 }

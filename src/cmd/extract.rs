@@ -26,17 +26,21 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         .prune(a.prune)
         .shard(shard(a.shard.as_deref())?)
         .flush_every(a.flush_every, std::time::Duration::from_secs(60))
+        .max_file_size(a.limits.max_file_size)
         .build()?;
     let session = session_config(ctx, &a.device)?;
-    let rt = ctx.runtime_for(session.device)?;
+    // The model before the runtime: a wrong name is refused before anything is fetched.
     let mut model = resolve_model(ctx, &a.model, headstart_models::zoo::DEFAULT_MODEL)?;
+    let rt = ctx.runtime_for(session.device)?;
     if a.precision == "int8" {
         let name = super::quantize::auto_name(&model, &a.input);
         // Shards of one run start together: one calibrates, the others wait and
         // reuse its model (two calibrations could differ in the last bit, and
         // the cache takes features of one fingerprint only).
-        let dir = ctx.home.dir(&format!("models/{name}"))?;
-        let _calibrating = headstart_provision::Lock::acquire(&dir.join(".calibrate.lock"))?;
+        // The lock beside the model's folder: a failed calibration leaves no folder.
+        let models = ctx.home.dir("models")?;
+        let _calibrating =
+            headstart_provision::Lock::acquire(&models.join(format!(".{name}.calibrate.lock")))?;
         if headstart_models::zoo::installed(&ctx.home, &name).is_none() {
             let plan = super::quantize::Plan {
                 images: &a.input,
@@ -44,7 +48,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
                 percentile: a.calibration.percentile,
                 keep_float: a.calibration.keep_float.clone(),
             };
-            let (_, cal) = super::quantize::quantize_as(ctx, &model, &plan, &name)?;
+            let (_, cal) = super::quantize::quantize_as(ctx, &model, &plan, &name, false)?;
             ctx.log(&format!(
                 "installed {name}: int8 copy of {} calibrated on {} images of the input",
                 model.name, cal.images
@@ -64,7 +68,7 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         line.push('\n');
         std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes())?;
     } else {
-        print!("{}", crate::term::escape_lines(&summary.to_string()));
+        print!("{summary}");
     }
     Ok(if summary.failed > 0 {
         ExitCode::from(super::EXIT_PARTIAL)

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use headstart_fit::{EvalOptions, FitParams, Head, Role};
+use headstart_fit::{EvalOptions, FitParams, HEAD_SET, Head, Role};
 
 use super::Ctx;
 use super::report;
@@ -22,10 +22,11 @@ pub fn head_params(a: &HeadArgs, default_c: &[f64]) -> Result<FitParams> {
         p.hidden = a.hidden.clone();
     }
     p.solver = a.solver.parse()?;
-    p.c = if a.c.is_empty() {
-        default_c.to_vec()
-    } else {
-        a.c.clone()
+    p.c = match (a.c.is_empty(), p.head) {
+        // nearest class mean has no C to sweep
+        (true, headstart_fit::HeadKind::Ncm) => FitParams::new().c,
+        (true, _) => default_c.to_vec(),
+        (false, _) => a.c.clone(),
     };
     p.class_weight = a.class_weight.parse()?;
     p.normalize = a.normalize.parse()?;
@@ -45,6 +46,7 @@ pub fn params(a: &FitArgs) -> Result<headstart_fit::CheckedFitParams> {
 pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
     let params = params(&a)?;
     report::check_args(&a.report)?;
+    HEAD_SET.check(&a.out, a.force.force)?;
     let table = headstart_cache::read_features(&a.caches)?;
     ctx.log(&format!(
         "loaded {} rows of {}-d features from {}",
@@ -57,29 +59,32 @@ pub fn run(ctx: &Ctx, a: FitArgs) -> Result<ExitCode> {
             .join(", ")
     ));
     let outcome = headstart_fit::fit(&table, &params)?;
-    outcome
-        .save(&a.out)
-        .with_context(|| format!("saving the head to {}", a.out.display()))?;
     let title = format!("headstart fit: {}", a.out.display());
     let shown = outcome
         .test_metrics
         .as_ref()
         .unwrap_or(&outcome.val_metrics);
-    let written = report::write_head_report(
+    let html = report::head_report(
         &a.report,
         &a.caches,
         &report::context(&title, &a.caches, &table),
         Some(&outcome),
         shown,
-        &a.out.join(report::FIT_REPORT),
     );
+    let extra: Vec<(&str, &[u8])> = html
+        .iter()
+        .map(|h| (report::FIT_REPORT, h.as_bytes()))
+        .collect();
+    let dir = outcome
+        .save(&a.out, a.force.force, &extra)
+        .with_context(|| format!("saving the head to {}", a.out.display()))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         print!("{}", outcome.to_text());
-        println!("saved head to {}", a.out.display());
-        if let Some(p) = written {
-            println!("report: {}", p.display());
+        println!("saved head to {}", dir.display());
+        if html.is_some() {
+            println!("report: {}", dir.join(report::FIT_REPORT).display());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -117,23 +122,24 @@ pub fn eval(a: EvalArgs) -> Result<ExitCode> {
     if let Some(t) = &head.meta().training {
         context.train_class_counts = t.train_class_counts.clone();
     }
-    let written = report::write_head_report(
-        &a.report,
-        &a.caches,
-        &context,
-        None,
-        &metrics,
-        &a.head.join(report::EVAL_REPORT),
-    );
+    let mut written = None;
+    if let Some(html) = report::head_report(&a.report, &a.caches, &context, None, &metrics) {
+        // The head is republished with its report: readers never see a part.
+        match headstart_fit::add_head_files(&a.head, &[(report::EVAL_REPORT, html.as_bytes())]) {
+            Ok(dir) => written = Some(dir.join(report::EVAL_REPORT)),
+            Err(e) => eprintln!(
+                "headstart: warning: no report: {} (--no-report skips it)",
+                crate::term::escape(&e.to_string())
+            ),
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {
         // Thousands of classes: the table shows the worst ones; --json has all.
         let all = "`headstart eval --json`";
-        print!(
-            "{}",
-            metrics.to_text_with(headstart_fit::TEXT_CLASS_ROWS, all)
-        );
+        let text = metrics.to_text_with(headstart_fit::TEXT_CLASS_ROWS, all);
+        print!("{text}");
         if let Some(p) = written {
             println!("report: {}", p.display());
         }

@@ -30,6 +30,8 @@ pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
             }
         }
         ModelsCommand::Quantize(a) => {
+            // The name first: a bad one must not cost a calibration.
+            headstart_models::zoo::check_install_name(&ctx.home, "out", &a.out, a.force.force)?;
             let float = super::config::resolve_recipe(ctx, &a.model, &a.recipe)?;
             let plan = super::quantize::Plan {
                 images: &a.calibrate,
@@ -37,7 +39,7 @@ pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
                 percentile: a.calibration.percentile,
                 keep_float: a.calibration.keep_float.clone(),
             };
-            let (m, cal) = super::quantize::quantize_as(ctx, &float, &plan, &a.out)?;
+            let (m, cal) = super::quantize::quantize_as(ctx, &float, &plan, &a.out, a.force.force)?;
             println!(
                 "installed {} at {} ({} activation tensors calibrated on {} images, {} skipped, {:.1} s); use --model {}",
                 a.out,
@@ -81,11 +83,13 @@ fn resolve_path(ctx: &Ctx, model: &str) -> Result<PathBuf> {
         return Ok(zoo::ensure(&ctx.home, model, &|s| ctx.log(s))?.0.onnx);
     }
     let p = PathBuf::from(model);
-    anyhow::ensure!(
-        p.is_file(),
-        "{model}: no such file, and not a built-in model ({})",
-        zoo::BUILTIN.join(", ")
-    );
+    if !p.is_file() {
+        return Err(headstart_models::ModelError::UnknownModel {
+            name: model.to_string(),
+            known: zoo::BUILTIN.join(", "),
+        }
+        .into());
+    }
     Ok(p)
 }
 

@@ -28,7 +28,8 @@ pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
     let session = session_config(ctx, &a.device)?;
     let mut classifier =
         Classifier::open(&a.head, |head| open_for_head(ctx, head, &a.model, &session))?
-            .with_caches(&a.cache)?;
+            .with_caches(&a.cache)?
+            .with_max_file_size(a.limits.max_file_size)?;
     let bar = Bar::new(ctx.quiet);
     let predictions = classifier.predict(&a.inputs, a.batch_size, &bar)?;
     bar.finish();
@@ -48,8 +49,8 @@ pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
         }
         f => {
             let text = match f {
-                // Paths on a terminal: control characters escaped.
-                PredictFormat::Table => crate::term::escape_lines(&records::table(&rows)),
+                // Paths and labels on a terminal: escaped by the table itself.
+                PredictFormat::Table => records::table(&rows),
                 PredictFormat::Csv => records::csv(&rows, a.top_k.min(classes.len())),
                 _ => serde_json::to_string_pretty(&rows)? + "\n",
             };

@@ -25,13 +25,19 @@ pub struct Plan<'a> {
     pub keep_float: Vec<String>,
 }
 
-/// Quantises `float` and installs it as `name`.
+/// Fewer calibration images than this get a warning.
+const MIN_CALIBRATION: usize = 32;
+
+/// Quantises `float` and installs it as `name` (an installed model of that
+/// name is replaced only with `force`).
 pub fn quantize_as(
     ctx: &Ctx,
     float: &ResolvedBackbone,
     plan: &Plan,
     name: &str,
+    force: bool,
 ) -> Result<(InstalledModel, Calibration)> {
+    zoo::check_install_name(&ctx.home, "out", name, force)?;
     super::require(plan.samples > 0, || "--samples must be at least 1".into())?;
     super::require((50.0..=100.0).contains(&plan.percentile), || {
         format!(
@@ -48,6 +54,12 @@ pub fn quantize_as(
     let kind = input::detect(plan.images, true)?;
     let listing = input::list(plan.images, kind)?;
     let picked = quantize::spread(&listing.items, plan.samples);
+    if picked.len() < MIN_CALIBRATION {
+        ctx.log(&format!(
+            "warning: calibrating on {} image(s): activation ranges from so few images may clip others; {MIN_CALIBRATION} or more is typical (--samples)",
+            picked.len()
+        ));
+    }
     ctx.log(&format!(
         "calibrating {} on {} of {} images in {}",
         float.name,

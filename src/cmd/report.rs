@@ -15,8 +15,6 @@ use rayon::prelude::*;
 use crate::cli::ReportArgs;
 
 pub use headstart_fit::{EVAL_REPORT_FILE as EVAL_REPORT, REPORT_FILE as FIT_REPORT};
-/// File name of the page `audit` writes into its --out.
-pub const AUDIT_REPORT: &str = "audit.html";
 
 /// What a report says about its data: the caches and the model that made them.
 pub fn context(title: &str, caches: &[PathBuf], table: &headstart_cache::FeatureTable) -> Context {
@@ -116,13 +114,17 @@ fn thumbnails_from(roots: &[PathBuf], gone: &str, images: &[ImageRef]) -> HashMa
             let thumb = match bytes.get(i) {
                 None => Thumb::Missing(gone.to_string()),
                 Some(Err(why)) => Thumb::Missing(why.clone()),
-                Some(Ok(b)) => match headstart_extract::decode::decode_for(b, buf, &recipe) {
+                Some(Ok(b)) => match headstart_extract::isolate::decode(b, buf, &recipe) {
                     Err(e) => Thumb::Missing(format!("cannot decode: {e}")),
                     Ok(img) => {
                         let (w, h) = img.dimensions();
-                        match headstart_report::thumbnail_uri(w, h, img.as_raw(), THUMB_SIDE) {
-                            Ok(uri) => Thumb::Image(uri),
-                            Err(e) => Thumb::Missing(e.to_string()),
+                        let uri = headstart_extract::isolate::guarded(|| {
+                            headstart_report::thumbnail_uri(w, h, img.as_raw(), THUMB_SIDE)
+                        });
+                        match uri {
+                            Ok(Ok(uri)) => Thumb::Image(uri),
+                            Ok(Err(e)) => Thumb::Missing(e.to_string()),
+                            Err(p) => Thumb::Missing(format!("thumbnail panicked: {p}")),
                         }
                     }
                 },
@@ -157,7 +159,8 @@ fn load_from<'a>(
     for &image in wanted {
         let file = root.join(&image.path);
         if root.is_dir() && file.is_file() {
-            keep(image, std::fs::read(&file).map_err(|e| e.to_string()));
+            let read = headstart_files::read_regular(&file, headstart_files::DEFAULT_MAX_FILE_SIZE);
+            keep(image, read.map_err(|e| e.reason()));
         } else {
             rest.push(image);
         }
@@ -188,67 +191,47 @@ fn load_from<'a>(
         .unzip();
     let items: Vec<input::Item> = picked.iter().map(|&i| listing.items[i].clone()).collect();
     for unit in headstart_extract::container::units(&items) {
-        let loaded = headstart_extract::container::load(&items, &unit);
+        let loaded = headstart_extract::container::load(
+            &items,
+            &unit,
+            headstart_files::DEFAULT_MAX_FILE_SIZE,
+        );
         for (&i, b) in unit.iter().zip(loaded) {
             keep(names[i], b);
         }
     }
 }
 
-/// Writes `html` to `path`; a failure is a warning (the results are already
-/// saved and printed), not an error.
-fn write_or_warn(path: &Path, html: &str) -> Option<PathBuf> {
-    match super::write_file(path, html.as_bytes()) {
-        Ok(()) => Some(path.to_path_buf()),
-        Err(e) => {
-            eprintln!(
-                "headstart: warning: no report: {} (--no-report skips it)",
-                crate::term::escape(&format!("{e:#}"))
-            );
-            None
-        }
-    }
-}
-
-/// Writes the report of a fit (or, with `outcome` None, of an evaluation)
-/// to `path`; returns where it went, or None with `--no-report` or when it
-/// could not be written (a warning says why).
-pub fn write_head_report(
+/// The report of a fit (or, with `outcome` None, of an evaluation): None with
+/// `--no-report`.
+pub fn head_report(
     args: &ReportArgs,
     caches: &[PathBuf],
     ctx: &Context,
     outcome: Option<&FitOutcome>,
     shown: &Metrics,
-    path: &Path,
-) -> Option<PathBuf> {
+) -> Option<String> {
     if args.no_report {
         return None;
     }
     let paths = headstart_report::head_thumbnail_images(shown);
     let thumbs = thumbnails(args, caches, &paths);
-    write_or_warn(
-        path,
-        &headstart_report::head_report(ctx, outcome, shown, &thumbs),
-    )
+    Some(headstart_report::head_report(ctx, outcome, shown, &thumbs))
 }
 
-/// Writes the audit page into `dir`; None with `--no-report` or on failure.
-pub fn write_audit_report(
+/// The audit page; None with `--no-report`.
+pub fn audit_report(
     args: &ReportArgs,
     caches: &[PathBuf],
     ctx: &Context,
     audit: &AuditReport,
-    dir: &Path,
-) -> Option<PathBuf> {
+) -> Option<String> {
     if args.no_report {
         return None;
     }
     let paths = headstart_report::audit_thumbnail_images(audit);
     let thumbs = thumbnails(args, caches, &paths);
-    write_or_warn(
-        &dir.join(AUDIT_REPORT),
-        &headstart_report::audit_report(ctx, audit, &thumbs),
-    )
+    Some(headstart_report::audit_report(ctx, audit, &thumbs))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //!    differ (the same search as the leak check).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use headstart_cache::FeatureTable;
@@ -156,6 +157,66 @@ pub struct AuditReport {
     pub duplicates: Vec<CrossClassDuplicate>,
     /// Wall-clock seconds.
     pub seconds: f64,
+}
+
+/// File names an audit writes into its folder.
+pub const ISSUES_CSV: &str = "label_issues.csv";
+/// The whole audit as JSON (the folder's marker).
+pub const AUDIT_JSON: &str = "audit.json";
+/// The audit page.
+pub const AUDIT_HTML: &str = "audit.html";
+
+/// An audit folder: `audit.json` marks it; the CSV, JSON and page are its artifacts.
+pub const AUDIT_SET: headstart_files::SetKind = headstart_files::SetKind {
+    what: "audit",
+    marker: AUDIT_JSON,
+    is_artifact: |n| [ISSUES_CSV, AUDIT_JSON, AUDIT_HTML].contains(&n),
+    is_marker: |b| {
+        serde_json::from_slice::<serde_json::Value>(b)
+            .is_ok_and(|v| v.get("confident_joint").is_some() && v.get("thresholds").is_some())
+    },
+};
+
+impl AuditReport {
+    /// Saves `label_issues.csv`, `audit.json` and `html` (as `audit.html`)
+    /// into `dir` as one artifact set ([`AUDIT_SET`]): a kill at any instant
+    /// leaves the previous audit or this one, never a mix. Refuses a folder
+    /// that is not an audit as [`crate::FitOutcome::save`] refuses one that
+    /// is not a head. Returns the folder written.
+    pub fn save(&self, dir: &Path, force: bool, html: Option<&str>) -> Result<PathBuf, FitError> {
+        AUDIT_SET.publish(dir, force, false, |tmp| {
+            let write = |name: &str, bytes: &[u8]| {
+                let p = tmp.join(name);
+                std::fs::write(&p, bytes).map_err(|e| FitError::io(&p, e))
+            };
+            write(ISSUES_CSV, &self.issues_csv())?;
+            let json = serde_json::to_vec_pretty(self).map_err(|e| FitError::Json {
+                path: tmp.join(AUDIT_JSON),
+                source: e,
+            })?;
+            write(AUDIT_JSON, &json)?;
+            html.map_or(Ok(()), |h| write(AUDIT_HTML, h.as_bytes()))
+        })
+    }
+
+    /// `label_issues.csv`: path, given_label, suggested_label, score.
+    pub fn issues_csv(&self) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut rows = vec![["path", "given_label", "suggested_label", "score"].map(String::from)];
+        rows.extend(self.issues.iter().map(|i| {
+            [
+                i.path.clone(),
+                i.given.clone(),
+                i.suggested.clone(),
+                format!("{:.6}", i.score),
+            ]
+        }));
+        for r in rows {
+            // Writing into a Vec cannot fail.
+            let _ = w.write_record(&r);
+        }
+        w.into_inner().unwrap_or_default()
+    }
 }
 
 /// Audits the labels of `table` (see the module docs).

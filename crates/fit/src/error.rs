@@ -180,6 +180,9 @@ pub enum FitError {
         /// What is wrong.
         reason: String,
     },
+    /// The output folder may not be written (not headstart's, or not a folder).
+    #[error(transparent)]
+    Files(#[from] headstart_files::FilesError),
     /// File system error with the path involved.
     #[error("{path}: {source}")]
     Io {

@@ -27,7 +27,7 @@
 //! assert_eq!(test.summary.accuracy, 1.0);
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! outcome.save(dir.path())?;
+//! outcome.save(dir.path(), false, &[])?;
 //! let head = Head::load(dir.path())?;
 //! assert_eq!(head.class_names(), ["cat", "dog"]);
 //! let probs = head.predict_proba(&[0.9, 0.1, 0.0], 1); // one row, K probabilities
@@ -60,14 +60,15 @@ mod svg;
 mod sweep;
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use headstart_cache::FeatureTable;
 use serde::Serialize;
 
 pub use audit::{
-    AuditParams, AuditReport, CheckedAuditParams, CrossClassDuplicate, LabelIssue, MAX_FOLDS, audit,
+    AUDIT_HTML, AUDIT_JSON, AUDIT_SET, AuditParams, AuditReport, CheckedAuditParams,
+    CrossClassDuplicate, ISSUES_CSV, LabelIssue, MAX_FOLDS, audit,
 };
 pub use data::{ORIGINAL_VIEW, check_table, is_original, merge_tables};
 pub use error::FitError;
@@ -83,6 +84,7 @@ pub use normalize::Normalizer;
 pub use params::{
     CheckedFitParams, ClassWeight, FitParams, HeadKind, Normalize, SelectBy, Solver, parse_list,
 };
+pub use save::{HEAD_SET, add_head_files};
 pub use split::{ClassCounts, Role, SplitSummary, ValSource};
 pub use sweep::SweepRow;
 
@@ -195,8 +197,8 @@ impl FitOutcome {
                 o,
                 "  {} {} ~ {} (cos {:.3})",
                 pair.heldout_split.as_str(),
-                pair.heldout_path,
-                pair.train_path,
+                headstart_files::escape(&pair.heldout_path),
+                headstart_files::escape(&pair.train_path),
                 pair.cosine
             );
         }
@@ -209,14 +211,25 @@ impl FitOutcome {
         o
     }
 
-    /// Writes the head files, `metrics.json` and `confusion_val.svg`
-    /// (`confusion_test.svg` too when there is a test set) into `dir`, as a
-    /// unit: everything is written into a sibling folder first, which then
-    /// replaces `dir`, so a failed save leaves the previous head intact and
-    /// no artifact of an earlier fit survives beside the new head. Files
-    /// in `dir` that are not head artifacts are kept.
-    pub fn save(&self, dir: &Path) -> Result<(), FitError> {
-        save::replace_dir(dir, |tmp| self.write_files(tmp))
+    /// Saves the head files, `metrics.json`, `confusion_val.svg`
+    /// (`confusion_test.svg` too when there is a test set) and `extra` files
+    /// (`(name, bytes)`, e.g. the report) into `dir` as one artifact set
+    /// ([`HEAD_SET`]): all are written into a new folder that then takes
+    /// `dir`'s place in one atomic step. A failed or killed save leaves the
+    /// previous head intact; no artifact of an earlier fit survives beside
+    /// the new head. A folder that is not a head is refused: one holding
+    /// other files always, one holding only head file names without
+    /// `head.json` unless `force`. Returns the folder written.
+    pub fn save(
+        &self,
+        dir: &Path,
+        force: bool,
+        extra: &[(&str, &[u8])],
+    ) -> Result<PathBuf, FitError> {
+        HEAD_SET.publish(dir, force, false, |tmp| {
+            self.write_files(tmp)?;
+            save::write_extra(tmp, extra)
+        })
     }
 
     fn write_files(&self, dir: &Path) -> Result<(), FitError> {

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use headstart_files::escape as esc;
+
 use serde::{Deserialize, Serialize};
 
 /// Precision, recall and F1 of one class.
@@ -342,21 +344,22 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "  {} -> {}: {c}",
-                    self.class_names[t], self.class_names[p]
+                    esc(&self.class_names[t]),
+                    esc(&self.class_names[p])
                 );
             }
             return out;
         }
         let m = dense(k, &self.confusion_cells);
-        let short: Vec<String> = self
+        let names: Vec<String> = self
             .class_names
             .iter()
-            .map(|n| n.chars().take(6).collect())
+            .map(|n| esc(n).into_owned())
             .collect();
-        let w = self
-            .class_names
+        let short: Vec<String> = names.iter().map(|n| n.chars().take(6).collect()).collect();
+        let w = names
             .iter()
-            .map(|n| n.len())
+            .map(|n| n.chars().count())
             .max()
             .unwrap_or(0)
             .max(11);
@@ -365,7 +368,7 @@ impl Metrics {
             let _ = write!(out, " {s:>6}");
         }
         out.push('\n');
-        for (name, row) in self.class_names.iter().zip(&m) {
+        for (name, row) in names.iter().zip(&m) {
             let _ = write!(out, "{name:>w$}");
             for v in row {
                 let _ = write!(out, " {v:>6}");
@@ -406,8 +409,10 @@ impl Metrics {
         let shown: Vec<&ClassMetrics> = if k <= max_class_rows {
             self.per_class.iter().collect()
         } else {
-            // The classes that need attention: lowest F1, larger support first.
-            let mut order: Vec<&ClassMetrics> = self.per_class.iter().collect();
+            // The classes that need attention: lowest F1, larger support first
+            // (a class with no images here has no F1 to speak of).
+            let mut order: Vec<&ClassMetrics> =
+                self.per_class.iter().filter(|c| c.support > 0).collect();
             order.sort_by(|a, b| a.f1.total_cmp(&b.f1).then(b.support.cmp(&a.support)));
             order.truncate(max_class_rows);
             let _ = writeln!(
@@ -419,7 +424,7 @@ impl Metrics {
         };
         let w = shown
             .iter()
-            .map(|c| c.class.chars().count())
+            .map(|c| esc(&c.class).chars().count())
             .max()
             .unwrap_or(5)
             .clamp(5, 40);
@@ -429,7 +434,7 @@ impl Metrics {
             "class", "precision", "recall", "f1", "support"
         );
         for c in shown {
-            let name: String = c.class.chars().take(w).collect();
+            let name: String = esc(&c.class).chars().take(w).collect();
             let _ = writeln!(
                 out,
                 "  {:<w$}  {:>9.4}  {:>7.4}  {:>7.4}  {:>7}",
@@ -445,7 +450,10 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "    {:.3}  {} -> {}  {}",
-                    m.confidence, m.true_class, m.predicted, m.path
+                    m.confidence,
+                    esc(&m.true_class),
+                    esc(&m.predicted),
+                    esc(&m.path)
                 );
             }
         }

@@ -330,6 +330,14 @@ impl FitParams {
         };
         let solver = ("solver", self.solver.as_str());
         let head = ("head", self.head.as_str());
+        // Regression (#22 item 17): ncm ignored C without a word.
+        if self.head == HeadKind::Ncm && self.c != FitParams::new().c {
+            return unsupported(
+                ("c", "given"),
+                head,
+                "nearest class mean has no regularisation; drop --c",
+            );
+        }
         match (self.head, self.solver) {
             (HeadKind::Ncm, Solver::Auto) => {}
             (HeadKind::Ncm, _) => {

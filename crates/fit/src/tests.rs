@@ -202,7 +202,7 @@ fn artifact_round_trip_and_evaluate() {
         let out = fit(&t, &p.check().unwrap()).unwrap();
         assert!(out.test_metrics.is_some());
         let d = dir.path().join(format!("h{i}"));
-        out.save(&d).unwrap();
+        out.save(&d, false, &[]).unwrap();
         for f in [
             TENSORS_FILE,
             META_FILE,
@@ -468,7 +468,7 @@ fn fit_on_thousands_of_classes_writes_small_artifacts() {
 
     let dir = tempfile::tempdir().unwrap();
     let head_dir = dir.path().join("head");
-    out.save(&head_dir).unwrap();
+    out.save(&head_dir, false, &[]).unwrap();
     let mut total = 0u64;
     for e in std::fs::read_dir(&head_dir).unwrap() {
         let e = e.unwrap();
@@ -520,9 +520,9 @@ fn a_new_fit_leaves_no_stale_artifacts() {
     let dir = tempfile::tempdir().unwrap();
     // A folder of head artifacts only: replaced whole.
     let h = dir.path().join("head");
-    first.save(&h).unwrap();
+    first.save(&h, false, &[]).unwrap();
     assert!(h.join("confusion_test.svg").exists());
-    second.save(&h).unwrap();
+    second.save(&h, false, &[]).unwrap();
     assert_eq!(names(&h), new_head);
     assert_eq!(
         Head::load(&h).unwrap().meta().metrics.test,
@@ -531,20 +531,27 @@ fn a_new_fit_leaves_no_stale_artifacts() {
     );
     // Nothing of the swap is left beside it.
     assert_eq!(names(dir.path()), vec!["head"]);
-    // A folder with the user's own files too: those stay, stale artifacts go.
+    // A folder with the user's own files too: refused, and left alone
+    // (regression #22 item 1: the user's files were replaced or deleted).
     let mixed = dir.path().join("mixed");
-    first.save(&mixed).unwrap();
+    first.save(&mixed, false, &[]).unwrap();
     std::fs::write(mixed.join("notes.txt"), "mine").unwrap();
-    second.save(&mixed).unwrap();
-    let mut want: Vec<&str> = new_head.clone();
-    want.push("notes.txt");
-    want.sort();
-    assert_eq!(names(&mixed), want);
+    let e = second.save(&mixed, false, &[]).unwrap_err();
+    assert!(e.to_string().contains("notes.txt"), "{e}");
+    assert!(
+        mixed.join("confusion_test.svg").exists(),
+        "the old head is kept"
+    );
     assert_eq!(names(dir.path()), vec!["head", "mixed"]);
     // A file where the folder should be is refused, and left alone.
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
-    assert!(matches!(second.save(&file), Err(FitError::Io { .. })));
+    assert!(matches!(
+        second.save(&file, false, &[]),
+        Err(FitError::Files(
+            headstart_files::FilesError::NotAFolder { .. }
+        ))
+    ));
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
 

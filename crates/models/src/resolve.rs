@@ -158,10 +158,10 @@ pub fn resolve(
     } else {
         let path = Path::new(spec);
         if !path.is_file() {
-            return Err(bad(format!(
-                "no such file, and not a built-in model ({})",
-                zoo::BUILTIN.join(", ")
-            )));
+            return Err(ModelError::UnknownModel {
+                name: spec.to_string(),
+                known: zoo::BUILTIN.join(", "),
+            });
         }
         let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         let name = path

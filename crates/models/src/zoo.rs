@@ -310,31 +310,53 @@ pub fn local_models(home: &Home) -> Vec<String> {
     names
 }
 
-/// Installs a model headstart made (e.g. an int8 copy) under the name `name`
-/// in the cache, so `--model NAME` finds it: `model.onnx` and its sidecar,
-/// each written atomically. Built-in names and names that are not plain
-/// folder names are refused.
-pub fn install_local(
+/// Checks, before any work, that a model may be installed as `name` (a
+/// parameter named `param`): a plain folder name (letters, digits, `-`, `_`,
+/// `.`; not hidden, not `..`), none of the built-in names, and not an
+/// installed model's unless `force`.
+pub fn check_install_name(
     home: &Home,
+    param: &'static str,
     name: &str,
-    onnx: &[u8],
-    card: &ModelCard,
-) -> Result<InstalledModel, ModelError> {
+    force: bool,
+) -> Result<(), ModelError> {
+    let refuse = |message: String| ModelError::Param {
+        name: param,
+        value: name.to_string(),
+        message,
+    };
     let plain = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && !name.starts_with('.');
     if !plain || builtin(name).is_some() {
-        return Err(ModelError::Param {
-            name: "name",
-            value: name.to_string(),
-            message: format!(
-                "use letters, digits, `-`, `_` and `.`, and none of the built-in names ({})",
-                BUILTIN.join(", ")
-            ),
-        });
+        return Err(refuse(format!(
+            "use letters, digits, `-`, `_` and `.` (not first), and none of the built-in names ({})",
+            BUILTIN.join(", ")
+        )));
     }
+    if !force && installed(home, name).is_some() {
+        return Err(refuse(
+            "a model of that name is installed; pass --force to replace it, or choose another name"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Installs a model headstart made (e.g. an int8 copy) under the name `name`
+/// in the cache, so `--model NAME` finds it: `model.onnx` and its sidecar,
+/// each written atomically. Callers check the name first
+/// ([`check_install_name`]); built-in and other unsafe names are refused
+/// here too.
+pub fn install_local(
+    home: &Home,
+    name: &str,
+    onnx: &[u8],
+    card: &ModelCard,
+) -> Result<InstalledModel, ModelError> {
+    check_install_name(home, "name", name, true)?;
     let dir = home.dir(&format!("models/{name}"))?;
     let _lock = Lock::acquire(&dir.join(".lock"))?;
     let card_path = dir.join("model.json");

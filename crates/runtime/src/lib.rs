@@ -54,4 +54,6 @@ pub use load::{
     locate_for, providers,
 };
 pub use probe::Probe;
-pub use session::{Backbone, CPU_PROVIDER, Device, SessionConfig, probe_device};
+pub use session::{
+    Backbone, CPU_PROVIDER, Device, SessionConfig, check_threads, max_threads, probe_device,
+};

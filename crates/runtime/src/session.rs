@@ -58,7 +58,7 @@ pub const CPU_PROVIDER: &str = "CPUExecutionProvider";
 /// Session settings.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// Intra-op threads of this session (0 = ONNX Runtime's default).
+    /// Intra-op threads of this session (1 to [`max_threads`]).
     pub intra_threads: usize,
     /// Whether idle intra-op threads spin (off by default: it costs throughput on busy machines).
     pub spinning: bool,
@@ -71,6 +71,36 @@ pub struct SessionConfig {
     pub fp16: bool,
     /// TensorRT: engine cache folder.
     pub trt_cache: Option<PathBuf>,
+}
+
+/// The most threads a thread setting accepts (decode threads, intra-op
+/// threads): 4 per core, at least 16. More only adds memory and contention;
+/// 100,000 threads took gigabytes and never made progress.
+pub fn max_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_mul(4)
+        .max(16)
+}
+
+/// Checks a thread count named `name` (1 to [`max_threads`]).
+pub fn check_threads(name: &'static str, n: usize) -> Result<(), RuntimeError> {
+    let max = max_threads();
+    if (1..=max).contains(&n) {
+        return Ok(());
+    }
+    Err(RuntimeError::Param {
+        name,
+        value: n.to_string(),
+        message: format!("use 1 to {max} (4 per core on this machine, or 16, whichever is more)"),
+    })
+}
+
+impl SessionConfig {
+    /// Checks the settings before anything is opened.
+    pub fn check(&self) -> Result<(), RuntimeError> {
+        check_threads("intra_threads", self.intra_threads)
+    }
 }
 
 impl Default for SessionConfig {

@@ -71,7 +71,7 @@ fn main() -> Result<(), Error> {
     let table = headstart_cache::read_features(std::slice::from_ref(&cache))?;
     let outcome = fit(&table, &FitParams::new().check()?)?;
     let head_dir = out.join(format!("head-{}", net.name()));
-    outcome.save(&head_dir)?;
+    outcome.save(&head_dir, false, &[])?;
     let (set, metrics) = match &outcome.test_metrics {
         Some(test) => ("test", test),
         None => ("validation", &outcome.val_metrics),

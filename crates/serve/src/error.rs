@@ -145,6 +145,9 @@ pub enum ServeError {
     /// The backbone could not be resolved.
     #[error(transparent)]
     Model(#[from] headstart_models::ModelError),
+    /// An output could not be written.
+    #[error(transparent)]
+    Files(#[from] headstart_files::FilesError),
     /// Predictions could not be encoded as Parquet.
     #[error("encoding predictions as Parquet: {0}")]
     Parquet(String),

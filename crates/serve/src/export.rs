@@ -50,7 +50,49 @@ pub struct Exported {
     pub description: String,
 }
 
+/// Checks that an exported model may be written to `out`, before any work:
+/// never into a head folder (a head is replaced as a whole, and its own
+/// `head.safetensors` must not be overwritten), never over a folder, and over
+/// an existing file only with `force`.
+pub fn check_out(out: &Path, force: bool) -> Result<(), ServeError> {
+    let refuse = |message: String| ServeError::Param {
+        name: "out",
+        value: out.display().to_string(),
+        message,
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if parent.join(headstart_fit::META_FILE).is_file() {
+        return Err(refuse(format!(
+            "{} is a head folder; a head folder holds only what `fit` writes: export to a file outside it",
+            parent.display()
+        )));
+    }
+    match std::fs::metadata(out) {
+        Ok(m) if m.is_dir() => Err(refuse("is a folder; name the .onnx file to write".into())),
+        Ok(_) if !force => Err(refuse(
+            "exists; pass --force to replace it, or choose another file".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Exported {
+    /// Writes the model to `out` atomically (a reader sees the old file or the
+    /// new one), after [`check_out`].
+    pub fn save(&self, out: &Path, force: bool) -> Result<(), ServeError> {
+        check_out(out, force)?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| headstart_files::FilesError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
+        Ok(headstart_files::write_atomic(out, &self.bytes)?)
+    }
+
     /// What was written to `path`: size, opset, inputs, outputs and classes, and
     /// for an [`ExportInput::ImageUint8`] model what the caller still does.
     pub fn describe(&self, path: &Path) -> String {
@@ -91,7 +133,10 @@ impl Exported {
             .iter()
             .find(|e| e.key == crate::metadata::CLASS_NAMES_KEY)
             .and_then(|e| serde_json::from_str::<Vec<String>>(&e.value).ok())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .iter()
+            .map(|c| headstart_files::escape(c).into_owned())
+            .collect::<Vec<_>>();
         let _ = writeln!(
             o,
             "  classes {} (metadata `{}`)",

@@ -41,7 +41,7 @@
 //! let outcome = fit(&table, &FitParams::new().check()?)?;
 //! assert_eq!(outcome.test_metrics.as_ref().map(|m| m.summary.accuracy), Some(1.0));
 //! let head_dir = dir.path().join("head");
-//! outcome.save(&head_dir)?;
+//! outcome.save(&head_dir, false, &[])?;
 //!
 //! // Features of cached images come from the cache; the backbone opens for the others.
 //! let new = dir.path().join("new.png");

@@ -82,9 +82,10 @@ impl Record {
 
 /// An aligned text table: path, then `label probability` cells, best first.
 pub fn table(rows: &[Record]) -> String {
+    use headstart_files::escape as esc;
     let width = rows
         .iter()
-        .map(|r| r.path.chars().count())
+        .map(|r| esc(&r.path).chars().count())
         .max()
         .unwrap_or(0)
         .clamp(4, 80);
@@ -95,16 +96,16 @@ pub fn table(rows: &[Record]) -> String {
         "path"
     );
     for r in rows {
-        let _ = write!(o, "{:<width$}  ", r.path);
+        let _ = write!(o, "{:<width$}  ", esc(&r.path));
         match &r.error {
             Some(e) => {
-                let _ = writeln!(o, "error ({}): {}", e.stage, e.message);
+                let _ = writeln!(o, "error ({}): {}", e.stage, esc(&e.message));
             }
             None => {
                 let cells: Vec<String> = r
                     .predictions
                     .iter()
-                    .map(|p| format!("{} {:.4}", p.label, p.probability))
+                    .map(|p| format!("{} {:.4}", esc(&p.label), p.probability))
                     .collect();
                 let _ = writeln!(o, "{}", cells.join("  "));
             }
