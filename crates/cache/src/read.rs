@@ -979,9 +979,9 @@ pub(crate) enum Step {
 
 /// Feature bytes per part that compaction writes: what it holds in memory at
 /// once, whatever the size of the cache.
-const COMPACT_PART_BYTES: usize = 128 << 20;
+const COMPACT_PART_BYTES: usize = 64 << 20;
 
-/// Rows per part that compaction writes for `dim`-d features (26,214 at 1280-d).
+/// Rows per part that compaction writes for `dim`-d features (13,107 at 1280-d).
 fn compact_part_rows(dim: usize) -> usize {
     (COMPACT_PART_BYTES / (4 * dim.max(1))).clamp(1024, 1 << 20)
 }
@@ -1069,6 +1069,9 @@ impl Cache {
         let part_rows = part_rows.max(1);
         index
             .read_in_file_order(self.info().feature_dim, &mut |r| {
+                if w.is_empty() {
+                    w.reserve(part_rows.min(index.live_rows()));
+                }
                 w.push(crate::Row {
                     path: r.path,
                     label: r.label,

@@ -239,6 +239,18 @@ impl PartWriter {
         self
     }
 
+    /// Reserves room for `rows` rows (features included) up front, so a part
+    /// of that many rows takes exactly its size in memory.
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        let dim = self.cache.info.feature_dim;
+        self.features.reserve_exact(rows * dim);
+        for v in [&mut self.paths, &mut self.hashes, &mut self.views] {
+            v.reserve_exact(rows);
+        }
+        self.labels.reserve_exact(rows);
+        self.splits.reserve_exact(rows);
+    }
+
     /// Rows buffered so far.
     pub fn len(&self) -> usize {
         self.paths.len()
