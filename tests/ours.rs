@@ -505,3 +505,65 @@ fn a_kill_at_any_rename_or_unlink_leaves_a_whole_set() {
         same.then(|| format!("folds={folds}"))
     });
 }
+
+/// Items 5 and 17: `models quantize --out ../evil` (also `..`, `a/b`) was
+/// refused only after calibrating; a failed `--precision int8` run left an
+/// empty `*-int8-<hash>` folder; calibrating on one image gave no warning.
+#[test]
+fn quantize_names_come_first_and_failures_leave_nothing() {
+    let root = common::scratch("ours-quantize");
+    let images = root.join("images");
+    common::sample_subset(&images, 1);
+    for bad in ["../evil", "..", "a/b", "efficientnet-lite0"] {
+        let out = run(&[
+            "models",
+            "quantize",
+            "efficientnet-lite0",
+            "--calibrate",
+            s(&images),
+            "--out",
+            bad,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--out") && !err.contains("calibrating"),
+            "{bad}: {err}"
+        );
+    }
+    let models = || -> Vec<String> {
+        std::fs::read_dir(common::home().join("models"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("-int8-"))
+            .collect()
+    };
+    let before = models();
+    let broken = root.join("broken");
+    std::fs::create_dir_all(broken.join("cat")).unwrap();
+    std::fs::write(broken.join("cat/a.png"), b"not a png").unwrap();
+    let out = run(&[
+        "extract",
+        s(&broken),
+        "--out",
+        s(&root.join("c")),
+        "--precision",
+        "int8",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(models(), before, "a failed calibration left a model folder");
+    let out = run(&[
+        "models",
+        "quantize",
+        "efficientnet-lite0",
+        "--calibrate",
+        s(&images),
+        "--out",
+        "ours-one",
+        "--samples",
+        "1",
+    ]);
+    let _ = std::fs::remove_dir_all(common::home().join("models/ours-one"));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: calibrating on 1 image"));
+}

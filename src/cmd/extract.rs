@@ -37,10 +37,10 @@ pub fn run(ctx: &Ctx, a: ExtractArgs) -> Result<ExitCode> {
         // Shards of one run start together: one calibrates, the others wait and
         // reuse its model (two calibrations could differ in the last bit, and
         // the cache takes features of one fingerprint only).
-        // The lock beside the model's folder: a failed calibration leaves no folder.
-        let models = ctx.home.dir("models")?;
+        // The lock outside the models folder: a failed calibration leaves nothing there.
+        let locks = ctx.home.dir("locks")?;
         let _calibrating =
-            headstart_provision::Lock::acquire(&models.join(format!(".{name}.calibrate.lock")))?;
+            headstart_provision::Lock::acquire(&locks.join(format!("calibrate-{name}.lock")))?;
         if headstart_models::zoo::installed(&ctx.home, &name).is_none() {
             let plan = super::quantize::Plan {
                 images: &a.input,

@@ -618,4 +618,17 @@ mod tests {
             1
         );
     }
+
+    /// Regression (#22 item 16): image Parquet whose image column has the
+    /// wrong type said "the manifest has no path column".
+    #[test]
+    fn a_wrong_typed_image_column_is_named() {
+        let schema = arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("image", arrow_schema::DataType::Int64, true),
+            arrow_schema::Field::new("label", arrow_schema::DataType::Utf8, true),
+        ]);
+        let why = not_a_manifest(&schema);
+        assert!(why.contains("column `image` has type Int64"), "{why}");
+        assert!(why.contains("`path` column"), "{why}");
+    }
 }

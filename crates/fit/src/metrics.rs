@@ -564,6 +564,26 @@ mod tests {
         assert_eq!(back.confusion_cells, m.confusion_cells);
     }
 
+    /// Regression (#22 item 17): with many classes, those without a single
+    /// image in the set were listed as the "lowest F1" ones.
+    #[test]
+    fn classes_without_images_are_not_the_lowest_f1() {
+        let names: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
+        // Rows of classes 0 and 1 only; class 1's row is wrong.
+        let probs = [0.7f32, 0.1, 0.1, 0.1, 0.6, 0.2, 0.1, 0.1];
+        let m = Metrics::compute("t", &names, &[0, 1], &probs, &[("a", ""), ("b", "")], 5);
+        let text = m.to_text_with(2, "x");
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  c") && !l.contains("precision"))
+            .collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(
+            rows[0].starts_with("  c1") && rows[1].starts_with("  c0"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn top5_counts_rank() {
         let k = 7;
