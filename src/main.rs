@@ -10,7 +10,6 @@
 
 mod cli;
 mod cmd;
-mod progress;
 mod term;
 
 use std::process::ExitCode;
@@ -23,7 +22,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", term::escape(&cmd::message(&e)));
-            if let Some(fix) = cmd::hint::fix(&e) {
+            if let Some(fix) = cmd::fix(&e) {
                 eprintln!("fix: {}", term::escape(&fix));
             }
             ExitCode::from(cmd::exit_status(&e))

@@ -2,42 +2,18 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use headstart_fit::{AUDIT_HTML, AUDIT_SET, AuditParams, AuditReport, ISSUES_CSV};
+use anyhow::Result;
+use headstart_fit::{AuditReport, ISSUES_CSV};
 
-use super::{Ctx, report};
+use super::Ctx;
 use crate::cli::AuditArgs;
 
 pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<ExitCode> {
-    let params = AuditParams {
-        folds: a.folds,
-        seed: a.head.seed,
-        fit: super::fit::head_params(&a.head, &[0.01, 0.1, 1.0])?,
-    }
-    .check()?;
-    report::check_args(&a.report)?;
-    AUDIT_SET.check(&a.out, a.force.force)?;
-    let table = headstart_cache::read_features(&a.caches)?;
-    ctx.log(&format!(
-        "read {} rows; auditing the labelled ones ({} folds)",
-        table.len(),
-        a.folds
-    ));
-    let audit = headstart_fit::audit(&table, &params)?;
-    let title = format!("headstart audit: {}", a.out.display());
-    let page = report::audit_report(
-        &a.report,
-        &a.caches,
-        &report::context(&title, &a.caches, &table),
-        &audit,
-    );
-    let dir = audit
-        .save(&a.out, a.force.force, page.as_deref())
-        .with_context(|| format!("saving the audit to {}", a.out.display()))?;
-    print!("{}", summary(&audit, a.top));
-    println!("label issues: {}", dir.join(ISSUES_CSV).display());
-    if page.is_some() {
-        println!("report: {}", dir.join(AUDIT_HTML).display());
+    let r = headstart_api::audit(&ctx.env, &a.caches, &a.out, &a.options)?;
+    print!("{}", summary(&r.audit, a.top));
+    println!("label issues: {}", r.dir.join(ISSUES_CSV).display());
+    if let Some(p) = r.report {
+        println!("report: {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }

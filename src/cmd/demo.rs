@@ -6,15 +6,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use headstart_extract::input::{self, Item};
-use headstart_extract::{Extractor, OrtFeatures, baseline::raw_pixel_table};
+use headstart_api::options::{ExportOptions, ExtractOptions, FitOptions, PredictOptions};
+use headstart_extract::baseline::raw_pixel_table;
+use headstart_extract::input;
 use headstart_fit::FitParams;
-use headstart_models::{FeatureSel, PreprocessOverrides, zoo};
-use headstart_serve::{Classifier, Record, export, records};
+use headstart_serve::records;
 
 use super::Ctx;
 use crate::cli::DemoArgs;
-use crate::progress::Bar;
 
 /// The bundled sample data, found from the working directory or the source tree.
 fn sample_data(given: Option<PathBuf>) -> Result<PathBuf> {
@@ -41,24 +40,19 @@ fn step(n: u32, what: &str) {
 
 pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let data = sample_data(args.data)?;
-    let out = args.out;
+    let (env, data, out) = (&ctx.env, sample_data(args.data)?, args.out);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     step(1, "provision ONNX Runtime and the default backbone");
-    let rt = ctx.runtime()?;
+    let rt = env.runtime()?;
     println!("ONNX Runtime {} from {}", rt.version, rt.path.display());
-    let (auto, none) = (FeatureSel::Auto, PreprocessOverrides::default());
-    let model =
-        headstart_models::resolve(&ctx.home, zoo::DEFAULT_MODEL, &auto, &none, &|s| ctx.log(s))?;
+    let model = env.resolve(headstart_api::options::DEFAULT_MODEL, &Default::default())?;
+    let (dim, tensor) = (model.feature_dim.unwrap_or(0), &model.feature_tensor);
+    let fp = &model.fingerprint;
     println!(
-        "backbone {} ({}-d features from `{}`), fingerprint {}",
-        model.name,
-        model.feature_dim.unwrap_or(0),
-        model.feature_tensor,
-        model.fingerprint
+        "backbone {} ({dim}-d features from `{tensor}`), fingerprint {fp}",
+        model.name
     );
-    let mut net = OrtFeatures::open(rt, &model, &Default::default())?;
 
     step(
         2,
@@ -73,53 +67,35 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
         ctx.log("the demo's cache holds features of another recipe; extracting again");
         std::fs::remove_dir_all(&cache).with_context(|| format!("removing {}", cache.display()))?;
     }
-    let extractor = Extractor::builder(&data, &cache).prune(true).build()?;
-    let summary = extractor.run(&mut net, &Bar::new(ctx.quiet))?;
+    let extract = ExtractOptions {
+        prune: true,
+        ..ExtractOptions::default()
+    };
+    let bar = ctx.bar();
+    let summary = headstart_api::extract(env, &data, &cache, &extract, &bar)?;
+    bar.finish();
     print!("{summary}");
-    anyhow::ensure!(
-        summary.failed == 0,
-        "{} sample images failed; see {}",
-        summary.failed,
-        summary
-            .errors_file
-            .as_ref()
-            .map_or(String::new(), |p| p.display().to_string())
-    );
+    anyhow::ensure!(summary.failed == 0, "sample images failed");
 
     step(3, "fit a softmax head, sweeping C, picked on validation");
-    let table = headstart_cache::read_features(std::slice::from_ref(&cache))?;
-    let params = FitParams::new().c([0.1, 1.0, 10.0]).check()?;
-    let outcome = headstart_fit::fit(&table, &params)?;
-    let head_dir = out.join("head");
+    let mut fit = FitOptions::default();
+    fit.head.c = vec![0.1, 1.0, 10.0];
+    let caches = [cache.clone()];
+    let fitted = headstart_api::fit(env, &caches, &out.join("head"), &fit)?;
+    let outcome = &fitted.outcome;
     print!("{}", outcome.to_text());
     let test = outcome
         .test_metrics
         .as_ref()
         .context("the sample data has no test split")?;
-    let caches = [cache.clone()];
-    let html = super::report::head_report(
-        &Default::default(),
-        &caches,
-        &super::report::context("headstart demo", &caches, &table),
-        Some(&outcome),
-        test,
-    )
-    .unwrap_or_default();
-    outcome.save(
-        &head_dir,
-        false,
-        &[(super::report::FIT_REPORT, html.as_bytes())],
-    )?;
-    let report = head_dir.join(super::report::FIT_REPORT);
     println!("confusion matrix (test):\n{}", test.confusion_text());
 
     step(4, "baseline: the same head on raw pixels, same split");
+    let table = headstart_cache::read_features(&caches)?;
     let raw = raw_pixel_table(&data, &table, 28)?;
+    let params = FitParams::new().c([0.1, 1.0, 10.0]).check()?;
     let base = headstart_fit::fit(&raw, &params)?;
-    let base_acc = base
-        .test_metrics
-        .as_ref()
-        .map_or(f64::NAN, |m| m.summary.accuracy);
+    let base_acc = base.test_metrics.map_or(f64::NAN, |m| m.summary.accuracy);
     println!(
         "test accuracy: {:.1}% with {} features vs {:.1}% on raw pixels ({} -> {:+.1} points from transfer)",
         100.0 * test.summary.accuracy,
@@ -131,49 +107,43 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
 
     step(5, "export backbone + head as one ONNX classifier");
     let onnx = out.join("classifier.onnx");
-    let exported = export::export(&outcome.head, Some(&model), export::ExportInput::Tensor)?;
-    super::write_file(&onnx, &exported.bytes)?;
+    // The demo's own file, replaced on every run.
+    let mut export = ExportOptions::default();
+    export.force.force = true;
+    let exported = headstart_api::export(env, &fitted.dir, &onnx, &export)?;
     print!("{}", exported.describe(&onnx));
 
     step(6, "predict a few test images with the saved head");
+    let predict = PredictOptions {
+        cache: caches.to_vec(),
+        top_k: 3,
+        ..PredictOptions::default()
+    };
     let picks = first_test_images(&data, 3)?;
-    let mut classifier = Classifier::open(&head_dir, |_| Ok(Box::new(net)))?
-        .with_caches(std::slice::from_ref(&cache))?;
-    let predictions = classifier.predict(&picks, 32, &Bar::new(true))?;
-    let classes = classifier.head().class_names();
-    let rows: Vec<Record> = predictions
-        .iter()
-        .map(|p| Record::new(p, classes, 3))
-        .collect();
-    print!("{}", records::table(&rows));
+    let quiet = headstart_api::NoProgress;
+    let p = headstart_api::predict(env, &fitted.dir, &picks, &predict, &quiet)?;
+    print!("{}", records::table(&p.rows));
 
     println!("\nartifacts:");
-    println!("  feature cache      {}", cache.display());
-    println!("  head               {}", head_dir.display());
-    let metrics = head_dir.join(headstart_fit::METRICS_FILE);
-    println!("  metrics            {}", metrics.display());
-    let svg = head_dir.join("confusion_test.svg");
-    println!("  confusion matrix   {}", svg.display());
-    println!(
-        "  report             {} (open in a browser)",
-        report.display()
-    );
-    println!(
-        "  classifier         {} (float NCHW input; outputs probabilities, label)",
-        onnx.display()
-    );
+    let (head, report) = (&fitted.dir, fitted.report.clone().unwrap_or_default());
+    let classifier = "(float NCHW input; outputs probabilities, label)";
+    for (what, path, note) in [
+        ("feature cache", cache, ""),
+        ("head", head.clone(), ""),
+        ("metrics", head.join(headstart_fit::METRICS_FILE), ""),
+        ("confusion matrix", head.join("confusion_test.svg"), ""),
+        ("report", report, "(open in a browser)"),
+        ("classifier", onnx, classifier),
+    ] {
+        println!("  {what:<18} {} {note}", path.display());
+    }
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
 
 /// The first image of the first `n` test classes.
 fn first_test_images(root: &Path, n: usize) -> Result<Vec<PathBuf>> {
-    let listing = input::list(&root.join("test"), input::InputKind::ClassFolders)?;
-    let mut out: Vec<Item> = Vec::new();
-    for item in listing.items {
-        if out.len() < n && out.last().is_none_or(|last| last.label != item.label) {
-            out.push(item);
-        }
-    }
-    Ok(out.into_iter().map(|i| i.abs).collect())
+    let mut items = input::list(&root.join("test"), input::InputKind::ClassFolders)?.items;
+    items.dedup_by(|a, b| a.label == b.label);
+    Ok(items.into_iter().take(n).map(|i| i.abs).collect())
 }

@@ -11,22 +11,22 @@ use super::Ctx;
 pub fn run(ctx: &Ctx) -> Result<ExitCode> {
     let mut problems = Vec::new();
     println!("headstart {}", env!("CARGO_PKG_VERSION"));
-    println!("cache:          {}", ctx.home.root().display());
+    println!("cache:          {}", ctx.env.home.root().display());
     println!(
         "cores:          {}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let cpu_lib = runtime::cached_path(&ctx.home);
-    let gpu = runtime::gpu::installed(&ctx.home);
+    let cpu_lib = runtime::cached_path(&ctx.env.home);
+    let gpu = runtime::gpu::installed(&ctx.env.home);
     // One library can be loaded per process: an explicit one, else the GPU build (its
     // providers are a superset of the CPU build's), else the CPU build.
-    let (lib, how) = match (&ctx.ort_lib, &gpu) {
+    let (lib, how) = match (&ctx.env.ort_lib, &gpu) {
         (Some(p), _) => (Some(p.clone()), "from --ort-lib / ORT_DYLIB_PATH"),
         (None, Some((p, _))) => (Some(p.clone()), "GPU build, cached"),
         (None, None) if cpu_lib.is_file() => (Some(cpu_lib.clone()), "cached"),
         (None, None) => (None, ""),
     };
-    if ctx.ort_lib.is_none() {
+    if ctx.env.ort_lib.is_none() {
         if gpu.is_some() && cpu_lib.is_file() {
             println!(
                 "runtime:        ONNX Runtime {} (CPU build) at {} (cached)",
@@ -80,7 +80,7 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
                     (
                         "tensorrt",
                         Device::TensorRt(0),
-                        runtime::providers()[2].1 && (trt || ctx.ort_lib.is_some()),
+                        runtime::providers()[2].1 && (trt || ctx.env.ort_lib.is_some()),
                     ),
                 ];
                 for (name, device, compiled) in probes {
@@ -102,7 +102,8 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
             }
             Err(e) => {
                 println!("runtime:        cannot load {} ({how})", path.display());
-                problems.push(match super::hint::fix_of(&e) {
+                let e = headstart_api::Error::from(e);
+                problems.push(match e.fix() {
                     Some(fix) => format!("{e}\nfix: {fix}"),
                     None => e.to_string(),
                 });
@@ -114,7 +115,7 @@ pub fn run(ctx: &Ctx) -> Result<ExitCode> {
             "gpu runtime:    not installed (`headstart runtime install --gpu` for --device cuda)"
         );
     }
-    match zoo::installed(&ctx.home, zoo::DEFAULT_MODEL) {
+    match zoo::installed(&ctx.env.home, zoo::DEFAULT_MODEL) {
         Some(m) => println!(
             "default model:  {} at {} ({}-d features, from {})",
             m.card.name,

@@ -1,32 +1,28 @@
-//! Command implementations: each turns parsed flags into library calls.
+//! Command implementations: each turns parsed flags into one library call of
+//! `headstart-api` and prints its result.
 
 mod audit;
 mod cache;
 mod compare;
-mod config;
 mod demo;
 mod doctor;
 mod errors;
-mod export;
 mod extract;
 mod fit;
-pub mod hint;
 mod models;
 mod predict;
-mod quantize;
-mod report;
 mod runtime;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
-use headstart_provision::Home;
-use headstart_runtime::{Device, LibSource, Runtime, RuntimeError};
+use headstart_api::Env;
+use headstart_api::progress::Bar;
 
 use crate::cli::{Cli, Command, Global, RuntimeCommand};
 
-pub use errors::{EXIT_ERROR, EXIT_PARTIAL, Usage, exit_status, message, require};
+pub use errors::{EXIT_ERROR, EXIT_PARTIAL, exit_status, fix, message};
 
 /// Writes `bytes` to `path` atomically, creating its folder.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
@@ -34,62 +30,36 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    headstart_provision::write_atomic(path, bytes)
+    headstart_files::write_atomic(path, bytes)
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Shared context: cache location, runtime override, verbosity.
+/// What every command shares: the library's environment and `--quiet`.
 pub struct Ctx {
-    pub home: Home,
-    pub ort_lib: Option<PathBuf>,
+    pub env: Env,
     pub quiet: bool,
 }
 
 impl Ctx {
     fn new(g: Global) -> Result<Ctx> {
-        let home = match g.home {
-            Some(h) => Home::at(h),
-            None => Home::from_env()?,
-        };
+        let mut env = Env::new(g.home, g.ort_lib)?;
+        if g.quiet {
+            env = env.with_log(Arc::new(|_| {}));
+        }
         Ok(Ctx {
-            home,
-            ort_lib: g.ort_lib.filter(|p| !p.as_os_str().is_empty()),
+            env,
             quiet: g.quiet,
         })
     }
 
-    /// Prints a progress line on stderr unless `--quiet` (control characters
-    /// in file names escaped).
+    /// Prints a progress line on stderr unless `--quiet` (escaped).
     pub fn log(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("headstart: {}", crate::term::escape(msg));
-        }
+        self.env.log(msg);
     }
 
-    /// Locates (provisioning if needed) and loads ONNX Runtime.
-    pub fn runtime(&self) -> Result<&'static Runtime, RuntimeError> {
-        self.runtime_for(Device::Cpu)
-    }
-
-    /// Like [`Ctx::runtime`], for sessions on `device`: a GPU device loads the GPU build
-    /// from the cache (`runtime install --gpu`) when it is there and `--ort-lib` is not given,
-    /// and says which build it loads.
-    pub fn runtime_for(&self, device: Device) -> Result<&'static Runtime, RuntimeError> {
-        let gpu = !matches!(device, Device::Cpu);
-        let lib = headstart_runtime::locate_for(&self.home, self.ort_lib.as_deref(), gpu, &|m| {
-            self.log(m)
-        })?;
-        match lib.source {
-            LibSource::GpuCache => self.log(&format!(
-                "using the GPU build of ONNX Runtime at {} (--ort-lib overrides)",
-                lib.path.display()
-            )),
-            LibSource::Cache | LibSource::Installed if gpu => self.log(
-                "no GPU build of ONNX Runtime in the cache (`headstart runtime install --gpu` installs it); loading the CPU build",
-            ),
-            _ => {}
-        }
-        headstart_runtime::init(&lib.path)
+    /// A progress bar on stderr (silent with `--quiet`).
+    pub fn bar(&self) -> Bar {
+        Bar::new(self.quiet)
     }
 }
 
@@ -106,10 +76,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Extract(a) => extract::run(&ctx, a),
         Command::Cache(c) => cache::run(c),
         Command::Fit(a) => fit::run(&ctx, a),
-        Command::Eval(a) => fit::eval(a),
+        Command::Eval(a) => fit::eval(&ctx, a),
         Command::Audit(a) => audit::run(&ctx, a),
         Command::Compare(a) => compare::run(&ctx, a),
         Command::Predict(a) => predict::run(&ctx, a),
-        Command::Export(a) => export::run(&ctx, a),
+        Command::Export(a) => predict::export(&ctx, a),
     }
 }

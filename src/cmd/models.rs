@@ -1,12 +1,10 @@
-//! `headstart models fetch | list | inspect`.
+//! `headstart models fetch | list | quantize | inspect`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use headstart_models::{efficientnet, zoo};
+use anyhow::Result;
+use headstart_models::zoo;
 use headstart_provision::Provisioned;
-use serde::Serialize;
 
 use super::Ctx;
 use crate::cli::ModelsCommand;
@@ -14,7 +12,7 @@ use crate::cli::ModelsCommand;
 pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
     match cmd {
         ModelsCommand::Fetch { name } => {
-            let (m, how) = zoo::ensure(&ctx.home, &name, &|s| ctx.log(s))?;
+            let (m, how) = zoo::ensure(&ctx.env.home, &name, &|s| ctx.log(s))?;
             let state = match how {
                 Provisioned::Cached => "already installed",
                 Provisioned::Installed => "installed",
@@ -22,50 +20,27 @@ pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
             println!("{name} {state} at {}", m.onnx.display());
         }
         ModelsCommand::List { json } => {
-            let rows = list(ctx);
+            let rows = headstart_api::models_list(&ctx.env);
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                print!("{}", table(&rows));
+                print!("{}", headstart_api::models_table(&rows));
             }
         }
         ModelsCommand::Quantize(a) => {
-            // The name first: a bad one must not cost a calibration.
-            headstart_models::zoo::check_install_name(&ctx.home, "out", &a.out, a.force.force)?;
-            let float = super::config::resolve_recipe(ctx, &a.model, &a.recipe)?;
-            let plan = super::quantize::Plan {
-                images: &a.calibrate,
-                samples: a.calibration.samples,
-                percentile: a.calibration.percentile,
-                keep_float: a.calibration.keep_float.clone(),
-            };
-            let (m, cal) = super::quantize::quantize_as(ctx, &float, &plan, &a.out, a.force.force)?;
+            let q = headstart_api::quantize(&ctx.env, &a.model, &a.options)?;
+            let (cal, name) = (&q.calibration, &a.options.out);
             println!(
-                "installed {} at {} ({} activation tensors calibrated on {} images, {} skipped, {:.1} s); use --model {}",
-                a.out,
-                m.onnx.display(),
+                "installed {name} at {} ({} activation tensors calibrated on {} images, {} skipped, {:.1} s); use --model {name}",
+                q.model.onnx.display(),
                 cal.tensors,
                 cal.images,
                 cal.skipped,
                 cal.seconds,
-                a.out
             );
         }
         ModelsCommand::Inspect { model, json } => {
-            let path = resolve_path(ctx, &model)?;
-            let size = std::fs::metadata(&path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .len();
-            let proto = headstart_onnx::load_model(&path)?;
-            let mut summary = headstart_onnx::inspect::summarize(&proto, size);
-            // The library says why there is no feature tensor; the fix names the flag.
-            if let (Err(why), Err(e)) = (
-                &mut summary.features,
-                headstart_onnx::features::find_penultimate(&proto),
-            ) && let Some(fix) = super::hint::fix_of(&e)
-            {
-                *why = format!("{why}; {fix}");
-            }
+            let (path, summary) = headstart_api::inspect(&ctx.env, &model)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
@@ -75,181 +50,4 @@ pub fn run(ctx: &Ctx, cmd: ModelsCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A built-in model name (installed on demand) or a path to an .onnx file.
-fn resolve_path(ctx: &Ctx, model: &str) -> Result<PathBuf> {
-    if zoo::BUILTIN.contains(&model) {
-        return Ok(zoo::ensure(&ctx.home, model, &|s| ctx.log(s))?.0.onnx);
-    }
-    let p = PathBuf::from(model);
-    if !p.is_file() {
-        return Err(headstart_models::ModelError::UnknownModel {
-            name: model.to_string(),
-            known: zoo::BUILTIN.join(", "),
-        }
-        .into());
-    }
-    Ok(p)
-}
-
-/// One line of `models list`: a built-in model (installed or not) or another
-/// model in the cache.
-#[derive(Debug, Serialize)]
-struct Row {
-    name: String,
-    builtin: bool,
-    /// Input side in pixels, `[height, width]`.
-    input: Option<[u32; 2]>,
-    feature_dim: Option<usize>,
-    parameters: Option<u64>,
-    /// ImageNet-1k top-1 (%) as published by the model's source.
-    imagenet_top1: Option<f32>,
-    /// The last `extract` run's speed on this machine's CPU, when one was recorded.
-    cpu_images_per_second: Option<f64>,
-    /// The `.onnx` file, when installed.
-    installed: Option<PathBuf>,
-    source: String,
-}
-
-fn list(ctx: &Ctx) -> Vec<Row> {
-    let speed = |name: &str| zoo::speed(&ctx.home, name).map(|s| s.images_per_second);
-    let mut rows: Vec<Row> = zoo::BUILTINS
-        .iter()
-        .map(|b| {
-            let side = b.variant.resolution;
-            Row {
-                name: b.name().into(),
-                builtin: true,
-                input: Some([side, side]),
-                feature_dim: Some(efficientnet::FEATURE_DIM),
-                parameters: Some(b.variant.parameters() as u64),
-                imagenet_top1: Some(b.imagenet_top1),
-                cpu_images_per_second: speed(b.name()),
-                installed: zoo::installed(&ctx.home, b.name()).map(|m| m.onnx),
-                source: format!("PyPI {}", b.wheel.requirement()),
-            }
-        })
-        .collect();
-    for name in zoo::local_models(&ctx.home) {
-        let Some(m) = zoo::installed(&ctx.home, &name) else {
-            continue;
-        };
-        let parameters = headstart_onnx::load_model(&m.onnx)
-            .ok()
-            .map(|p| headstart_onnx::inspect::summarize(&p, 0).parameter_count);
-        let pre = &m.card.preprocess;
-        rows.push(Row {
-            input: Some([pre.height, pre.width]),
-            feature_dim: Some(m.card.feature_dim),
-            parameters,
-            imagenet_top1: None,
-            cpu_images_per_second: speed(&name),
-            source: m.card.provenance.source.clone(),
-            installed: Some(m.onnx),
-            builtin: false,
-            name,
-        });
-    }
-    rows
-}
-
-/// The rows as an aligned table; `-` where a figure is unknown.
-fn table(rows: &[Row]) -> String {
-    let dash = || "-".to_string();
-    let mut lines = vec![
-        [
-            "MODEL",
-            "INPUT",
-            "DIM",
-            "PARAMS",
-            "TOP-1",
-            "CPU IMG/S",
-            "INSTALLED",
-        ]
-        .map(String::from),
-    ];
-    for r in rows {
-        let installed = match &r.installed {
-            Some(path) => path.display().to_string(),
-            None => format!("no (headstart models fetch {})", r.name),
-        };
-        lines.push([
-            r.name.clone(),
-            r.input.map_or_else(dash, |[h, w]| format!("{h}x{w}")),
-            r.feature_dim.map_or_else(dash, |d| d.to_string()),
-            r.parameters
-                .map_or_else(dash, |p| format!("{:.2}M", p as f64 / 1e6)),
-            r.imagenet_top1.map_or_else(dash, |t| format!("{t:.1}%")),
-            r.cpu_images_per_second
-                .map_or_else(dash, |s| format!("{s:.1}")),
-            installed,
-        ]);
-    }
-    let mut widths = [0; 7];
-    for line in &lines {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for line in &lines {
-        let mut text = String::new();
-        for (i, (cell, w)) in line.iter().zip(widths).enumerate() {
-            // Names and paths to the left, figures to the right.
-            match i {
-                0 | 6 => text.push_str(&format!("{cell:<w$}")),
-                _ => text.push_str(&format!("{cell:>w$}")),
-            }
-            text.push_str("  ");
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    }
-    out.push_str(
-        "TOP-1      ImageNet-1k accuracy published by the source (TensorFlow EfficientNet-Lite)\n\
-         CPU IMG/S  extract speed recorded on this machine (CPU runs of 256+ images), - if none\n",
-    );
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_is_aligned_with_dashes_for_unknown_figures() {
-        let row = |name: &str, speed, installed: Option<&str>| Row {
-            name: name.into(),
-            builtin: true,
-            input: Some([240, 240]),
-            feature_dim: Some(1280),
-            parameters: Some(5_389_848),
-            imagenet_top1: Some(76.7),
-            cpu_images_per_second: speed,
-            installed: installed.map(PathBuf::from),
-            source: String::new(),
-        };
-        let rows = [
-            row("efficientnet-lite1", Some(151.25), Some("/h/m.onnx")),
-            row("m", None, None),
-        ];
-        let text = table(&rows);
-        let lines: Vec<_> = text.lines().collect();
-        assert_eq!(
-            lines[1],
-            "efficientnet-lite1  240x240  1280   5.39M  76.7%      151.2  /h/m.onnx"
-        );
-        assert_eq!(
-            lines[2],
-            "m                   240x240  1280   5.39M  76.7%          -  no (headstart models fetch m)"
-        );
-        let col = |l: &str| {
-            l.find("INSTALLED")
-                .or_else(|| l.find('/'))
-                .or_else(|| l.find("no ("))
-        };
-        assert_eq!(col(lines[0]), col(lines[1]));
-        assert_eq!(col(lines[1]), col(lines[2]));
-    }
 }

@@ -1,58 +1,39 @@
-//! `headstart predict`: classify image files, folders or manifests with a saved
-//! head, reusing cached features when a file's content hash is in a cache. A
-//! file that cannot be classified gives a row with the error; the command then
-//! exits with [`super::EXIT_PARTIAL`].
+//! `headstart predict` (classify image files, folders or manifests with a
+//! saved head; a file that cannot be classified gives a row with the error,
+//! and the command exits with [`super::EXIT_PARTIAL`]) and `headstart export`.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use headstart_extract::MAX_BATCH;
-use headstart_serve::{Classifier, Record, records};
+use headstart_serve::records;
 
 use super::Ctx;
-use super::config::{open_for_head, session_config};
-use crate::cli::{PredictArgs, PredictFormat};
-use crate::progress::Bar;
+use crate::cli::{ExportArgs, PredictArgs, PredictFormat};
 
 pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
-    use super::require;
-    require(a.top_k >= 1, || "--top-k must be at least 1".into())?;
-    require((1..=MAX_BATCH).contains(&a.batch_size), || {
-        format!("--batch-size must be between 1 and {MAX_BATCH}")
-    })?;
-    require(
-        !matches!(a.format, PredictFormat::Parquet) || a.output.is_some(),
-        || "--format parquet writes a file: pass --output FILE".into(),
-    )?;
-    // Checked here, although the backbone only opens when some file is not cached.
-    let session = session_config(ctx, &a.device)?;
-    let mut classifier =
-        Classifier::open(&a.head, |head| open_for_head(ctx, head, &a.model, &session))?
-            .with_caches(&a.cache)?
-            .with_max_file_size(a.limits.max_file_size)?;
-    let bar = Bar::new(ctx.quiet);
-    let predictions = classifier.predict(&a.inputs, a.batch_size, &bar)?;
+    if matches!(a.format, PredictFormat::Parquet) && a.output.is_none() {
+        anyhow::bail!(headstart_api::Error::Param {
+            name: "output",
+            value: String::new(),
+            message: "--format parquet writes a file: pass --output FILE".into(),
+        });
+    }
+    let bar = ctx.bar();
+    let p = headstart_api::predict(&ctx.env, &a.head, &a.inputs, &a.options, &bar)?;
     bar.finish();
-
-    let classes = classifier.head().class_names();
-    let rows: Vec<Record> = predictions
-        .iter()
-        .map(|p| Record::new(p, classes, a.top_k))
-        .collect();
-    let failures = rows.iter().filter(|r| r.error.is_some()).count();
-    let from_cache = rows.iter().filter(|r| r.source == Some("cache")).count();
+    let rows = &p.rows;
     match a.format {
         PredictFormat::Parquet => {
             let path = a.output.as_deref().context("--output")?;
-            super::write_file(path, &records::parquet(&rows)?)?;
+            super::write_file(path, &records::parquet(rows)?)?;
             ctx.log(&format!("wrote {} rows to {}", rows.len(), path.display()));
         }
         f => {
             let text = match f {
                 // Paths and labels on a terminal: escaped by the table itself.
-                PredictFormat::Table => records::table(&rows),
-                PredictFormat::Csv => records::csv(&rows, a.top_k.min(classes.len())),
-                _ => serde_json::to_string_pretty(&rows)? + "\n",
+                PredictFormat::Table => records::table(rows),
+                PredictFormat::Csv => records::csv(rows, a.options.top_k.min(p.classes.len())),
+                _ => serde_json::to_string_pretty(rows)? + "\n",
             };
             match &a.output {
                 Some(path) => super::write_file(path, text.as_bytes())?,
@@ -60,16 +41,23 @@ pub fn run(ctx: &Ctx, a: PredictArgs) -> Result<ExitCode> {
             }
         }
     }
+    let from_cache = rows.iter().filter(|r| r.source == Some("cache")).count();
     ctx.log(&format!(
         "{} images: {} classified ({} from cached features), {} failed",
         rows.len(),
-        rows.len() - failures,
+        rows.len() - p.failed(),
         from_cache,
-        failures
+        p.failed()
     ));
-    Ok(if failures > 0 {
+    Ok(if p.failed() > 0 {
         ExitCode::from(super::EXIT_PARTIAL)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<ExitCode> {
+    let exported = headstart_api::export(&ctx.env, &a.head, &a.out, &a.options)?;
+    print!("{}", exported.describe(&a.out));
+    Ok(ExitCode::SUCCESS)
 }

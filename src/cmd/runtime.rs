@@ -10,9 +10,9 @@ use super::Ctx;
 /// `headstart runtime install [--gpu [--tensorrt]]`.
 pub fn install(ctx: &Ctx, gpu: bool, tensorrt: bool) -> Result<ExitCode> {
     let (path, how) = if gpu {
-        headstart_runtime::gpu::install_gpu(&ctx.home, tensorrt, &|m| ctx.log(m))?
+        headstart_runtime::gpu::install_gpu(&ctx.env.home, tensorrt, &|m| ctx.log(m))?
     } else {
-        headstart_runtime::install(&ctx.home, &|m| ctx.log(m))?
+        headstart_runtime::install(&ctx.env.home, &|m| ctx.log(m))?
     };
     let state = match how {
         headstart_provision::Provisioned::Cached => "already installed",

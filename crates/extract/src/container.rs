@@ -25,7 +25,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::ExtractError;
-use crate::input::{IMAGE_EXTENSIONS, Item, Listing, Source, normalize_split};
+use crate::listing::{IMAGE_EXTENSIONS, Item, Listing, Source, normalize_split};
 
 /// Where a WebDataset sample's label comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::input::{IMAGE_EXTENSIONS, InputKind};
+use crate::listing::{IMAGE_EXTENSIONS, InputKind};
 
 /// Errors of the extract stage; each names the file, model or setting at fault.
 #[derive(Debug, thiserror::Error)]

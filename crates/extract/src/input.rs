@@ -1,7 +1,7 @@
 //! What to extract: a class-folder tree, a CSV/Parquet manifest, or a plain folder.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow_array::Array;
 use headstart_cache::ErrorRow;
@@ -9,95 +9,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::ExtractError;
 
-/// File extensions treated as images when walking folders.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
-
-/// Split folder names recognised at the top of a class-folder tree, in any
-/// letter case (`Train/`, `Testing/`, ...).
-pub const SPLIT_NAMES: &[&str] = &[
-    "train",
-    "training",
-    "val",
-    "valid",
-    "validation",
-    "test",
-    "testing",
-];
-
-/// One image to extract.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    /// Path relative to the input root (the cache key), with `/` separators:
-    /// `<class>/<file>`, `<shard>.tar/<key>`, `<file>.parquet/<row>`.
-    pub rel: String,
-    /// The file to read it from (the image, or the tar or Parquet file holding it).
-    pub abs: PathBuf,
-    /// Class label.
-    pub label: Option<String>,
-    /// Given split.
-    pub split: Option<String>,
-    /// Where in `abs` its bytes are.
-    pub source: Source,
-}
-
-/// Where an item's bytes are in its file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The whole file.
-    File,
-    /// A member of a tar file: `len` bytes from `offset`.
-    TarMember {
-        /// Byte offset of the member's data in the tar file.
-        offset: u64,
-        /// The member's size in bytes.
-        len: u64,
-    },
-    /// Row `row` of row group `row_group` of a Parquet file's image column.
-    ParquetRow {
-        /// Index of the row group in the file.
-        row_group: usize,
-        /// Index of the row within that row group.
-        row: usize,
-    },
-}
-
-/// How to interpret INPUT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    /// `root/<class>/**/img` or `root/{train,val,test}/<class>/**/img`.
-    ClassFolders,
-    /// Every image under the folder, without labels.
-    Unlabeled,
-    /// A CSV or Parquet manifest with `path`, optional `label`, optional `split`.
-    Manifest,
-    /// WebDataset tar shards: a `.tar`, a `{a..b}` pattern, or a folder of them.
-    Tar,
-    /// Parquet files with an image column: a file or a folder of them.
-    ImageParquet,
-}
-
-/// The listed images plus the entries that could not be listed (as error rows).
-#[derive(Debug, Default)]
-pub struct Listing {
-    /// The images to extract.
-    pub items: Vec<Item>,
-    /// Entries that could not be listed (stage `list`), as error rows.
-    pub errors: Vec<ErrorRow>,
-    /// Folders (relative, `/`-separated) whose contents could not be listed:
-    /// images under them may still exist, so they are not treated as deleted.
-    pub unlisted: Vec<String>,
-}
-
-impl Listing {
-    /// Whether `rel` lies in a folder that could not be listed.
-    pub fn maybe_unlisted(&self, rel: &str) -> bool {
-        self.unlisted.iter().any(|d| {
-            d.is_empty()
-                || rel == d
-                || (rel.starts_with(d.as_str()) && rel[d.len()..].starts_with('/'))
-        })
-    }
-}
+pub use crate::listing::{
+    IMAGE_EXTENSIONS, InputKind, Item, Listing, SPLIT_NAMES, Source, normalize_split,
+};
 
 /// Detects the kind of `input`: a file is a manifest, a folder is class folders
 /// unless `unlabeled`.
@@ -323,16 +237,6 @@ fn rel_lossy(root: &Path, p: &Path) -> String {
         .unwrap_or(p)
         .to_string_lossy()
         .into_owned()
-}
-
-/// Canonical split name: `train`, `val` or `test`.
-pub fn normalize_split(s: &str) -> Option<String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "train" | "training" => Some("train".into()),
-        "val" | "valid" | "validation" => Some("val".into()),
-        "test" | "testing" => Some("test".into()),
-        _ => None,
-    }
 }
 
 fn list_manifest(manifest: &Path) -> Result<Listing, ExtractError> {
@@ -565,7 +469,7 @@ mod tests {
         let l = list(&m, InputKind::Manifest).unwrap();
         assert_eq!(l.items.len(), 2);
         assert_eq!(l.items[1].abs, d.path().join("imgs/a.jpg"));
-        assert_eq!(l.items[0].abs, PathBuf::from("/abs/b.jpg"));
+        assert_eq!(l.items[0].abs, std::path::PathBuf::from("/abs/b.jpg"));
         assert_eq!(l.items[0].label, None);
         assert_eq!(l.errors.len(), 1);
         assert!(l.errors[0].message.contains("holdout"));

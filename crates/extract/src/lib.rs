@@ -36,6 +36,7 @@ pub mod features;
 pub mod input;
 pub mod isolate;
 mod jpeg_reduced;
+pub mod listing;
 pub mod pipeline;
 pub mod quantize;
 pub mod tensor;

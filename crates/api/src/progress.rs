@@ -5,6 +5,7 @@
 pub struct Bar(indicatif::ProgressBar, bool);
 
 impl Bar {
+    /// A bar on stderr (hidden and silent when `quiet`).
     pub fn new(quiet: bool) -> Bar {
         let pb = if quiet {
             indicatif::ProgressBar::hidden()
@@ -37,7 +38,7 @@ impl headstart_extract::Progress for Bar {
         if self.1 {
             return;
         }
-        let msg = crate::term::escape(msg);
+        let msg = headstart_files::escape(msg);
         if self.0.is_hidden() {
             eprintln!("headstart: {msg}");
         } else {

@@ -1,10 +1,10 @@
-//! HTML reports: finds the images behind cached rows for thumbnails and
-//! writes `report.html` / `report_eval.html` / `audit.html`.
+//! HTML reports: finds the images behind cached rows for thumbnails (in class
+//! folders, manifests, tar shards or image Parquet, by path and content hash)
+//! and renders `report.html` / `report_eval.html` / `audit.html`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
 use headstart_extract::input::{self, InputKind};
 use headstart_fit::{AuditReport, FitOutcome, Metrics};
 use headstart_models::Preprocess;
@@ -12,12 +12,15 @@ use headstart_models::preprocess::JpegDecode;
 use headstart_report::{Context, ImageRef, THUMB_SIDE, Thumb};
 use rayon::prelude::*;
 
-use crate::cli::ReportArgs;
-
-pub use headstart_fit::{EVAL_REPORT_FILE as EVAL_REPORT, REPORT_FILE as FIT_REPORT};
+use crate::Error;
+use crate::options::ReportOptions as ReportArgs;
 
 /// What a report says about its data: the caches and the model that made them.
-pub fn context(title: &str, caches: &[PathBuf], table: &headstart_cache::FeatureTable) -> Context {
+pub(crate) fn context(
+    title: &str,
+    caches: &[PathBuf],
+    table: &headstart_cache::FeatureTable,
+) -> Context {
     let dataset: Vec<String> = caches.iter().map(|c| c.display().to_string()).collect();
     Context {
         title: title.to_string(),
@@ -32,14 +35,16 @@ pub fn context(title: &str, caches: &[PathBuf], table: &headstart_cache::Feature
     }
 }
 
-/// Checks `--images` once, at the edge: it must exist.
-pub fn check_args(args: &ReportArgs) -> Result<()> {
-    if let Some(dir) = &args.images {
-        super::require(dir.exists(), || {
-            format!("--images {}: no such file or folder", dir.display())
-        })?;
+/// Checks the report options once, at the edge: `images` must exist.
+pub(crate) fn check(args: &ReportArgs) -> Result<(), Error> {
+    match &args.images {
+        Some(dir) if !dir.exists() => Err(Error::param(
+            "images",
+            dir.display(),
+            "no such file or folder",
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The places to look for images in: `--images`, else what each cache
@@ -61,7 +66,7 @@ fn roots(args: &ReportArgs, caches: &[PathBuf]) -> (Vec<PathBuf>, String) {
         );
         eprintln!(
             "headstart: report thumbnails: {}",
-            crate::term::escape(&why)
+            headstart_files::escape(&why)
         );
         why
     } else if there.is_empty() {
@@ -75,7 +80,7 @@ fn roots(args: &ReportArgs, caches: &[PathBuf]) -> (Vec<PathBuf>, String) {
 /// Thumbnails of `images` (cache paths, relative to the extract INPUT, with
 /// their content hashes); a missing, changed or unreadable image says why in
 /// its place.
-pub fn thumbnails(
+pub(crate) fn thumbnails(
     args: &ReportArgs,
     caches: &[PathBuf],
     images: &[ImageRef],
@@ -203,8 +208,8 @@ fn load_from<'a>(
 }
 
 /// The report of a fit (or, with `outcome` None, of an evaluation): None with
-/// `--no-report`.
-pub fn head_report(
+/// `no_report`.
+pub(crate) fn head_report(
     args: &ReportArgs,
     caches: &[PathBuf],
     ctx: &Context,
@@ -219,8 +224,8 @@ pub fn head_report(
     Some(headstart_report::head_report(ctx, outcome, shown, &thumbs))
 }
 
-/// The audit page; None with `--no-report`.
-pub fn audit_report(
+/// The audit page; None with `no_report`.
+pub(crate) fn audit_report(
     args: &ReportArgs,
     caches: &[PathBuf],
     ctx: &Context,
