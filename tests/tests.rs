@@ -14,6 +14,7 @@ mod extract;
 mod foundation;
 mod ours;
 mod parquet_writers;
+mod python;
 mod quantize;
 mod report;
 mod scale;

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+mod batch;
 mod compare;
 mod env;
 mod error;
@@ -36,13 +37,14 @@ mod quantize;
 mod report;
 
 pub use audit::{AuditResult, audit};
+pub use batch::{ExtractorOptions, FeatureExtractor, ImageFeatures};
 pub use compare::{CompareResult, CompareRow, compare};
 pub use env::{Env, Log};
 pub use error::{Error, ErrorKind, fix_of, kind_of};
 pub use extract::extract;
 pub use fit::{EvalResult, FitResult, eval, fit};
 pub use models::{ModelRow, inspect, models_list, models_table};
-pub use predict::{Predictions, export, predict};
+pub use predict::{Predictions, export, head_classes, predict, predict_bytes};
 pub use quantize::{Quantized, quantize};
 
 pub use headstart_extract::{NoProgress, Progress, Summary};

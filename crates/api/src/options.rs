@@ -6,13 +6,15 @@
 
 #[cfg(feature = "cli")]
 use clap::Args;
+use serde::{Deserialize, Serialize};
 
 /// The default backbone.
 pub const DEFAULT_MODEL: &str = headstart_models::zoo::DEFAULT_MODEL;
 
 /// Which tensor of a backbone is the feature vector, and how images are
 /// preprocessed for it (built-in backbones carry their own; these override).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct Recipe {
     /// Feature tensor: `auto` (the model's features, or the input of a classifier's final
@@ -71,7 +73,8 @@ impl Default for Recipe {
 }
 
 /// Which backbone, and its recipe.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct Backbone {
     /// Built-in backbone name or path to an .onnx file [default: efficientnet-lite0; for
@@ -79,12 +82,14 @@ pub struct Backbone {
     #[cfg_attr(feature = "cli", arg(long, value_name = "NAME|PATH"))]
     pub model: Option<String>,
     /// The preprocessing recipe.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub recipe: Recipe,
 }
 
 /// Where inference runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct DeviceOptions {
     /// Execution provider: cpu, cuda[:ID] or tensorrt[:ID].
@@ -116,7 +121,8 @@ impl Default for DeviceOptions {
 }
 
 /// How a head is fitted (fit, audit and compare).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct HeadOptions {
     /// Head: softmax (logistic regression), mlp (one hidden layer) or ncm (nearest class mean).
@@ -183,7 +189,8 @@ impl Default for HeadOptions {
 }
 
 /// The HTML report written next to the results.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct ReportOptions {
     /// Do not write the HTML report.
@@ -196,7 +203,8 @@ pub struct ReportOptions {
 }
 
 /// Calibration of an int8 copy (models quantize, extract with precision int8).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct Calibration {
     /// Calibration images to use, spread evenly over the listing.
@@ -224,7 +232,8 @@ impl Default for Calibration {
 }
 
 /// Limits on what is read from untrusted inputs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct Limits {
     /// Largest image file, tar member or Parquet cell read; larger ones become error rows
@@ -245,7 +254,8 @@ impl Default for Limits {
 }
 
 /// Replacing what headstart wrote before.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct Force {
     /// Replace headstart's artifacts where it cannot tell that it wrote them: a folder of
@@ -257,13 +267,16 @@ pub struct Force {
 }
 
 /// `extract`: everything but the input and the cache folder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct ExtractOptions {
     /// The backbone and its recipe.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub backbone: Backbone,
     /// Where inference runs.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub device: DeviceOptions,
     /// Images per inference batch.
@@ -318,9 +331,11 @@ pub struct ExtractOptions {
     )]
     pub precision: String,
     /// Calibration of an int8 copy.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub calibration: Calibration,
     /// Limits on what is read.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub limits: Limits,
 }
@@ -347,13 +362,16 @@ impl Default for ExtractOptions {
 }
 
 /// `fit`: everything but the caches and the head folder.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct FitOptions {
     /// Replacing what headstart wrote before.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub force: Force,
     /// How the head is fitted.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub head: HeadOptions,
     /// Views used for training (default: all stored views); evaluation uses `original`.
@@ -366,36 +384,43 @@ pub struct FitOptions {
     #[cfg_attr(feature = "cli", arg(long))]
     pub dedupe: bool,
     /// The HTML report.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub report: ReportOptions,
 }
 
 /// `eval`: everything but the head and the caches.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct EvalOptions {
     /// Only rows of this split (train, val, test).
     #[cfg_attr(feature = "cli", arg(long, value_name = "SPLIT"))]
     pub split: Option<String>,
     /// Written as report_eval.html in HEAD_DIR.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub report: ReportOptions,
 }
 
 /// `audit`: everything but the caches and the output folder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct AuditOptions {
     /// Replacing what headstart wrote before.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub force: Force,
     /// Folds of the out-of-fold probabilities (each fits one head).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 5, value_name = "K"))]
     pub folds: usize,
     /// How the head is fitted.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub head: HeadOptions,
     /// The HTML report.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub report: ReportOptions,
 }
@@ -412,7 +437,8 @@ impl Default for AuditOptions {
 }
 
 /// `compare`: everything but the input and the output folder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct CompareOptions {
     /// Backbones to compare, comma-separated (built-in names or .onnx paths).
@@ -427,18 +453,23 @@ pub struct CompareOptions {
     )]
     pub models: Vec<String>,
     /// Replacing what headstart wrote before.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub force: Force,
     /// Preprocessing of the backbones given as .onnx files (built-in ones carry their own).
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub recipe: Recipe,
     /// How the head is fitted.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub head: HeadOptions,
     /// Written as report.html in each backbone's head folder.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub report: ReportOptions,
     /// Where inference runs.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub device: DeviceOptions,
 }
@@ -460,7 +491,8 @@ impl Default for CompareOptions {
 }
 
 /// `predict`: everything but the head, the inputs and how results are shown.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct PredictOptions {
     /// Reuse features from this cache when a file's content hash is in it.
@@ -471,15 +503,18 @@ pub struct PredictOptions {
     pub top_k: usize,
     /// The backbone the head was trained on, when it is not a built-in model (path to .onnx);
     /// its preprocessing flags go with it.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub backbone: Backbone,
     /// Where inference runs.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub device: DeviceOptions,
     /// Images per inference batch.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 32, value_name = "N"))]
     pub batch_size: usize,
     /// Limits on what is read.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub limits: Limits,
 }
@@ -498,10 +533,12 @@ impl Default for PredictOptions {
 }
 
 /// `export`: everything but the head and the output file.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct ExportOptions {
     /// Replacing what headstart wrote before.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub force: Force,
     /// Take uint8 NHWC images at the model's input size and do cast, normalisation and
@@ -512,12 +549,14 @@ pub struct ExportOptions {
     #[cfg_attr(feature = "cli", arg(long))]
     pub head_only: bool,
     /// The backbone the head was trained on, when it is not a built-in model.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub backbone: Backbone,
 }
 
 /// `models quantize`: everything but the float model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct QuantizeOptions {
     /// Images to calibrate on: a folder (any layout), a manifest, tar shards or image Parquet.
@@ -527,12 +566,15 @@ pub struct QuantizeOptions {
     #[cfg_attr(feature = "cli", arg(long, value_name = "NAME"))]
     pub out: String,
     /// Replacing what headstart wrote before.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub force: Force,
     /// Calibration of an int8 copy.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub calibration: Calibration,
     /// The preprocessing recipe.
+    #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub recipe: Recipe,
 }

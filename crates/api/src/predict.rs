@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use headstart_extract::{MAX_BATCH, Progress};
 use headstart_fit::Head;
 use headstart_serve::export::{ExportInput, Exported, check_out};
-use headstart_serve::{Classifier, Record};
+use headstart_serve::{Classifier, Record, ServeError};
 
 use crate::options::{ExportOptions, PredictOptions};
 use crate::{Env, Error};
@@ -37,6 +37,28 @@ pub fn predict(
     o: &PredictOptions,
     progress: &dyn Progress,
 ) -> Result<Predictions, Error> {
+    classify(env, head, o, |c| c.predict(inputs, o.batch_size, progress))
+}
+
+/// [`predict`] for images held in memory: `(name, bytes)` each, the name
+/// only shown in the rows.
+pub fn predict_bytes(
+    env: &Env,
+    head: &Path,
+    images: Vec<(String, Vec<u8>)>,
+    o: &PredictOptions,
+    progress: &dyn Progress,
+) -> Result<Predictions, Error> {
+    classify(env, head, o, |c| c.predict_bytes(images, o.batch_size, progress))
+}
+
+/// Opens the head's classifier with `o` (checked first) and runs `run` on it.
+fn classify(
+    env: &Env,
+    head: &Path,
+    o: &PredictOptions,
+    run: impl FnOnce(&mut Classifier<'_>) -> Result<Vec<headstart_serve::Prediction>, ServeError>,
+) -> Result<Predictions, Error> {
     if o.top_k == 0 {
         return Err(Error::param("top_k", 0, "use at least 1"));
     }
@@ -50,17 +72,21 @@ pub fn predict(
     // Checked here, although the backbone only opens when some file is not cached.
     let session = env.session_config(&o.device)?;
     let backbone = o.backbone.clone();
-    let mut classifier =
-        Classifier::open(head, move |h| env.open_for_head(h, &backbone, &session))?
-            .with_caches(&o.cache)?
-            .with_max_file_size(o.limits.max_file_size)?;
-    let predictions = classifier.predict(inputs, o.batch_size, progress)?;
+    let mut classifier = Classifier::open(head, move |h| env.open_for_head(h, &backbone, &session))?
+        .with_caches(&o.cache)?
+        .with_max_file_size(o.limits.max_file_size)?;
+    let predictions = run(&mut classifier)?;
     let classes = classifier.head().class_names().to_vec();
     let rows = predictions
         .iter()
         .map(|p| Record::new(p, &classes, o.top_k))
         .collect();
     Ok(Predictions { rows, classes })
+}
+
+/// The class names of the head in `head`, in its order (loading it checks it).
+pub fn head_classes(head: &Path) -> Result<Vec<String>, Error> {
+    Ok(Head::load(head)?.class_names().to_vec())
 }
 
 /// Exports the head in `head`, fused with its backbone (the float tensor as

@@ -45,4 +45,44 @@ impl FeatureTable {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.features[i * self.dim..(i + 1) * self.dim]
     }
+
+    /// The table as one Arrow record batch with a part's columns (`feature`
+    /// a FixedSizeList<Float32, D>), the model's name, fingerprint and
+    /// dimension in the schema's metadata. The features move into the batch
+    /// without a copy.
+    pub fn into_record_batch(self) -> Result<arrow_array::RecordBatch, crate::CacheError> {
+        use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, StringArray};
+        use std::sync::Arc;
+        let format = |e: arrow_schema::ArrowError| crate::CacheError::Format {
+            path: std::path::PathBuf::from("<features>"),
+            message: e.to_string(),
+        };
+        let mut meta = std::collections::HashMap::new();
+        meta.insert(crate::meta_keys::FEATURE_DIM.to_string(), self.dim.to_string());
+        for (k, v) in [
+            (crate::meta_keys::MODEL_NAME, &self.model_name),
+            (crate::meta_keys::MODEL_FINGERPRINT, &self.model_fingerprint),
+        ] {
+            if let Some(v) = v {
+                meta.insert(k.to_string(), v.clone());
+            }
+        }
+        let schema = crate::write::part_schema(self.dim).with_metadata(meta);
+        let feature = FixedSizeListArray::try_new(
+            crate::write::item_field(),
+            self.dim as i32,
+            Arc::new(Float32Array::from(self.features)),
+            None,
+        )
+        .map_err(format)?;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(self.paths)),
+            Arc::new(StringArray::from(self.labels)),
+            Arc::new(StringArray::from(self.splits)),
+            Arc::new(StringArray::from(self.content_hashes)),
+            Arc::new(StringArray::from(self.views)),
+            Arc::new(feature),
+        ];
+        arrow_array::RecordBatch::try_new(Arc::new(schema), columns).map_err(format)
+    }
 }

@@ -109,7 +109,7 @@ pub fn part_schema(dim: usize) -> Schema {
     ])
 }
 
-fn item_field() -> Arc<Field> {
+pub(crate) fn item_field() -> Arc<Field> {
     Arc::new(Field::new(columns::FEATURE_ITEM, DataType::Float32, false))
 }
 

@@ -157,6 +157,37 @@ impl<'a> Classifier<'a> {
         batch_size: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<Prediction>, ServeError> {
+        let entries = list_inputs(inputs)?;
+        self.run(entries, batch_size, progress)
+    }
+
+    /// Classifies images held in memory, `(name, bytes)` each (the name is
+    /// only shown), `batch_size` at a time; as [`Classifier::predict`] does
+    /// for files, bytes over the size limit are that image's error.
+    pub fn predict_bytes(
+        &mut self,
+        images: Vec<(String, Vec<u8>)>,
+        batch_size: usize,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Prediction>, ServeError> {
+        let entries = images
+            .into_iter()
+            .map(|(path, bytes)| Entry {
+                path,
+                abs: None,
+                bytes: Some(bytes),
+                outcome: None,
+            })
+            .collect();
+        self.run(entries, batch_size, progress)
+    }
+
+    fn run(
+        &mut self,
+        mut entries: Vec<Entry>,
+        batch_size: usize,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Prediction>, ServeError> {
         if !(1..=headstart_extract::MAX_BATCH).contains(&batch_size) {
             return Err(ServeError::Param {
                 name: "batch_size",
@@ -164,7 +195,6 @@ impl<'a> Classifier<'a> {
                 message: format!("must be between 1 and {}", headstart_extract::MAX_BATCH),
             });
         }
-        let mut entries = list_inputs(inputs)?;
         progress.start(entries.len() as u64);
         let todo: Vec<usize> = (0..entries.len())
             .filter(|&i| entries[i].outcome.is_none())
@@ -214,7 +244,7 @@ impl<'a> Classifier<'a> {
         // Read and hash; cached features need nothing more.
         let read: Vec<Read> = batch
             .par_iter()
-            .map(|&i| read_one(entries[i].abs.as_deref(), &self.cached, self.max_file_size))
+            .map(|&i| read_one(entries_bytes(&entries[i]), &self.cached, self.max_file_size))
             .collect();
         let mut features: Vec<Option<Vec<f32>>> = vec![None; batch.len()];
         let mut from_cache = vec![false; batch.len()];
@@ -310,8 +340,10 @@ impl<'a> Classifier<'a> {
 struct Entry {
     /// As shown in the output.
     path: String,
-    /// Where to read it; `None` for listing failures.
+    /// Where to read it; `None` for listing failures and images in memory.
     abs: Option<PathBuf>,
+    /// The image, when it was given in memory.
+    bytes: Option<Vec<u8>>,
     outcome: Option<Outcome>,
 }
 
@@ -327,6 +359,7 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, ServeError> {
                 out.push(Entry {
                     path: shown,
                     abs: None,
+                    bytes: None,
                     outcome: Some(failed("read", e.to_string())),
                 });
                 continue;
@@ -344,6 +377,7 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, ServeError> {
             out.push(Entry {
                 path: shown,
                 abs: Some(input.clone()),
+                bytes: None,
                 outcome: None,
             });
             continue;
@@ -354,6 +388,7 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, ServeError> {
                 out.push(Entry {
                     path: shown,
                     abs: None,
+                    bytes: None,
                     outcome: Some(failed("list", e.to_string())),
                 });
                 continue;
@@ -373,6 +408,7 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, ServeError> {
             out.push(Entry {
                 path: show(&e.path),
                 abs: None,
+                bytes: None,
                 outcome: Some(failed(&e.stage, e.message)),
             });
         }
@@ -380,6 +416,7 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, ServeError> {
             out.push(Entry {
                 path: show(&it.rel),
                 abs: Some(it.abs),
+                bytes: None,
                 outcome: None,
             });
         }
@@ -393,16 +430,42 @@ enum Read {
     Failed(Outcome),
 }
 
-fn read_one(abs: Option<&Path>, cached: &HashMap<String, Vec<f32>>, limit: u64) -> Read {
-    let Some(abs) = abs else {
-        return Read::Failed(failed("list", "nothing to read"));
-    };
-    match headstart_files::read_regular(abs, limit) {
-        Err(e) => Read::Failed(failed("read", e.reason())),
-        Ok(bytes) => match cached.get(&content_hash(&bytes)) {
-            Some(f) => Read::Cached(f.clone()),
-            None => Read::Bytes(bytes),
+/// Where an entry's bytes are.
+enum Bytes<'e> {
+    File(&'e Path),
+    Memory(&'e [u8]),
+    Nothing,
+}
+
+fn entries_bytes(e: &Entry) -> Bytes<'_> {
+    match (&e.bytes, &e.abs) {
+        (Some(b), _) => Bytes::Memory(b),
+        (None, Some(p)) => Bytes::File(p),
+        (None, None) => Bytes::Nothing,
+    }
+}
+
+fn read_one(src: Bytes<'_>, cached: &HashMap<String, Vec<f32>>, limit: u64) -> Read {
+    let bytes = match src {
+        Bytes::Nothing => return Read::Failed(failed("list", "nothing to read")),
+        Bytes::File(abs) => match headstart_files::read_regular(abs, limit) {
+            Err(e) => return Read::Failed(failed("read", e.reason())),
+            Ok(b) => b,
         },
+        Bytes::Memory(b) if b.len() as u64 > limit => {
+            let reason = headstart_files::ReadError::TooLarge {
+                path: PathBuf::new(),
+                bytes: b.len() as u64,
+                limit,
+            }
+            .reason();
+            return Read::Failed(failed("read", reason));
+        }
+        Bytes::Memory(b) => b.to_vec(),
+    };
+    match cached.get(&content_hash(&bytes)) {
+        Some(f) => Read::Cached(f.clone()),
+        None => Read::Bytes(bytes),
     }
 }
 

@@ -1,0 +1,249 @@
+//! The Python package on real engines (slow tier): the wheel is built from
+//! this checkout the way the README says (`pip install ./crates/python`, through
+//! maturin), each engine gets a venv of its own under the target folder, and the
+//! README's examples run verbatim. The features must equal the CLI's exactly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use crate::common::{self, describe, run_ok};
+
+/// The headstart wheel, built once per test run with pip (which fetches
+/// maturin, as `pip install ./crates/python` does).
+fn wheel() -> &'static Path {
+    static WHEEL: OnceLock<PathBuf> = OnceLock::new();
+    WHEEL.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wheels");
+        let _ = std::fs::remove_dir_all(&dir);
+        let python = common::python_with(&["wheel"]);
+        let out = Command::new(&python)
+            .args(["-m", "pip", "wheel", "--no-deps", "--quiet", "-w"])
+            .arg(&dir)
+            .arg(common::repo().join("crates/python"))
+            .output()
+            .expect("run pip");
+        assert!(out.status.success(), "building the wheel: {}", describe(&out));
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))
+            .expect("a wheel")
+    })
+}
+
+/// A venv `target/tmp/venv-<name>` with `packages` and the wheel installed
+/// (made once, locked against other test processes; the wheel always anew).
+fn venv(name: &str, packages: &[&str]) -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{name}"));
+    let python = venv.join("bin/python");
+    let lock = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
+    lock.lock().expect("lock the venv");
+    let pip = |args: &[&str]| {
+        let out = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(args)
+            .output()
+            .expect("run pip");
+        assert!(out.status.success(), "pip install {args:?}: {}", describe(&out));
+    };
+    let done = venv.join("installed");
+    if !done.exists() {
+        let out = Command::new("python3").args(["-m", "venv"]).arg(&venv).output().unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        pip(packages);
+        std::fs::write(&done, b"").unwrap();
+    }
+    pip(&["--force-reinstall", "--no-deps", wheel().to_str().unwrap()]);
+    python
+}
+
+/// The README's code block that starts with `# example: <name>`.
+fn example(name: &str) -> String {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("```python\n# example: {name}\n"))
+        .unwrap_or_else(|| panic!("README has no `# example: {name}` block"));
+    let code = &readme[start + "```python\n".len()..];
+    code[..code.find("```").unwrap()].to_string()
+}
+
+/// Runs `code` with `python` in `cwd` (its own process group, killed with
+/// everything it started when it ends), with the shared headstart cache and
+/// servers on loopback.
+fn run_python(python: &Path, cwd: &Path, code: &str) -> String {
+    use std::os::unix::process::CommandExt;
+    let script = cwd.join(format!("script-{}.py", std::process::id()));
+    std::fs::write(&script, code).unwrap();
+    let child = Command::new(python)
+        .arg(&script)
+        .current_dir(cwd)
+        .env("HEADSTART_HOME", common::home())
+        .env("PYSPARK_PYTHON", python)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .env("RAY_NODE_IP_ADDRESS", "127.0.0.1")
+        .env("RAY_USAGE_STATS_ENABLED", "0")
+        .env("RAY_AUTH_MODE", "disabled")
+        .env_remove("ORT_DYLIB_PATH")
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python");
+    let group = child.id() as i32;
+    let out = child.wait_with_output().unwrap();
+    // Whatever the script left running (Ray's workers, Spark's JVM) goes too.
+    let _ = Command::new("kill").args(["-9", "--", &format!("-{group}")]).output();
+    assert!(out.status.success(), "{code}\n{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `dir/images.parquet` with columns id, label, image (binary): `per_class`
+/// sample images of each class, then one corrupt image.
+fn images_parquet(dir: &Path, per_class: usize) -> usize {
+    use arrow_array::{ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray};
+    let images = dir.join("loose");
+    common::sample_subset(&images, per_class);
+    let mut files: Vec<PathBuf> = walk(&images);
+    files.sort();
+    let mut bytes: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let mut labels: Vec<String> = files
+        .iter()
+        .map(|f| f.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    bytes.push(b"\x89PNG\r\n\x1a\n not really".to_vec());
+    labels.push("bag".into());
+    let n = bytes.len();
+    let batch = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef),
+        ("label", Arc::new(StringArray::from(labels))),
+        (
+            "image",
+            Arc::new(BinaryArray::from_iter_values(bytes.iter().map(|b| &b[..]))),
+        ),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(dir.join("images.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    n
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Checks, with the engine's Python, that the engine's output (Parquet under
+/// `out`) has one row per image of `dir/images.parquet`, features equal to the
+/// CLI's cache of the same file (max abs difference 0) and an error in the
+/// corrupt image's row.
+fn check_engine_output(python: &Path, dir: &Path, out: &str, images: usize) {
+    let cache = dir.join("cli-cache");
+    run_ok(&["extract", dir.join("images.parquet").to_str().unwrap(), "--out", cache.to_str().unwrap()]);
+    let code = format!(
+        r#"
+import glob, headstart, numpy as np, pyarrow.parquet as pq, pyarrow as pa
+cli = headstart.read_features("cli-cache")
+by_path = {{p: i for i, p in enumerate(cli["path"].to_pylist())}}
+X = headstart.feature_matrix(cli)
+got = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob("{out}/*.parquet"))])
+assert got.num_rows == {images}, got.num_rows
+worst, errors = 0.0, 0
+for row in got.to_pylist():
+    if row["error"] is not None:
+        assert row["feature"] is None and row["id"] == {images} - 1, row
+        errors += 1
+        continue
+    ref = X[by_path["images.parquet/%d" % row["id"]]]
+    worst = max(worst, float(np.abs(np.asarray(row["feature"], dtype=np.float32) - ref).max()))
+assert errors == 1, errors
+print("max abs difference", worst)
+assert worst == 0.0, worst
+"#
+    );
+    let printed = run_python(python, dir, &code);
+    assert!(printed.contains("max abs difference 0.0"), "{printed}");
+}
+
+/// The README's notebook example, then the same steps through the CLI: the
+/// features, and the predictions of heads fitted on them, are equal.
+#[test]
+#[ignore = "slow tier: `just test-all`"]
+fn the_notebook_example_equals_the_cli() {
+    let dir = common::scratch("py-notebook");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::os::unix::fs::symlink(
+        common::repo().join("data/fashion-mnist-mini"),
+        dir.join("data/fashion-mnist-mini"),
+    )
+    .unwrap();
+    let python = venv("notebook", &["pyarrow", "pandas", "numpy"]);
+    let printed = run_python(&python, &dir, &example("notebook"));
+    assert!(printed.contains("1300 extracted, 0 failed"), "{printed}");
+    let s = |p: PathBuf| p.to_str().unwrap().to_string();
+    let (cache, head) = (s(dir.join("cli-cache")), s(dir.join("cli-head")));
+    let data = s(dir.join("data/fashion-mnist-mini"));
+    run_ok(&["extract", &data, "--out", &cache]);
+    run_ok(&["fit", &cache, "--out", &head, "--c", "0.1,1,10"]);
+    let bag = format!("{data}/test/bag");
+    run_ok(&["predict", &head, &bag, "--cache", &cache, "--format", "json", "-o", &s(dir.join("cli.json"))]);
+    let check = r#"
+import json, headstart, numpy as np
+a, b = headstart.read_features("cache"), headstart.read_features("cli-cache")
+assert a["path"].to_pylist() == b["path"].to_pylist()
+assert np.array_equal(headstart.feature_matrix(a), headstart.feature_matrix(b))
+cli = json.load(open("cli.json"))
+py = headstart.Classifier.open("head", cache=["cache"]).predict(["data/fashion-mnist-mini/test/bag"])
+assert len(cli) == py.num_rows == 30, (len(cli), py.num_rows)
+for c, p in zip(cli, py.to_pylist()):
+    assert c["predictions"][0]["label"] == p["label"], (c, p)
+    # JSON carries the f32 in its shortest form: equal as f32.
+    assert np.float32(c["predictions"][0]["probability"]) == np.float32(p["probability"]), (c, p)
+print("same predictions")
+"#;
+    assert!(run_python(&python, &dir, check).contains("same predictions"));
+}
+
+/// The README's Ray Data example over image Parquet: one row per image,
+/// the CLI's features exactly, an error for the corrupt image, job succeeds.
+#[test]
+#[ignore = "slow tier: `just test-all`"]
+fn the_ray_example_gives_the_clis_features() {
+    let dir = common::scratch("py-ray");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = images_parquet(&dir, 6);
+    let python = venv("ray", &["ray[data]", "pyarrow", "pandas", "numpy"]);
+    run_python(&python, &dir, &example("ray"));
+    check_engine_output(&python, &dir, "ray-features", n);
+}
+
+/// The README's Spark example (`mapInArrow`, local[2], Java from Debian when
+/// missing): the CLI's features exactly, an error for the corrupt image.
+#[test]
+#[ignore = "slow tier: `just test-all`"]
+fn the_spark_example_gives_the_clis_features() {
+    let java = Command::new("java").arg("-version").output();
+    if !java.is_ok_and(|o| o.status.success()) {
+        let out = Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "default-jre-headless"])
+            .output()
+            .expect("apt-get");
+        assert!(out.status.success(), "installing Java: {}", describe(&out));
+    }
+    let dir = common::scratch("py-spark");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = images_parquet(&dir, 6);
+    let python = venv("spark", &["pyspark", "pyarrow", "pandas", "numpy"]);
+    run_python(&python, &dir, &example("spark"));
+    check_engine_output(&python, &dir, "spark-features", n);
+}
