@@ -34,6 +34,7 @@ pub mod decode;
 pub mod error;
 pub mod features;
 pub mod input;
+mod jpeg_pixels;
 mod jpeg_reduced;
 pub mod pipeline;
 pub mod quantize;
