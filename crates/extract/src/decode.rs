@@ -197,6 +197,10 @@ fn decode_jpeg<'a>(
         .exif()
         .and_then(|e| Orientation::from_exif_chunk(e))
         .unwrap_or(Orientation::NoTransforms);
+    // The full decode's peak bounds the reduced one's; checked in both modes
+    // so that a file gets one verdict.
+    let peak = zune_peak_bytes(w, h, info.components, progressive);
+    within_budget(w, h, what, peak)?;
     let r = scale(w, h);
     // The reduced decoder, when it reads this layout and sees the frame the
     // full decoder sees (not a second header hidden from one of them).
@@ -205,7 +209,7 @@ fn decode_jpeg<'a>(
         .flatten()
         .filter(|p| p.size() == (w, h))
     {
-        within_budget(w, h, what, plan.peak_bytes())?;
+        debug_assert!(plan.peak_bytes() <= peak);
         let mut pixels = std::mem::take(buf);
         return match plan.decode(bytes, &mut pixels) {
             Ok((sw, sh)) => oriented(pixels, sw, sh, orientation, buf),
@@ -215,12 +219,6 @@ fn decode_jpeg<'a>(
             }
         };
     }
-    within_budget(
-        w,
-        h,
-        what,
-        zune_peak_bytes(w, h, info.components, progressive),
-    )?;
     let n = zune
         .output_buffer_size()
         .ok_or_else(|| too_few_pixels(w, h))?;
@@ -546,6 +544,53 @@ mod tests {
             }
         }
         assert!(ok > 0 && errors > 0, "{ok} decoded, {errors} refused");
+    }
+
+    /// Regression (issue 26): a small progressive JPEG declaring 13377 x
+    /// 13377 cost 1.08 GB in jpeg-decoder (1.58 GB through zune-jpeg); it is
+    /// refused from its header in both modes, naming the declared size.
+    #[test]
+    fn a_progressive_header_declaring_13377_squared_is_refused_in_both_modes() {
+        let bomb = progressive_bomb(13377);
+        assert!(bomb.len() < 1000, "{} bytes", bomb.len());
+        let reduced = Preprocess::tf_lite("input");
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced.clone()
+        };
+        for recipe in [&reduced, &exact] {
+            let e = decode_for(&bomb, &mut Vec::new(), recipe).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ExtractError::ImageTooLarge {
+                        width: 13377,
+                        height: 13377,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(msg.contains("13377x13377 progressive JPEG needs"), "{msg}");
+        }
+        // The same file at 4000 x 4000 decodes in both modes.
+        let small = progressive_bomb(4000);
+        for recipe in [&reduced, &exact] {
+            assert!(decode_for(&small, &mut Vec::new(), recipe).is_ok());
+        }
+    }
+
+    /// A small progressive JPEG whose frame header declares `side x side`.
+    pub(crate) fn progressive_bomb(side: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 50);
+        enc.set_progressive(true);
+        enc.encode(&[128; 8 * 8 * 3], 8, 8, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let sof = out.windows(2).position(|m| m == [0xFF, 0xC2]).unwrap();
+        out[sof + 5..sof + 9].copy_from_slice(&[side.to_be_bytes(), side.to_be_bytes()].concat());
+        out
     }
 
     #[test]
