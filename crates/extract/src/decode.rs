@@ -91,8 +91,11 @@ fn decode_scaled<'a>(
             height: h,
         });
     }
-    // `into_decoder` checks only the sides; the pixel buffer is checked here.
-    within_budget(w, h, "image", decoder.total_bytes())?;
+    // `into_decoder` checks only the sides. The decoded buffer, and a second
+    // full-size one: the decoder's own planes (WebP's YUV), or the RGB8 copy
+    // of another colour type.
+    let second = u64::from(w) * u64::from(h) * 4;
+    within_budget(w, h, "image", decoder.total_bytes().saturating_add(second))?;
     if decoder.color_type() == ColorType::Rgb8 && orientation == Orientation::NoTransforms {
         let n = w as usize * h as usize * 3;
         if buf.len() < n {

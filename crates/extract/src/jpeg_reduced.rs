@@ -32,7 +32,6 @@ const DC_BITS: u32 = 9;
 pub(crate) type Corrupt = &'static str;
 
 const BAD_CODE: Corrupt = "invalid Huffman code";
-const BAD_RESTART: Corrupt = "missing or out-of-order restart marker";
 const BAD_END: Corrupt = "the scan's data does not end at a marker";
 const UNSUPPORTED: Corrupt = "a scan structure the reduced decoder does not read";
 
@@ -304,6 +303,7 @@ impl Huffman {
 /// The entropy-coded data of one scan, read MSB first with 0xFF00 unstuffed;
 /// zeros are fed past a marker or the end, and counted so that reading into
 /// them is caught.
+#[derive(Clone, Copy)]
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
@@ -421,6 +421,14 @@ impl<'a> Bits<'a> {
     /// the reader stands at one. Data that ran into the marker (read as zeros,
     /// as libjpeg and zune-jpeg read it) ends at that marker.
     fn marker(&mut self) -> Option<(u8, usize)> {
+        let p = self.position();
+        let (&ff, &m) = (self.data.get(p)?, self.data.get(p + 1)?);
+        (ff == 0xFF && m != 0).then_some((m, p + 2))
+    }
+
+    /// The position after the last byte read (padding and bits left in the
+    /// current byte dropped), after any 0xFF fill.
+    fn position(&self) -> usize {
         // Whole unread bytes go back to the data; the partial byte is dropped.
         let unread = if self.overran() {
             0
@@ -441,8 +449,7 @@ impl<'a> Bits<'a> {
         while self.data.get(p) == Some(&0xFF) && self.data.get(p + 1) == Some(&0xFF) {
             p += 1;
         }
-        let (&ff, &m) = (self.data.get(p)?, self.data.get(p + 1)?);
-        (ff == 0xFF && m != 0).then_some((m, p + 2))
+        p
     }
 }
 
@@ -894,16 +901,18 @@ fn decode_progressive_dc(
 /// turn, and decoding starts afresh after it.
 struct Restarts {
     interval: usize,
-    next: u8,
 }
 
 impl Restarts {
     fn new(interval: usize) -> Self {
-        Self { interval, next: 0 }
+        Self { interval }
     }
 
-    /// Before MCU `m`: at a restart, checks the marker and resets the reader
-    /// and the DC predictions.
+    /// Before MCU `m`: at a restart, when the reader stands at a restart
+    /// marker (any of the eight, as zune-jpeg accepts), resets the reader and
+    /// the DC predictions; elsewhere reads on, as zune-jpeg does (libjpeg
+    /// resynchronises and warns): damage here is read, not refused, so that
+    /// both modes give the file one verdict.
     fn before<'a>(
         &mut self,
         m: usize,
@@ -912,13 +921,11 @@ impl Restarts {
         pred: &mut [i32; 3],
     ) -> Result<(), Corrupt> {
         if self.interval > 0 && m > 0 && m.is_multiple_of(self.interval) {
-            let (marker, after) = bits.marker().ok_or(BAD_RESTART)?;
-            if marker != 0xD0 + self.next {
-                return Err(BAD_RESTART);
+            let mut probe = *bits;
+            if let Some((0xD0..=0xD7, after)) = probe.marker() {
+                *bits = Bits::new(bytes, after);
+                *pred = [0; 3];
             }
-            self.next = (self.next + 1) % 8;
-            *bits = Bits::new(bytes, after);
-            *pred = [0; 3];
         }
         Ok(())
     }
@@ -995,7 +1002,8 @@ fn dc_scan(
             }
         }
     }
-    bits.marker().ok_or(BAD_END)
+    // Bytes left before the marker are read past, as libjpeg and zune-jpeg do.
+    skip_entropy(bytes, bits.position()).ok_or(BAD_END)
 }
 
 /// One component's pixels (MCU padding included).
@@ -1060,11 +1068,9 @@ fn decode_scan(bytes: &[u8], header: &Header, sizes: &[usize]) -> Result<Vec<Pla
             }
         }
     }
-    // The plan checked that the image ends after this scan.
-    match bits.marker() {
-        Some((0xD9, _)) => Ok(planes),
-        _ => Err(BAD_END),
-    }
+    // The plan checked that the image ends after this scan; bytes left
+    // before its end are read past, as libjpeg and zune-jpeg do.
+    Ok(planes)
 }
 
 /// What an AC symbol (`run << 4 | size`) says.
