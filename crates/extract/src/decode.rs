@@ -405,17 +405,19 @@ mod tests {
             jpeg_decode: JpegDecode::Exact,
             ..reduced.clone()
         };
-        // 1200x900: crop 787 px for a 224 input, so 1/2 (393 px) still covers it.
-        assert_eq!(reduced.jpeg_scale(1200, 900), 2);
+        // 1200x900: crop 787 px for a 224 input; 1/2 (393 px) would cover it,
+        // but 1/2 is never used (no faster than a full decode).
+        assert_eq!(reduced.jpeg_scale(1200, 900), 1);
+        assert_eq!(reduced.jpeg_scale(2400, 1800), 4);
         assert_eq!(reduced.jpeg_scale(4032, 3024), 8);
         assert_eq!(reduced.jpeg_scale(400, 300), 1);
         assert_eq!(exact.jpeg_scale(4032, 3024), 1);
-        let bytes = jpeg(1200, 900, Some(6)); // rotate 90 degrees clockwise
+        let bytes = jpeg(2400, 1800, Some(6)); // rotate 90 degrees clockwise
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let small = decode_for(&bytes, &mut a, &reduced).unwrap();
         let full = decode_for(&bytes, &mut b, &exact).unwrap();
         assert_eq!(small.dimensions(), (450, 600));
-        assert_eq!(full.dimensions(), (900, 1200));
+        assert_eq!(full.dimensions(), (1800, 2400));
         let c = cosine(&tensor(&reduced, &small), &tensor(&reduced, &full));
         assert!(c > 0.995, "cosine {c}");
         // Not big enough to reduce: the same pixels as the full decode.

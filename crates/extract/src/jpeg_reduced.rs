@@ -1167,8 +1167,11 @@ mod tests {
 
     use super::{Corrupt, plan};
 
+    /// A decoded image: width, height, RGB8 pixels.
+    type Decoded = (u32, u32, Vec<u8>);
+
     /// Decodes `bytes` at `1/r`: `None` when not planned.
-    fn reduced(bytes: &[u8], r: u32) -> Option<Result<(u32, u32, Vec<u8>), Corrupt>> {
+    fn reduced(bytes: &[u8], r: u32) -> Option<Result<Decoded, Corrupt>> {
         let p = plan(bytes, r)?;
         let mut out = Vec::new();
         Some(p.decode(bytes, &mut out).map(|(w, h)| (w, h, out)))

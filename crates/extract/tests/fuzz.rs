@@ -55,7 +55,7 @@ const TIME_BUDGET: Duration = Duration::from_millis(500);
 const ALLOC_BUDGET: usize = MAX_ALLOC as usize + (64 << 20);
 
 /// Recipes whose input sizes make the seeds (136 x 104) decode at 1/8, 1/4
-/// and 1/2, and the exact one.
+/// and full size (1/2 is never chosen), and the exact one.
 fn recipes() -> [Preprocess; 4] {
     let at = |side: u32| Preprocess {
         height: side,

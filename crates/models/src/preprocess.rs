@@ -148,16 +148,18 @@ fn resampler_version() -> u32 {
 }
 
 impl Preprocess {
-    /// The JPEG DCT scale denominator (1, 2, 4 or 8) for a `width` x `height`
+    /// The JPEG DCT scale denominator (1, 4 or 8) for a `width` x `height`
     /// image: the largest whose output still covers the crop at the model's
-    /// input size; 1 for exact decoding.
+    /// input size; 1 for exact decoding. Never 2: at 1/2 libjpeg's scaled
+    /// decode reads every coefficient and was no faster than a full decode
+    /// (docs/benchmarks.md).
     pub fn jpeg_scale(&self, width: u32, height: u32) -> u32 {
         if self.jpeg_decode == JpegDecode::Exact {
             return 1;
         }
         let crop = f64::from(self.crop_fraction) * f64::from(width.min(height));
         let need = f64::from(self.height.max(self.width).max(1));
-        [8, 4, 2]
+        [8, 4]
             .into_iter()
             .find(|&r| (crop / f64::from(r)).floor() >= need)
             .unwrap_or(1)
