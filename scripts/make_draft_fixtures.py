@@ -38,6 +38,7 @@ def main(out: Path) -> None:
         "420-restart": dict(subsampling="4:2:0", restart_marker_blocks=3),
         "444-progressive": dict(subsampling="4:4:4", progressive=True),
         "420-progressive": dict(subsampling="4:2:0", progressive=True),
+        "444-progressive-restart": dict(subsampling="4:4:4", progressive=True, restart_marker_blocks=5),
     }
     for name, opts in files.items():
         img.save(out / f"{name}.jpg", quality=90, **opts)

@@ -1,13 +1,14 @@
 //! Reading image files into RGB8 with EXIF orientation applied, within limits
 //! that turn decompression bombs into per-file errors.
 //!
-//! A JPEG is decoded once, by one decoder chosen from its headers before
-//! anything is allocated: headstart's reduced-scale decoder
-//! ([`crate::jpeg_reduced`]) when the recipe asks for a reduced scale and the
-//! file is of a layout it reads, otherwise zune-jpeg in strict mode at full
-//! size. Both refuse damaged entropy-coded data, so a file gets the same
-//! verdict in both modes, and each decode's peak memory is estimated from the
-//! header and refused above [`MAX_ALLOC`].
+//! A JPEG is decoded by one decoder chosen from its headers before anything
+//! is allocated: headstart's reduced-scale decoder ([`crate::jpeg_reduced`])
+//! when the recipe asks for a reduced scale and the file is of a layout it
+//! reads, otherwise zune-jpeg in strict mode at full size. The reduced
+//! decoder reads only undamaged entropy-coded data and hands a damaged file
+//! to zune-jpeg, whose verdict (an error, or the pixels it reads past the
+//! damage) the file then gets in both modes. Each decode's peak memory is
+//! estimated from the header and refused above [`MAX_ALLOC`].
 
 use std::io::Cursor;
 
@@ -169,8 +170,9 @@ fn zune_peak_bytes(w: u32, h: u32, components: u8, progressive: bool) -> u64 {
     }
 }
 
-/// Decodes JPEG `bytes` once, at the scale `scale(width, height)` picks when
-/// the reduced decoder reads the file's layout, at full size otherwise.
+/// Decodes JPEG `bytes` at the scale `scale(width, height)` picks when the
+/// reduced decoder reads the file's layout and finds no damage, at full size
+/// otherwise.
 fn decode_jpeg<'a>(
     bytes: &[u8],
     buf: &'a mut Vec<u8>,
@@ -214,13 +216,12 @@ fn decode_jpeg<'a>(
     {
         debug_assert!(plan.peak_bytes() <= peak);
         let mut pixels = std::mem::take(buf);
-        return match plan.decode(bytes, &mut pixels) {
-            Ok((sw, sh)) => oriented(pixels, sw, sh, orientation, buf),
-            Err(e) => {
-                *buf = pixels;
-                Err(ExtractError::CorruptJpeg(e.to_string()))
-            }
-        };
+        match plan.decode(bytes, &mut pixels) {
+            Ok((sw, sh)) => return oriented(pixels, sw, sh, orientation, buf),
+            // Damaged data (never a clean file): the full decode decides, so
+            // the file gets the verdict it gets in exact mode.
+            Err(_) => *buf = pixels,
+        }
     }
     let n = zune
         .output_buffer_size()
@@ -549,6 +550,57 @@ mod tests {
             }
         }
         assert!(ok > 0 && errors > 0, "{ok} decoded, {errors} refused");
+    }
+
+    /// Regression (issue 26: 188 of 50,000 fuzzed files): a bad Huffman code
+    /// in an AC scan of a big progressive JPEG was read past at 1/8 (the AC
+    /// scans were skipped) and an error at full size. The reduced decoder
+    /// finds the damage and hands the file to the full decode, so both modes
+    /// give the same error; the undamaged file still decodes at 1/8.
+    #[test]
+    fn a_bad_code_in_a_progressive_ac_scan_is_the_same_error_in_both_modes() {
+        let (w, h) = (600u16, 400u16);
+        let rgb: Vec<u8> = (0..u32::from(w) * u32::from(h))
+            .flat_map(|i| {
+                let (x, y) = ((i % 600) as f32, (i / 600) as f32);
+                let v = |a: f32| (127.5 + 120.0 * a.sin()) as u8;
+                [v(x / 9.0), v(y / 7.0 + 1.0), v((x + y) / 5.0)]
+            })
+            .collect();
+        let mut good = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut good, 90);
+        enc.set_progressive(true);
+        enc.encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let reduced = Preprocess {
+            height: 24,
+            width: 24,
+            crop_fraction: 1.0,
+            ..Preprocess::tf_lite("input")
+        };
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced.clone()
+        };
+        assert_eq!(reduced.jpeg_scale(600, 400), 8);
+        let mut buf = Vec::new();
+        let small = decode_for(&good, &mut buf, &reduced).unwrap();
+        assert_eq!(small.dimensions(), (75, 50));
+        // Eight data bytes 0xFF (stuffed as FF 00) in the last scan, an AC scan.
+        let sos = good.windows(2).rposition(|m| m == [0xFF, 0xDA]).unwrap();
+        assert_ne!(good[sos + 7], 0, "an AC scan");
+        let at = (sos + good.len()) / 2;
+        let mut bad = good.clone();
+        for (i, b) in bad[at..at + 16].iter_mut().enumerate() {
+            *b = if i % 2 == 0 { 0xFF } else { 0x00 };
+        }
+        let ours = decode_for(&bad, &mut Vec::new(), &reduced).map(|_| ());
+        let full = decode_for(&bad, &mut Vec::new(), &exact).map(|_| ());
+        assert!(full.is_err());
+        assert_eq!(
+            ours.map_err(|e| e.to_string()),
+            full.map_err(|e| e.to_string())
+        );
     }
 
     /// Regression (issue 26): a small progressive JPEG declaring 13377 x

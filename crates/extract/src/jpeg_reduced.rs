@@ -12,14 +12,22 @@
 //!
 //! Handled: 8-bit baseline (SOF0/SOF1) Huffman, one interleaved scan of grey
 //! or YCbCr, sampling factors 1 or 2, restart intervals; and at 1/8,
-//! progressive Huffman (SOF2) files, of which only the DC scans are read (the
-//! first and its refinements): the AC scans, most of the file, are skipped
-//! unread, and subsampled chroma is replicated from its DC values (libjpeg
-//! would use its AC values for a 2x2 IDCT: the one place this is not exact).
+//! progressive Huffman (SOF2) files, whose pixels come from the DC scans (the
+//! first and its refinements). Their AC scans are walked, not stored: every
+//! Huffman code decoded, magnitude, sign and correction bits skipped, with
+//! one bit per coefficient kept to find a refinement scan's correction bits.
+//! Subsampled chroma is replicated from its DC values (libjpeg would use its
+//! AC values for a 2x2 IDCT: the one place this is not exact).
 //!
 //! [`plan`] decides from the headers and the marker structure alone (no
-//! entropy decoding) whether a file is handled; [`Plan::decode`] then reports
-//! damage in the entropy-coded data as an error: nothing is decoded twice.
+//! entropy decoding) whether a file is handled. [`Plan::decode`] reads only
+//! data as an encoder writes it: a bad Huffman code, a run past its block or
+//! band, a restart marker missing or out of turn, data that ends early or
+//! leaves bytes before the next marker is [`Damage`], on which the caller
+//! decodes the file in full. Full decoders read past some damage and refuse
+//! other damage, each in its own way; handing every damaged file to the full
+//! decoder gives it the full decode's verdict in every mode, at the cost of a
+//! second decode of a damaged file (never of a clean one).
 
 use crate::jpeg_pixels::{self, Upsample};
 
@@ -28,12 +36,19 @@ const AC_BITS: u32 = 11;
 /// Bits looked up at once for a DC code.
 const DC_BITS: u32 = 9;
 
-/// What is wrong with damaged entropy-coded data.
-pub(crate) type Corrupt = &'static str;
+/// Why the reduced decoder stopped: entropy-coded data that is not exactly
+/// as an encoder writes it, or a structure it does not read. Never a
+/// verdict on the file: the caller hands it to the full decoder, which
+/// decides (so a damaged file gets the full decode's verdict in every mode).
+pub(crate) type Damage = &'static str;
 
-const BAD_CODE: Corrupt = "invalid Huffman code";
-const BAD_END: Corrupt = "the scan's data does not end at a marker";
-const UNSUPPORTED: Corrupt = "a scan structure the reduced decoder does not read";
+const BAD_CODE: Damage = "invalid Huffman code";
+const BAD_END: Damage = "the scan's data does not end at a marker";
+const PAST_END: Damage = "a scan's data ends before its last block";
+const BAD_RESTART: Damage = "a restart marker missing or out of turn";
+const RUN_PAST_END: Damage = "a run of zeros past the end of its block or band";
+const BAD_EOB_RUN: Damage = "an end-of-band run past its restart interval or scan";
+const UNSUPPORTED: Damage = "a scan structure the reduced decoder does not read";
 
 /// A reduced decode that this module can do, decided from the headers and
 /// marker structure of the file.
@@ -61,7 +76,7 @@ pub(crate) fn plan(bytes: &[u8], r: u32) -> Option<Plan> {
         // The DC scans alone, which only 1/8 can do with.
         Some(_) if min_size > 1 => return None,
         Some(_) => {
-            decode_progressive_dc(bytes, &mut header.clone(), true).ok()?;
+            decode_progressive(bytes, &mut header.clone(), true).ok()?;
             vec![1; header.components.len()]
         }
         None => {
@@ -100,7 +115,8 @@ impl Plan {
     }
 
     /// An upper bound of the bytes the decode allocates: component planes
-    /// (DC values of progressive files), output and row buffers.
+    /// (DC values and nonzero-coefficient bits of progressive files), output
+    /// and row buffers.
     pub(crate) fn peak_bytes(&self) -> u64 {
         let (mcu_w, mcu_h, units) = self.header.units();
         let blocks = |h: usize, v: usize| (mcu_w * h * mcu_h * v) as u64;
@@ -110,7 +126,7 @@ impl Plan {
             .map(|(&(_, h, v), &s)| blocks(h, v) * (s * s) as u64)
             .sum();
         let dc: u64 = match self.header.progressive {
-            Some(_) => units.iter().map(|&(_, h, v)| blocks(h, v) * 4).sum(),
+            Some(_) => units.iter().map(|&(_, h, v)| blocks(h, v) * (4 + 8)).sum(),
             None => 0,
         };
         let (ow, oh) = self.output_size();
@@ -126,9 +142,9 @@ impl Plan {
     }
 
     /// Decodes into `out` as RGB8 (grey is replicated) and returns its size.
-    pub(crate) fn decode(mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(u32, u32), Corrupt> {
+    pub(crate) fn decode(mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(u32, u32), Damage> {
         let planes = if self.header.progressive.is_some() {
-            decode_progressive_dc(bytes, &mut self.header, false)?
+            decode_progressive(bytes, &mut self.header, false)?
         } else {
             decode_scan(bytes, &self.header, &self.sizes)?
         };
@@ -196,8 +212,8 @@ struct Huffman {
     /// longer codes.
     lookup: Vec<u16>,
     /// Indexed by the next `AC_BITS` bits: `total bits | advance << 8` when the
-    /// code and its magnitude bits fit, where the advance is `run + 1`, 16 for
-    /// ZRL and [`EOB`] for end-of-block; 0 otherwise.
+    /// code and its magnitude bits fit, where the advance is `run + 1`, [`ZRL`]
+    /// for sixteen zeros and [`EOB`] for end-of-block; 0 otherwise.
     skip: Vec<u16>,
     /// Indexed by the next `AC_BITS` bits, for a coefficient whose code and
     /// magnitude bits fit: `value << 16 | run << 8 | total bits`; 0 otherwise
@@ -212,6 +228,8 @@ struct Huffman {
 
 /// Advance of the end-of-block symbol in [`Huffman::skip`].
 const EOB: u16 = 0x7F;
+/// Advance of the sixteen-zeros symbol in [`Huffman::skip`].
+const ZRL: u16 = 0x7E;
 
 impl Huffman {
     /// Builds a table from a DHT segment's 16 counts and symbols (JPEG
@@ -241,7 +259,7 @@ impl Huffman {
                 if total <= AC_BITS {
                     // An invalid symbol is left to the slow path, which refuses it.
                     let advance = AcSymbol::of(symbol).map(|a| match a {
-                        AcSymbol::ZeroRun => 16,
+                        AcSymbol::ZeroRun => ZRL,
                         AcSymbol::EndOfBlock => EOB,
                         AcSymbol::Value { run, .. } => run + 1,
                     });
@@ -263,6 +281,10 @@ impl Huffman {
                 }
                 code += 1;
                 k += 1;
+            }
+            // No code may be all ones (libjpeg's and zune-jpeg's check).
+            if code >= 1 << len {
+                return None;
             }
             if n > 0 {
                 maxcode[len as usize] = code - 1;
@@ -403,7 +425,7 @@ impl<'a> Bits<'a> {
     /// One DC difference: its size category from `table` (at most 11 bits),
     /// then its magnitude bits. Needs a refilled reader.
     #[inline]
-    fn dc_difference(&mut self, table: &Huffman) -> Result<i32, Corrupt> {
+    fn dc_difference(&mut self, table: &Huffman) -> Result<i32, Damage> {
         let size = u32::from(table.symbol(self).ok_or(BAD_CODE)?);
         if size > 11 {
             return Err(BAD_CODE);
@@ -420,7 +442,7 @@ impl<'a> Bits<'a> {
     /// position of the marker that ended the data (after any fill bytes), if
     /// the reader stands at one. Data that ran into the marker (read as zeros,
     /// as libjpeg and zune-jpeg read it) ends at that marker.
-    fn marker(&mut self) -> Option<(u8, usize)> {
+    fn marker(&self) -> Option<(u8, usize)> {
         let p = self.position();
         let (&ff, &m) = (self.data.get(p)?, self.data.get(p + 1)?);
         (ff == 0xFF && m != 0).then_some((m, p + 2))
@@ -718,6 +740,20 @@ impl Header {
         }
     }
 
+    /// The block grid of component `ci` in a scan of it alone (JPEG A.2.2):
+    /// its samples across and down, in whole blocks.
+    fn blocks_of(&self, ci: usize) -> (usize, usize) {
+        if self.components.len() == 1 {
+            return (self.width.div_ceil(8), self.height.div_ceil(8));
+        }
+        let (hmax, vmax) = self.max_sampling();
+        let c = &self.components[ci];
+        (
+            (self.width * c.h).div_ceil(hmax).div_ceil(8),
+            (self.height * c.v).div_ceil(vmax).div_ceil(8),
+        )
+    }
+
     fn max_sampling(&self) -> (usize, usize) {
         let h = self.components.iter().map(|c| c.h).max().unwrap_or(1);
         let v = self.components.iter().map(|c| c.v).max().unwrap_or(1);
@@ -737,6 +773,10 @@ fn parse_dht(
         let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
         let symbols = rest.get(16..16 + total)?;
         let (class, id) = (tc_th >> 4, usize::from(tc_th & 15));
+        // zune-jpeg refuses more than 256 symbols, and DC sizes above 15.
+        if total > 256 || (class == 0 && symbols.iter().any(|&s| s > 15)) {
+            return None;
+        }
         let table = Some(Huffman::new(counts, symbols)?);
         match (class, id) {
             (0, 0..=3) => dc[id] = table,
@@ -778,43 +818,39 @@ fn skip_entropy(bytes: &[u8], mut pos: usize) -> Option<(u8, usize)> {
     }
 }
 
-/// A progressive file's DC values at 1/8 scale: its first scan (at
-/// `header.scan_start`), then every later scan up to the end of the image,
-/// where first DC scans of other components and DC refinements are read and
-/// AC scans are skipped unread. Tables and restart intervals may change
-/// between scans. With `dry`, no scan is decoded: only the marker structure
-/// is checked (every scan is skipped to the marker that ends it), and any
-/// error means the file is not handled.
-fn decode_progressive_dc(
-    bytes: &[u8],
-    header: &mut Header,
-    dry: bool,
-) -> Result<Vec<Plane>, Corrupt> {
+/// The most scans a progressive file may have here (zune-jpeg refuses more
+/// than 100; libjpeg's scripts write 10).
+const MAX_SCANS: usize = 64;
+
+/// A progressive file at 1/8 scale: its first scan (at `header.scan_start`),
+/// then every later scan up to the end of the image. The DC scans (first and
+/// refinements) give the pixels; the AC scans are walked ([`ac_scan`]) so that
+/// damage in them is found as a full decode finds it. Tables and restart
+/// intervals may change between scans. With `dry`, no scan is read: the
+/// marker structure and the scan script are checked (every scan skipped to
+/// the marker that ends it), and any error means the file is not handled.
+fn decode_progressive(bytes: &[u8], header: &mut Header, dry: bool) -> Result<Vec<Plane>, Damage> {
     let (mcu_w, mcu_h, units) = header.units();
+    let n = header.components.len();
     let mut dc: Vec<Vec<i32>> = if dry {
-        Vec::new()
+        vec![Vec::new(); n]
     } else {
         units
             .iter()
             .map(|&(_, h, v)| vec![0; mcu_w * h * mcu_h * v])
             .collect()
     };
-    let n = header.components.len();
-    // Each component's current successive-approximation shift, once its
-    // first DC scan is read.
-    let mut shift: Vec<Option<u8>> = vec![None; n];
+    let mut nonzero: Vec<Vec<u64>> = vec![Vec::new(); n];
+    let mut script = vec![[-1i8; 64]; n];
     let first = header.progressive.clone().ok_or(UNSUPPORTED)?;
-    for &(ci, ..) in &first.sel {
-        shift[ci] = Some(first.band().3);
-    }
-    let scan = |header: &Header, scan: &Scan, start: usize, dc: &mut [Vec<i32>]| {
-        if dry {
-            skip_entropy(bytes, start).ok_or(BAD_END)
-        } else {
-            dc_scan(bytes, header, scan, start, dc)
-        }
+    let mut state = Progressive {
+        dry,
+        script: &mut script,
+        dc: &mut dc,
+        nonzero: &mut nonzero,
     };
-    let mut next = scan(header, &first, header.scan_start, &mut dc)?;
+    let mut next = state.scan(bytes, header, &first, header.scan_start)?;
+    let mut scans = 1;
     loop {
         let (marker, after) = next;
         if marker == 0xD9 {
@@ -835,48 +871,21 @@ fn decode_progressive_dc(
                 header.restart_interval = restart_interval_of(seg).ok_or(UNSUPPORTED)?;
                 next_marker(bytes, end).ok_or(UNSUPPORTED)?
             }
-            // An Adobe segment here could make the colours RGB: the general
-            // decoder reads it.
-            0xEE if seg.starts_with(b"Adobe") => return Err(UNSUPPORTED),
-            0xE0..=0xEF | 0xFE => next_marker(bytes, end).ok_or(UNSUPPORTED)?,
             0xDA => {
-                let s = Scan::parse(seg, &header.components, 3).ok_or(UNSUPPORTED)?;
-                let (ss, se, ah, al) = s.band();
-                let fits = s.sel.len() == n || s.sel.len() == 1;
-                // Successive approximation as jpeg-decoder checks it.
-                if al >= 8 || (ah != 0 && ah != al + 1) {
+                scans += 1;
+                if scans > MAX_SCANS {
                     return Err(UNSUPPORTED);
                 }
-                match (ss, se) {
-                    // First DC scans of the other components, and refinements
-                    // (one bit per block) of components already read, each
-                    // refining the shift the component is at.
-                    (0, 0) if fits => {
-                        for &(ci, ..) in &s.sel {
-                            let expected = if ah == 0 { None } else { Some(ah) };
-                            if shift[ci] != expected {
-                                return Err(UNSUPPORTED);
-                            }
-                            shift[ci] = Some(al);
-                        }
-                        scan(header, &s, end, &mut dc)?
-                    }
-                    // AC, of one component with a defined table: not needed at
-                    // 1/8, skipped unread.
-                    (1..=63, 1..=63)
-                        if ss <= se
-                            && s.sel.len() == 1
-                            && header.ac_tables[s.sel[0].2].is_some() =>
-                    {
-                        skip_entropy(bytes, end).ok_or(BAD_END)?
-                    }
-                    _ => return Err(UNSUPPORTED),
-                }
+                let s = Scan::parse(seg, &header.components, 3).ok_or(UNSUPPORTED)?;
+                state.scan(bytes, header, &s, end)?
             }
+            // Anything else between scans (APPn and COM segments too, which
+            // zune-jpeg parses and may refuse): the general decoder reads it.
             _ => return Err(UNSUPPORTED),
         };
     }
-    if shift.contains(&None) {
+    // Every component's DC values read.
+    if script.iter().any(|c| c[0] < 0) {
         return Err(UNSUPPORTED);
     }
     let planes = units
@@ -897,37 +906,127 @@ fn decode_progressive_dc(
     Ok(planes)
 }
 
+/// What the scans of a progressive file have read so far.
+struct Progressive<'s> {
+    dry: bool,
+    /// Per component, the successive-approximation bit each coefficient (in
+    /// zigzag order) was last read at, -1 before any scan read it (libjpeg's
+    /// `coef_bits`).
+    script: &'s mut [[i8; 64]],
+    /// Per component, the DC values of its blocks, in the MCU grid.
+    dc: &'s mut [Vec<i32>],
+    /// Per component, one bit per coefficient (zigzag order) of each block of
+    /// its own grid ([`Header::blocks_of`]): nonzero after the scans so far.
+    nonzero: &'s mut [Vec<u64>],
+}
+
+impl Progressive<'_> {
+    /// Checks `scan` (data from `start`) against what the earlier scans read,
+    /// then reads it, or with `dry` skips to the marker that ends it. Returns
+    /// that marker and the position after it.
+    fn scan(
+        &mut self,
+        bytes: &[u8],
+        header: &Header,
+        scan: &Scan,
+        start: usize,
+    ) -> Result<(u8, usize), Damage> {
+        let (ss, se, ah, al) = scan.band();
+        let fits = scan.sel.len() == header.components.len() || scan.sel.len() == 1;
+        // DC of every component (interleaved) or of one; AC of one component.
+        let is_dc = ss == 0 && se == 0 && fits;
+        let is_ac = ss >= 1 && ss <= se && se <= 63 && scan.sel.len() == 1;
+        // Successive approximation as JPEG G.1.1.1.1 has it: a refinement
+        // lowers the bit by one.
+        if !(is_dc || is_ac) || al >= 8 || (ah != 0 && ah != al + 1) {
+            return Err(UNSUPPORTED);
+        }
+        for &(ci, td, ta) in &scan.sel {
+            let read = &mut self.script[ci];
+            // AC values only after the component's DC values; each band read
+            // first, then refined one bit at a time.
+            if ss > 0 && read[0] < 0 {
+                return Err(UNSUPPORTED);
+            }
+            let before = if ah == 0 { -1 } else { ah as i8 };
+            for bit in &mut read[usize::from(ss)..=usize::from(se)] {
+                if *bit != before {
+                    return Err(UNSUPPORTED);
+                }
+                *bit = al as i8;
+            }
+            // zune-jpeg looks up a DC table in refinement scans too.
+            let table = if ss == 0 {
+                header.dc_tables[td].is_some()
+            } else {
+                header.ac_tables[ta].is_some()
+            };
+            if !table {
+                return Err(UNSUPPORTED);
+            }
+        }
+        if self.dry {
+            skip_entropy(bytes, start).ok_or(BAD_END)
+        } else if ss == 0 {
+            dc_scan(bytes, header, scan, start, self.dc)
+        } else {
+            let ci = scan.sel[0].0;
+            ac_scan(bytes, header, scan, start, &mut self.nonzero[ci])
+        }
+    }
+}
+
+/// The marker that ends a scan's data read by `bits`, and the position after
+/// it. The data must end there: every bit read was data, and nothing but the
+/// rest of the last byte and 0xFF fill bytes is left before the marker, which
+/// is not a restart marker.
+fn scan_end(bits: &Bits) -> Result<(u8, usize), Damage> {
+    if bits.overran() {
+        return Err(PAST_END);
+    }
+    match bits.marker() {
+        Some((0xD0..=0xD7, _)) => Err(BAD_RESTART),
+        Some(end) => Ok(end),
+        None => Err(BAD_END),
+    }
+}
+
 /// Restart markers: every `interval` MCUs the data ends at RST0..RST7 in
 /// turn, and decoding starts afresh after it.
 struct Restarts {
     interval: usize,
+    /// The number of the next restart marker.
+    next: u8,
 }
 
 impl Restarts {
     fn new(interval: usize) -> Self {
-        Self { interval }
+        Self { interval, next: 0 }
     }
 
-    /// Before MCU `m`: at a restart, when the reader stands at a restart
-    /// marker (any of the eight, as zune-jpeg accepts), resets the reader and
-    /// the DC predictions; elsewhere reads on, as zune-jpeg does (libjpeg
-    /// resynchronises and warns): damage here is read, not refused, so that
-    /// both modes give the file one verdict.
+    /// Before MCU `m`: at a restart, the data must end at the next restart
+    /// marker (every bit read was data), and the reader starts afresh after
+    /// it. Returns whether it did: the caller resets its DC predictions.
     fn before<'a>(
         &mut self,
         m: usize,
         bytes: &'a [u8],
         bits: &mut Bits<'a>,
-        pred: &mut [i32; 3],
-    ) -> Result<(), Corrupt> {
-        if self.interval > 0 && m > 0 && m.is_multiple_of(self.interval) {
-            let mut probe = *bits;
-            if let Some((0xD0..=0xD7, after)) = probe.marker() {
-                *bits = Bits::new(bytes, after);
-                *pred = [0; 3];
-            }
+    ) -> Result<bool, Damage> {
+        if self.interval == 0 || m == 0 || !m.is_multiple_of(self.interval) {
+            return Ok(false);
         }
-        Ok(())
+        if bits.overran() {
+            return Err(PAST_END);
+        }
+        match bits.marker() {
+            Some((marker, after)) if marker == 0xD0 + self.next => {
+                *bits = Bits::new(bytes, after);
+                self.next = (self.next + 1) % 8;
+                Ok(true)
+            }
+            _ => Err(BAD_RESTART),
+        }
     }
 }
 
@@ -946,11 +1045,10 @@ fn dc_scan(
     scan: &Scan,
     start: usize,
     dc: &mut [Vec<i32>],
-) -> Result<(u8, usize), Corrupt> {
+) -> Result<(u8, usize), Damage> {
     let (_, _, ah, al) = scan.band();
     let al = u32::from(al);
     let (mcu_w, mcu_h, units) = header.units();
-    let (hmax, vmax) = header.max_sampling();
     let tables = scan
         .sel
         .iter()
@@ -961,10 +1059,8 @@ fn dc_scan(
     // h, v) blocks.
     let (across, down, parts): (usize, usize, Vec<McuPart>) =
         if scan.sel.len() == 1 && header.components.len() > 1 {
-            let c = &header.components[scan.sel[0].0];
-            let w = (header.width * c.h).div_ceil(hmax);
-            let h = (header.height * c.v).div_ceil(vmax);
-            (w.div_ceil(8), h.div_ceil(8), vec![(0, scan.sel[0].0, 1, 1)])
+            let (across, down) = header.blocks_of(scan.sel[0].0);
+            (across, down, vec![(0, scan.sel[0].0, 1, 1)])
         } else {
             let parts = units
                 .iter()
@@ -977,7 +1073,9 @@ fn dc_scan(
     let mut pred = [0i32; 3];
     let mut restarts = Restarts::new(header.restart_interval);
     for m in 0..across * down {
-        restarts.before(m, bytes, &mut bits, &mut pred)?;
+        if restarts.before(m, bytes, &mut bits)? {
+            pred = [0; 3];
+        }
         let (mx, my) = (m % across, m / across);
         for &(si, ci, h, v) in &parts {
             // Rows of the component's grid are `mcu_w * h` blocks apart.
@@ -1002,8 +1100,179 @@ fn dc_scan(
             }
         }
     }
-    // Bytes left before the marker are read past, as libjpeg and zune-jpeg do.
-    skip_entropy(bytes, bits.position()).ok_or(BAD_END)
+    scan_end(&bits)
+}
+
+/// One AC scan of one component (`scan`, data from `start`; its own block
+/// grid, a block per MCU) walked without storing a value: every Huffman code
+/// is decoded, every magnitude, sign and correction bit skipped, and
+/// `nonzero` (a bit per coefficient of each block, zigzag order) records the
+/// coefficients that become nonzero, which tells a refinement scan where its
+/// correction bits are. Returns the marker that ends the scan's data.
+fn ac_scan(
+    bytes: &[u8],
+    header: &Header,
+    scan: &Scan,
+    start: usize,
+    nonzero: &mut Vec<u64>,
+) -> Result<(u8, usize), Damage> {
+    let (ss, se, ah, _) = scan.band();
+    let (ss, se) = (u32::from(ss), u32::from(se));
+    let (ci, _, ta) = scan.sel[0];
+    let table = header.ac_tables[ta].as_ref().ok_or(UNSUPPORTED)?;
+    let (across, down) = header.blocks_of(ci);
+    if nonzero.is_empty() {
+        *nonzero = vec![0; across * down];
+    }
+    // The band's coefficients.
+    let band = (u64::MAX >> (63 - se)) & (u64::MAX << ss);
+    let mut bits = Bits::new(bytes, start);
+    let mut restarts = Restarts::new(header.restart_interval);
+    // Blocks left in an end-of-band run (all zero in the band, or for a
+    // refinement no new coefficient).
+    let mut eob_run = 0u32;
+    for (m, nz) in nonzero.iter_mut().enumerate() {
+        // An encoder ends every run before a restart marker.
+        if restarts.before(m, bytes, &mut bits)? && eob_run > 0 {
+            return Err(BAD_EOB_RUN);
+        }
+        if eob_run > 0 {
+            if ah > 0 {
+                skip_bits(&mut bits, (*nz & band).count_ones());
+            }
+            eob_run -= 1;
+            continue;
+        }
+        eob_run = if ah == 0 {
+            ac_first(&mut bits, table, ss, se, nz)?
+        } else {
+            ac_refine(&mut bits, table, (ss, se), band, nz)?
+        };
+    }
+    // A run past the last block.
+    if eob_run > 0 {
+        return Err(BAD_EOB_RUN);
+    }
+    scan_end(&bits)
+}
+
+/// One block of a first AC scan of coefficients `ss..=se` (JPEG G.1.2.2):
+/// runs of zeros, then a value, or an end-of-band run. Returns the blocks
+/// after this one that the run covers.
+#[inline]
+fn ac_first(
+    bits: &mut Bits,
+    table: &Huffman,
+    ss: u32,
+    se: u32,
+    nz: &mut u64,
+) -> Result<u32, Damage> {
+    let mut k = ss;
+    while k <= se {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        let e = table.skip[bits.peek(AC_BITS)];
+        let (run, size) = if e != 0 {
+            bits.consume(u32::from(e & 0xFF));
+            match e >> 8 {
+                EOB => return Ok(0),
+                ZRL => (15, 0),
+                advance => (u32::from(advance) - 1, 1),
+            }
+        } else {
+            let rs = table.symbol(bits).ok_or(BAD_CODE)?;
+            let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
+            if s == 0 && r < 15 {
+                // 2^r + r more bits blocks, this one included.
+                let more = if r > 0 { bits.peek(r) as u32 } else { 0 };
+                bits.consume(r);
+                return Ok((1 << r) + more - 1);
+            }
+            bits.consume(s);
+            (r, s)
+        };
+        if size == 0 {
+            // Sixteen zeros, and a value after them.
+            k += 16;
+            if k > se {
+                return Err(RUN_PAST_END);
+            }
+            continue;
+        }
+        k += run;
+        if k > se {
+            return Err(RUN_PAST_END);
+        }
+        *nz |= 1 << k;
+        k += 1;
+    }
+    Ok(0)
+}
+
+/// One block of an AC refinement scan over the coefficients in `band`
+/// from `ss` on (JPEG G.1.2.3): each code places a new coefficient (+-1, its
+/// sign bit first) after `run` coefficients that are still zero, and a
+/// correction bit follows for every nonzero coefficient passed; an
+/// end-of-band run leaves the rest of the block (and the next blocks) to
+/// correction bits alone. Returns the blocks after this one that the run
+/// covers.
+#[inline]
+fn ac_refine(
+    bits: &mut Bits,
+    table: &Huffman,
+    (ss, se): (u32, u32),
+    band: u64,
+    nz: &mut u64,
+) -> Result<u32, Damage> {
+    let mut k = ss;
+    while k <= se {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        let rs = table.symbol(bits).ok_or(BAD_CODE)?;
+        let (r, s) = (u32::from(rs >> 4), rs & 15);
+        let rest = band & (u64::MAX << k);
+        if s == 0 && r < 15 {
+            let more = if r > 0 { bits.peek(r) as u32 } else { 0 };
+            bits.consume(r);
+            skip_bits(bits, (*nz & rest).count_ones());
+            return Ok((1 << r) + more - 1);
+        }
+        // A refinement's new coefficients are +-1 (ZRL: none).
+        if s > 1 {
+            return Err(BAD_CODE);
+        }
+        bits.consume(u32::from(s));
+        // The (r + 1)-th coefficient still zero (the 16th for ZRL).
+        let mut zeros = !*nz & rest;
+        for _ in 0..r {
+            zeros &= zeros.wrapping_sub(1);
+        }
+        if zeros == 0 {
+            return Err(RUN_PAST_END);
+        }
+        let at = zeros.trailing_zeros();
+        skip_bits(bits, (*nz & rest & ((1 << at) - 1)).count_ones());
+        if s == 1 {
+            *nz |= 1 << at;
+        }
+        k = at + 1;
+    }
+    Ok(0)
+}
+
+/// Skips `count` bits (correction bits).
+#[inline]
+fn skip_bits(bits: &mut Bits, mut count: u32) {
+    while count > 0 {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        let c = count.min(32);
+        bits.consume(c);
+        count -= c;
+    }
 }
 
 /// One component's pixels (MCU padding included).
@@ -1014,7 +1283,7 @@ struct Plane {
 
 /// Decodes the scan at `header.scan_start` into one [`Plane`] per component,
 /// `sizes[c] x sizes[c]` pixels a block, and checks that the image ends there.
-fn decode_scan(bytes: &[u8], header: &Header, sizes: &[usize]) -> Result<Vec<Plane>, Corrupt> {
+fn decode_scan(bytes: &[u8], header: &Header, sizes: &[usize]) -> Result<Vec<Plane>, Damage> {
     let comps = &header.components;
     let (mcu_w, mcu_h, units) = header.units();
     let mut planes: Vec<Plane> = units
@@ -1040,7 +1309,9 @@ fn decode_scan(bytes: &[u8], header: &Header, sizes: &[usize]) -> Result<Vec<Pla
     let mut restarts = Restarts::new(header.restart_interval);
     let mut coef = [0i16; 64];
     for m in 0..mcu_w * mcu_h {
-        restarts.before(m, bytes, &mut bits, &mut pred)?;
+        if restarts.before(m, bytes, &mut bits)? {
+            pred = [0; 3];
+        }
         let (mx, my) = (m % mcu_w, m / mcu_w);
         for &(ci, h, v) in &units {
             let (dc, ac) = tables[ci];
@@ -1068,9 +1339,11 @@ fn decode_scan(bytes: &[u8], header: &Header, sizes: &[usize]) -> Result<Vec<Pla
             }
         }
     }
-    // The plan checked that the image ends after this scan; bytes left
-    // before its end are read past, as libjpeg and zune-jpeg do.
-    Ok(planes)
+    // The plan checked that the image ends after this scan.
+    match scan_end(&bits)? {
+        (0xD9, _) => Ok(planes),
+        _ => Err(BAD_END),
+    }
 }
 
 /// What an AC symbol (`run << 4 | size`) says.
@@ -1100,7 +1373,7 @@ impl AcSymbol {
 
 /// Reads one block's AC coefficients into `coef` (natural order).
 #[inline]
-fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i16; 64]) -> Result<(), Corrupt> {
+fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i16; 64]) -> Result<(), Damage> {
     let mut k = 1usize;
     while k < 64 {
         if bits.n < 32 {
@@ -1113,7 +1386,11 @@ fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i16; 64]) -> Result<(), Co
         } else {
             match AcSymbol::of(ac.symbol(bits).ok_or(BAD_CODE)?).ok_or(BAD_CODE)? {
                 AcSymbol::ZeroRun => {
+                    // Sixteen zeros, and a value after them.
                     k += 16;
+                    if k > 63 {
+                        return Err(RUN_PAST_END);
+                    }
                     continue;
                 }
                 AcSymbol::EndOfBlock => break,
@@ -1123,9 +1400,8 @@ fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i16; 64]) -> Result<(), Co
             }
         };
         k += run;
-        // A run past the end writes the last coefficient, as libjpeg's
-        // padded `jpeg_natural_order` does (zune-jpeg does not refuse it either).
-        coef[usize::from(ZIGZAG[k.min(63)])] = value;
+        let at = ZIGZAG.get(k).ok_or(RUN_PAST_END)?;
+        coef[usize::from(*at)] = value;
         k += 1;
     }
     Ok(())
@@ -1133,31 +1409,35 @@ fn read_ac(bits: &mut Bits, ac: &Huffman, coef: &mut [i16; 64]) -> Result<(), Co
 
 /// Reads past one block's AC coefficients from index `k` on.
 #[inline(always)]
-fn skip_ac(bits: &mut Bits, ac: &Huffman, mut k: u16) -> Result<(), Corrupt> {
+fn skip_ac(bits: &mut Bits, ac: &Huffman, mut k: u16) -> Result<(), Damage> {
     while k < 64 {
         if bits.n < 32 {
             bits.refill();
         }
         let e = ac.skip[bits.peek(AC_BITS)];
-        if e != 0 {
+        let advance = if e != 0 {
             bits.consume(u32::from(e & 0xFF));
-            let advance = e >> 8;
-            if advance == EOB {
-                break;
+            e >> 8
+        } else {
+            match AcSymbol::of(ac.symbol(bits).ok_or(BAD_CODE)?).ok_or(BAD_CODE)? {
+                AcSymbol::ZeroRun => ZRL,
+                AcSymbol::EndOfBlock => EOB,
+                AcSymbol::Value { run, size } => {
+                    bits.consume(size);
+                    run + 1
+                }
             }
-            k += advance;
-            continue;
-        }
-        match AcSymbol::of(ac.symbol(bits).ok_or(BAD_CODE)?).ok_or(BAD_CODE)? {
-            AcSymbol::ZeroRun => k += 16,
-            AcSymbol::EndOfBlock => break,
-            AcSymbol::Value { run, size } => {
-                bits.consume(size);
-                k += run + 1;
-            }
+        };
+        match advance {
+            EOB => break,
+            // Sixteen zeros, and a value after them.
+            ZRL if k + 16 > 63 => return Err(RUN_PAST_END),
+            ZRL => k += 16,
+            // The value at `k + advance - 1`.
+            _ if k + advance > 64 => return Err(RUN_PAST_END),
+            _ => k += advance,
         }
     }
-    // A run past the end is read past, as libjpeg and zune-jpeg do.
     Ok(())
 }
 
@@ -1165,13 +1445,13 @@ fn skip_ac(bits: &mut Bits, ac: &Huffman, mut k: u16) -> Result<(), Corrupt> {
 mod tests {
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
-    use super::{Corrupt, plan};
+    use super::{Damage, Huffman, plan};
 
     /// A decoded image: width, height, RGB8 pixels.
     type Decoded = (u32, u32, Vec<u8>);
 
     /// Decodes `bytes` at `1/r`: `None` when not planned.
-    fn reduced(bytes: &[u8], r: u32) -> Option<Result<Decoded, Corrupt>> {
+    fn reduced(bytes: &[u8], r: u32) -> Option<Result<Decoded, Damage>> {
         let p = plan(bytes, r)?;
         let mut out = Vec::new();
         Some(p.decode(bytes, &mut out).map(|(w, h)| (w, h, out)))
@@ -1386,6 +1666,137 @@ mod tests {
         let mut wrong = pillow.clone();
         wrong[refine + 2] = 0x21;
         assert!(reduced(&wrong, 8).is_none());
+    }
+
+    /// Each scan of a JPEG: its band `[Ss, Se, Ah]` and where its
+    /// entropy-coded data starts and ends.
+    fn scans(jpeg: &[u8]) -> Vec<([u8; 3], usize, usize)> {
+        let starts: Vec<usize> = jpeg
+            .windows(2)
+            .enumerate()
+            .filter(|(_, m)| m == &[0xFF, 0xDA])
+            .map(|(i, _)| i)
+            .collect();
+        starts
+            .iter()
+            .map(|&i| {
+                let ns = usize::from(jpeg[i + 4]);
+                let t = &jpeg[i + 5 + 2 * ns..];
+                let start = i + 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+                // Up to the next marker that is not a restart marker.
+                let mut end = start;
+                while jpeg[end] != 0xFF || matches!(jpeg[end + 1], 0x00 | 0xD0..=0xD7) {
+                    end += 1;
+                }
+                ([t[0], t[1], t[2] >> 4], start, end)
+            })
+            .collect()
+    }
+
+    /// Regression (issue 26: 188 of 50,000 fuzzed files): the AC scans of a
+    /// progressive file were skipped unread at 1/8, so a bad Huffman code in
+    /// one was a picture here and an error in the full decode. They are
+    /// walked now: 64 one-bits (no code has them) in any AC scan, first or
+    /// refinement, are damage wherever the full decode refuses the file.
+    #[test]
+    fn a_bad_code_in_a_progressive_ac_scan_is_damage_at_one_eighth() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/chelsea-progressive.jpg"
+        );
+        let pillow = std::fs::read(path).expect("tests/data/chelsea-progressive.jpg");
+        let exact = headstart_models::preprocess::Preprocess {
+            jpeg_decode: headstart_models::preprocess::JpegDecode::Exact,
+            ..headstart_models::preprocess::Preprocess::tf_lite("input")
+        };
+        let ac: Vec<_> = scans(&pillow).into_iter().filter(|s| s.0[0] > 0).collect();
+        assert!(ac.iter().any(|s| s.0[2] == 0) && ac.iter().any(|s| s.0[2] > 0));
+        for (band, start, end) in ac {
+            let mut bad = pillow.clone();
+            // Eight data bytes 0xFF (each stuffed as FF 00).
+            let mid = (start + end) / 2;
+            for (i, b) in bad[mid..mid + 16].iter_mut().enumerate() {
+                *b = if i % 2 == 0 { 0xFF } else { 0x00 };
+            }
+            let full = crate::decode::decode_for(&bad, &mut Vec::new(), &exact).map(|_| ());
+            assert!(full.is_err(), "scan {band:?}: the full decode read it");
+            let ours = reduced(&bad, 8).expect("the structure is intact");
+            assert!(ours.is_err(), "scan {band:?}: not found");
+        }
+        assert!(reduced(&pillow, 8).expect("planned").is_ok());
+    }
+
+    /// Progressive files with restart intervals are read to the end without
+    /// damage at 1/8: jpeg-encoder's (a scan per component and band) and
+    /// Pillow's (end-of-band runs ended at each restart, successive
+    /// approximation), with the pixels of the same file without restarts.
+    #[test]
+    fn progressive_files_with_restart_intervals_are_read_without_damage() {
+        let (w, h) = (600, 400);
+        let rgb = photo(w, h);
+        let plain = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_progressive(true));
+        let want = reduced(&plain, 8).expect("planned").expect("no damage");
+        for restart in [1, 7, 64] {
+            let jpeg = encode(&rgb, w, h, ColorType::Rgb, |e| {
+                e.set_progressive(true);
+                e.set_restart_interval(restart);
+            });
+            let got = reduced(&jpeg, 8).expect("planned");
+            assert_eq!(got, Ok(want.clone()), "restart interval {restart}");
+        }
+        let pillow = fixture("444-progressive-restart.jpg");
+        assert!(scans(&pillow).iter().any(|s| s.0[0] > 0 && s.0[2] > 0));
+        let (w, h, px) = reduced(&pillow, 8).expect("planned").expect("no damage");
+        let (dw, dh, draft) = draft("444-progressive-restart", 8);
+        assert_eq!((w, h, px), (dw, dh, draft));
+    }
+
+    /// Damage the full decoders read past (libjpeg warns and resynchronises,
+    /// zune-jpeg reads on) is not read here but handed over: a restart marker
+    /// out of turn or missing, bytes left before the end of the image, a run
+    /// of zeros past the end of a block.
+    #[test]
+    fn damage_the_full_decoders_read_past_is_not_read() {
+        let (w, h) = (600, 400);
+        let rgb = photo(w, h);
+        let jpeg = encode(&rgb, w, h, ColorType::Rgb, |e| e.set_restart_interval(4));
+        assert!(reduced(&jpeg, 8).expect("planned").is_ok());
+        let rst = jpeg
+            .windows(2)
+            .position(|m| m == [0xFF, 0xD0])
+            .expect("RST0");
+        let mut turn = jpeg.clone();
+        turn[rst + 1] = 0xD3;
+        let mut missing = jpeg.clone();
+        missing.drain(rst..rst + 2);
+        let mut left = jpeg.clone();
+        left.splice(jpeg.len() - 2..jpeg.len() - 2, [0x12, 0x34]);
+        for (what, bad) in [
+            ("out of turn", turn),
+            ("missing", missing),
+            ("bytes left", left),
+        ] {
+            for r in [2, 8] {
+                let got = reduced(&bad, r).expect("planned");
+                assert!(got.is_err(), "{what} at 1/{r}: read");
+            }
+        }
+        // The first block's first AC code, a run of 15 zeros then a value,
+        // repeated: past the end of the block.
+        let table = Huffman::new(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[0xF1])
+            .expect("one code of two bits");
+        let data = [0b0000_0000u8; 16];
+        let mut bits = super::Bits::new(&data, 0);
+        let mut coef = [0i16; 64];
+        assert_eq!(
+            super::read_ac(&mut bits, &table, &mut coef),
+            Err(super::RUN_PAST_END)
+        );
+        let mut bits = super::Bits::new(&data, 0);
+        assert_eq!(
+            super::skip_ac(&mut bits, &table, 1),
+            Err(super::RUN_PAST_END)
+        );
     }
 
     /// CMYK and non-interleaved baseline files (jpeg-encoder writes one scan
