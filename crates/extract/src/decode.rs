@@ -99,9 +99,7 @@ fn decode_scaled<'a>(
     within_budget(w, h, "image", decoder.total_bytes().saturating_add(second))?;
     if decoder.color_type() == ColorType::Rgb8 && orientation == Orientation::NoTransforms {
         let n = w as usize * h as usize * 3;
-        if buf.len() < n {
-            buf.resize(n, 0);
-        }
+        grow(buf, n);
         decoder.read_image(&mut buf[..n]).map_err(decode)?;
         return RgbView::from_raw(w, h, &buf[..n]).ok_or_else(|| too_few_pixels(w, h));
     }
@@ -114,6 +112,20 @@ fn decode_scaled<'a>(
     let (w, h) = rgb.dimensions();
     *buf = rgb.into_raw();
     RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
+}
+
+/// Makes `buf` at least `n` bytes long for a decoder to overwrite, in the
+/// memory it holds when that is enough. A buffer that must grow is replaced
+/// by a fresh zeroed one, whose pages the system provides as the decoder
+/// writes them: a file that fails before its pixels (a bomb of a few hundred
+/// bytes declaring 70 MP) costs no pass over hundreds of megabytes.
+fn grow(buf: &mut Vec<u8>, n: usize) {
+    if buf.len() >= n {
+    } else if buf.capacity() >= n {
+        buf.resize(n, 0);
+    } else {
+        *buf = vec![0; n];
+    }
 }
 
 /// Refuses a `w x h` `what` whose decode needs more than [`MAX_ALLOC`] bytes.
@@ -230,9 +242,7 @@ fn decode_jpeg<'a>(
         return Err(too_few_pixels(w, h));
     }
     let mut pixels = std::mem::take(buf);
-    if pixels.len() < n {
-        pixels.resize(n, 0);
-    }
+    grow(&mut pixels, n);
     if let Err(e) = zune.decode_into(&mut pixels[..n]) {
         *buf = pixels;
         return Err(zune_error(e));

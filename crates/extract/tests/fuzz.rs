@@ -28,19 +28,38 @@ thread_local! {
     static PEAK: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Counts `grown` more live bytes (and `shrunk` fewer) on this thread.
+fn count(grown: usize, shrunk: usize) {
+    let _ = LIVE.try_with(|l| {
+        let v = (l.get() + grown).saturating_sub(shrunk);
+        l.set(v);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+    });
+}
+
+// Every method is forwarded, so that zeroed allocations stay as cheap as the
+// system makes them (untouched pages), as outside the tests.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LIVE.try_with(|l| {
-            let v = l.get() + layout.size();
-            l.set(v);
-            let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
-        });
+        count(layout.size(), 0);
         // SAFETY: forwarded as is.
         unsafe { System.alloc(layout) }
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size(), 0);
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size, layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE.try_with(|l| l.set(l.get().saturating_sub(layout.size())));
+        count(0, layout.size());
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(ptr, layout) }
     }
