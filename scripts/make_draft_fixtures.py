@@ -44,7 +44,7 @@ def main(out: Path) -> None:
         img.save(out / f"{name}.jpg", quality=90, **opts)
     img.convert("L").save(out / "grey.jpg", quality=90)
     for path in sorted(out.glob("*.jpg")):
-        for s in (8,) if "progressive" in path.stem else (2, 4, 8):
+        for s in (2, 4, 8):
             im = Image.open(path)
             im.draft(im.mode, (W // s, H // s))
             want = (math.ceil(W / s), math.ceil(H / s))
