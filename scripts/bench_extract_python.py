@@ -81,12 +81,12 @@ def prepare(job):
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         with Image.open(io.BytesIO(data)) as im:
             if pre["draft"] and im.format == "JPEG":
-                # headstart's rule: the largest DCT reduction whose output still
-                # covers the crop at the model's input size.
+                # headstart's rule: the largest DCT reduction (1/4 or 1/8; never
+                # 1/2) whose output still covers the crop at the model's input size.
                 w, h = im.size
                 crop = pre["crop_fraction"] * min(w, h)
                 need = max(pre["width"], pre["height"])
-                r = next((r for r in (8, 4, 2) if crop // r >= need), 1)
+                r = next((r for r in (8, 4) if crop // r >= need), 1)
                 if r > 1:
                     im.draft("RGB", (w // r, h // r))
             im = im.convert("RGB")

@@ -52,7 +52,7 @@ def main():
                 size = (3464, 3464) if img.width == img.height else (4032, 3024)
                 dst = os.path.join(a.out, os.path.splitext(rel)[0] + ".jpg")
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
-                img.resize(size, Image.LANCZOS).save(dst, quality=90)
+                img.resize(size, Image.LANCZOS).save(dst, quality=90, progressive=a.progressive)
         return
     size = tuple(int(v) for v in a.size.split("x"))
     rng = random.Random(a.seed)

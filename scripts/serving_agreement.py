@@ -35,7 +35,16 @@ EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 def readme_load(path, pre):
     """The README's load(), verbatim but for `pre` as an argument."""
-    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")  # as headstart: EXIF applied
+    img = Image.open(path)
+    if img.format == "JPEG" and pre.get("jpeg_decode") == "reduced":
+        # As headstart: a big JPEG decodes at the largest DCT reduction (1/4 or
+        # 1/8; never 1/2) whose output still covers the crop at the model's input size.
+        w, h = img.size
+        crop, need = pre["crop_fraction"] * min(w, h), max(pre["width"], pre["height"])
+        r = next((r for r in (8, 4) if crop // r >= need), 1)
+        if r > 1:
+            img.draft("RGB", (w // r, h // r))
+    img = ImageOps.exif_transpose(img).convert("RGB")  # as headstart: EXIF applied
     w, h = img.size
     side = pre["crop_fraction"] * min(w, h)
     box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)

@@ -1,12 +1,24 @@
 //! Reading image files into RGB8 with EXIF orientation applied, within limits
 //! that turn decompression bombs into per-file errors.
+//!
+//! A JPEG is decoded by one decoder chosen from its headers before anything
+//! is allocated: headstart's reduced-scale decoder ([`crate::jpeg_reduced`])
+//! when the recipe asks for a reduced scale and the file is of a layout it
+//! reads, otherwise zune-jpeg in strict mode at full size. The reduced
+//! decoder reads only undamaged entropy-coded data and hands a damaged file
+//! to zune-jpeg, whose verdict (an error, or the pixels it reads past the
+//! damage) the file then gets in both modes. Each decode's peak memory is
+//! estimated from the header and refused above [`MAX_ALLOC`].
 
 use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
 
-use headstart_models::preprocess::{JpegDecode, Preprocess};
+use headstart_models::preprocess::Preprocess;
 
 use crate::ExtractError;
 use crate::jpeg_reduced;
@@ -36,6 +48,28 @@ pub fn decode_rgb8_into<'a>(
     bytes: &[u8],
     buf: &'a mut Vec<u8>,
 ) -> Result<RgbView<&'a [u8]>, ExtractError> {
+    decode_scaled(bytes, buf, |_, _| 1)
+}
+
+/// [`decode_rgb8_into`] for `recipe`: a JPEG whose crop is at least twice the
+/// model's input size is decoded at a reduced DCT scale
+/// ([`Preprocess::jpeg_scale`]) when the recipe asks for it and the file is
+/// of a layout the reduced decoder reads, with EXIF orientation and the same
+/// limits and verdicts; every other image as by [`decode_rgb8_into`].
+pub fn decode_for<'a>(
+    bytes: &[u8],
+    buf: &'a mut Vec<u8>,
+    recipe: &Preprocess,
+) -> Result<RgbView<&'a [u8]>, ExtractError> {
+    decode_scaled(bytes, buf, |w, h| recipe.jpeg_scale(w, h))
+}
+
+/// Decodes `bytes`, a JPEG at the scale `scale(width, height)` picks.
+fn decode_scaled<'a>(
+    bytes: &[u8],
+    buf: &'a mut Vec<u8>,
+    scale: impl Fn(u32, u32) -> u32,
+) -> Result<RgbView<&'a [u8]>, ExtractError> {
     let decode = |e: image::ImageError| ExtractError::Decode(e.to_string());
     if bytes.is_empty() {
         return Err(ExtractError::EmptyImage);
@@ -45,10 +79,7 @@ pub fn decode_rgb8_into<'a>(
         .map_err(|e| ExtractError::Decode(e.to_string()))?;
     match reader.format() {
         None => return Err(ExtractError::UnknownImageFormat),
-        // The JPEG decoder fills missing data with grey instead of failing.
-        Some(ImageFormat::Jpeg) if !jpeg_reaches_eoi(bytes) => {
-            return Err(ExtractError::TruncatedJpeg);
-        }
+        Some(ImageFormat::Jpeg) => return decode_jpeg(bytes, buf, scale),
         Some(_) => {}
     }
     with_limits(&mut reader);
@@ -61,20 +92,14 @@ pub fn decode_rgb8_into<'a>(
             height: h,
         });
     }
-    // `into_decoder` checks only the sides; the pixel buffer is checked here.
-    if decoder.total_bytes() > MAX_ALLOC {
-        return Err(ExtractError::ImageTooLarge {
-            width: w,
-            height: h,
-            mib: decoder.total_bytes() >> 20,
-            limit_mib: MAX_ALLOC >> 20,
-        });
-    }
+    // `into_decoder` checks only the sides. The decoded buffer, and a second
+    // full-size one: the decoder's own planes (WebP's YUV), or the RGB8 copy
+    // of another colour type.
+    let second = u64::from(w) * u64::from(h) * 4;
+    within_budget(w, h, "image", decoder.total_bytes().saturating_add(second))?;
     if decoder.color_type() == ColorType::Rgb8 && orientation == Orientation::NoTransforms {
         let n = w as usize * h as usize * 3;
-        if buf.len() < n {
-            buf.resize(n, 0);
-        }
+        grow(buf, n);
         decoder.read_image(&mut buf[..n]).map_err(decode)?;
         return RgbView::from_raw(w, h, &buf[..n]).ok_or_else(|| too_few_pixels(w, h));
     }
@@ -89,62 +114,145 @@ pub fn decode_rgb8_into<'a>(
     RgbView::from_raw(w, h, &buf[..]).ok_or_else(|| too_few_pixels(w, h))
 }
 
-/// [`decode_rgb8_into`] for `recipe`: a JPEG whose crop is at least twice the
-/// model's input size is decoded at a reduced DCT scale
-/// ([`Preprocess::jpeg_scale`]) when the recipe asks for it, with EXIF
-/// orientation and the same limits; every other image as by
-/// [`decode_rgb8_into`].
-pub fn decode_for<'a>(
+/// Makes `buf` at least `n` bytes long for a decoder to overwrite, in the
+/// memory it holds when that is enough. A buffer that must grow is replaced
+/// by a fresh zeroed one, whose pages the system provides as the decoder
+/// writes them: a file that fails before its pixels (a bomb of a few hundred
+/// bytes declaring 70 MP) costs no pass over hundreds of megabytes.
+fn grow(buf: &mut Vec<u8>, n: usize) {
+    if buf.len() >= n {
+    } else if buf.capacity() >= n {
+        buf.resize(n, 0);
+    } else {
+        *buf = vec![0; n];
+    }
+}
+
+/// Refuses a `w x h` `what` whose decode needs more than [`MAX_ALLOC`] bytes.
+fn within_budget(w: u32, h: u32, what: &'static str, bytes: u64) -> Result<(), ExtractError> {
+    if bytes <= MAX_ALLOC {
+        return Ok(());
+    }
+    Err(ExtractError::ImageTooLarge {
+        width: w,
+        height: h,
+        what,
+        mib: bytes.div_ceil(1 << 20),
+        limit_mib: MAX_ALLOC >> 20,
+    })
+}
+
+/// zune-jpeg's options: strict (damaged data is an error, not grey pixels),
+/// RGB out, [`MAX_SIDE`] per side.
+fn zune_options() -> DecoderOptions {
+    DecoderOptions::default()
+        .set_strict_mode(true)
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(MAX_SIDE as usize)
+        .set_max_height(MAX_SIDE as usize)
+}
+
+/// A zune-jpeg error as an [`ExtractError`]: unsupported features say so,
+/// everything else is damage.
+fn zune_error(e: zune_jpeg::errors::DecodeErrors) -> ExtractError {
+    match e {
+        zune_jpeg::errors::DecodeErrors::Unsupported(what) => {
+            ExtractError::Decode(format!("unsupported JPEG: {what:?}"))
+        }
+        e => ExtractError::CorruptJpeg(e.to_string()),
+    }
+}
+
+/// An upper bound of zune-jpeg's peak allocation for a `w x h` JPEG of
+/// `components`: the RGB output, and for a progressive file its coefficients
+/// (16 bits each, every component counted at full size) and one plane per
+/// component; for a sequential file a few MCU rows.
+fn zune_peak_bytes(w: u32, h: u32, components: u8, progressive: bool) -> u64 {
+    // Padded to whole MCUs of up to 4x4 blocks (32 pixels).
+    let (pw, ph) = (
+        u64::from(w.div_ceil(32) * 32),
+        u64::from(h.div_ceil(32) * 32),
+    );
+    let n = u64::from(components.max(1));
+    let output = u64::from(w) * u64::from(h) * 3;
+    if progressive {
+        output + pw * ph * n * 3
+    } else {
+        output + pw * 32 * n * 4
+    }
+}
+
+/// Decodes JPEG `bytes` at the scale `scale(width, height)` picks when the
+/// reduced decoder reads the file's layout and finds no damage, at full size
+/// otherwise.
+fn decode_jpeg<'a>(
     bytes: &[u8],
     buf: &'a mut Vec<u8>,
-    recipe: &Preprocess,
+    scale: impl Fn(u32, u32) -> u32,
 ) -> Result<RgbView<&'a [u8]>, ExtractError> {
-    if recipe.jpeg_decode == JpegDecode::Exact || !bytes.starts_with(&[0xFF, 0xD8]) {
-        return decode_rgb8_into(bytes, buf);
-    }
-    let decode = |e: image::ImageError| ExtractError::Decode(e.to_string());
-    let mut reader = ImageReader::new(Cursor::new(bytes));
-    reader.set_format(ImageFormat::Jpeg);
-    with_limits(&mut reader);
-    let Ok(mut decoder) = reader.into_decoder() else {
-        return decode_rgb8_into(bytes, buf);
-    };
-    let orientation = decoder.orientation().map_err(decode)?;
-    let (w, h) = decoder.dimensions();
-    let r = recipe.jpeg_scale(w, h);
-    if r == 1 || decoder.total_bytes() > MAX_ALLOC {
-        return decode_rgb8_into(bytes, buf);
-    }
-    // Baseline JPEGs (nearly all photos): low-frequency coefficients alone.
-    // The decoder checks that the data reaches its end-of-image marker.
-    let mut pixels = std::mem::take(buf);
-    if let Some((sw, sh)) = jpeg_reduced::decode_reduced(bytes, r, (w, h), &mut pixels) {
-        return oriented(pixels, sw, sh, orientation, buf);
-    }
-    *buf = pixels;
+    // Both decoders would fill missing data with grey or zeros.
     if !jpeg_reaches_eoi(bytes) {
         return Err(ExtractError::TruncatedJpeg);
     }
-    let mut jpeg = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    let scaled = jpeg
-        .read_info()
-        .and_then(|()| jpeg.scale(w.div_ceil(r) as u16, h.div_ceil(r) as u16));
-    let (sw, sh) = match scaled {
-        Ok((sw, sh)) => (u32::from(sw), u32::from(sh)),
-        Err(_) => return decode_rgb8_into(bytes, buf),
+    let mut zune = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), zune_options());
+    zune.decode_headers().map_err(zune_error)?;
+    let info = zune.info().ok_or_else(|| too_few_pixels(0, 0))?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if w == 0 || h == 0 {
+        return Err(ExtractError::NoPixels {
+            width: w,
+            height: h,
+        });
+    }
+    let progressive = info.sof.is_progressive();
+    let what = if progressive {
+        "progressive JPEG"
+    } else {
+        "JPEG"
     };
-    // A file this decoder refuses (a damaged entropy stream that others read
-    // past) gets the full decoder's verdict, as with exact decoding.
-    let Ok(pixels) = jpeg.decode() else {
-        return decode_rgb8_into(bytes, buf);
-    };
-    let pixels = match jpeg.info().map(|i| i.pixel_format) {
-        Some(jpeg_decoder::PixelFormat::RGB24) => pixels,
-        Some(jpeg_decoder::PixelFormat::L8) => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
-        // CMYK and 16-bit: the full decoder converts them.
-        _ => return decode_rgb8_into(bytes, buf),
-    };
-    oriented(pixels, sw, sh, orientation, buf)
+    let orientation = zune
+        .exif()
+        .and_then(|e| Orientation::from_exif_chunk(e))
+        .unwrap_or(Orientation::NoTransforms);
+    // The full decode's peak bounds the reduced one's; checked in both modes
+    // so that a file gets one verdict.
+    let peak = zune_peak_bytes(w, h, info.components, progressive);
+    within_budget(w, h, what, peak)?;
+    let r = scale(w, h);
+    // The reduced decoder, when it reads this layout and sees the frame the
+    // full decoder sees (not a second header hidden from one of them).
+    if let Some(plan) = (r > 1)
+        .then(|| jpeg_reduced::plan(bytes, r))
+        .flatten()
+        .filter(|p| p.size() == (w, h))
+    {
+        debug_assert!(plan.peak_bytes() <= peak);
+        let mut pixels = std::mem::take(buf);
+        match plan.decode(bytes, &mut pixels) {
+            Ok((sw, sh)) => return oriented(pixels, sw, sh, orientation, buf),
+            // Damaged data (never a clean file): the full decode decides, so
+            // the file gets the verdict it gets in exact mode.
+            Err(_) => *buf = pixels,
+        }
+    }
+    let n = zune
+        .output_buffer_size()
+        .ok_or_else(|| too_few_pixels(w, h))?;
+    if n != w as usize * h as usize * 3 {
+        return Err(too_few_pixels(w, h));
+    }
+    let mut pixels = std::mem::take(buf);
+    grow(&mut pixels, n);
+    if let Err(e) = zune.decode_into(&mut pixels[..n]) {
+        *buf = pixels;
+        return Err(zune_error(e));
+    }
+    if orientation == Orientation::NoTransforms {
+        *buf = pixels;
+        return RgbView::from_raw(w, h, &buf[..n]).ok_or_else(|| too_few_pixels(w, h));
+    }
+    pixels.truncate(n);
+    oriented(pixels, w, h, orientation, buf)
 }
 
 /// RGB8 `pixels` (`w x h`) turned by `orientation`, as a view of `buf`.
@@ -200,8 +308,10 @@ fn too_few_pixels(w: u32, h: u32) -> ExtractError {
 
 /// Whether JPEG `bytes` reach their end-of-image marker: walks the marker
 /// segments (skipping APPn payloads such as EXIF thumbnails) and the entropy-coded
-/// data after each start-of-scan.
-fn jpeg_reaches_eoi(bytes: &[u8]) -> bool {
+/// data after each start-of-scan, where bytes are read by libjpeg's rule
+/// (`jpeg_fill_bit_buffer`): 0xFF, any run of 0xFF fill, then 0x00 is a data
+/// byte; then a restart marker is part of the data; anything else is a marker.
+pub(crate) fn jpeg_reaches_eoi(bytes: &[u8]) -> bool {
     let mut i = 2; // after SOI
     while i + 1 < bytes.len() {
         if bytes[i] != 0xFF {
@@ -219,14 +329,25 @@ fn jpeg_reaches_eoi(bytes: &[u8]) -> bool {
                 };
                 i += usize::from(u16::from_be_bytes([len[0], len[1]]));
                 if marker == 0xDA {
-                    // Entropy-coded data: up to the next marker that is not a
-                    // stuffed 0xFF00 or a restart marker.
-                    while i + 1 < bytes.len()
-                        && !(bytes[i] == 0xFF
-                            && bytes[i + 1] != 0
-                            && !(0xD0..=0xD7).contains(&bytes[i + 1]))
-                    {
-                        i += 1;
+                    // Entropy-coded data: up to the marker that ends it, at
+                    // the last 0xFF of its fill.
+                    loop {
+                        let Some(at) = bytes.get(i..).and_then(|d| memchr::memchr(0xFF, d)) else {
+                            return false;
+                        };
+                        i += at;
+                        let mut next = i + 1;
+                        while bytes.get(next) == Some(&0xFF) {
+                            next += 1;
+                        }
+                        match bytes.get(next) {
+                            None => return false,
+                            Some(0x00 | 0xD0..=0xD7) => i = next + 1,
+                            Some(_) => {
+                                i = next - 1;
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -237,6 +358,8 @@ fn jpeg_reaches_eoi(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use headstart_models::preprocess::JpegDecode;
+
     use super::*;
 
     fn png(img: DynamicImage) -> Vec<u8> {
@@ -293,17 +416,19 @@ mod tests {
             jpeg_decode: JpegDecode::Exact,
             ..reduced.clone()
         };
-        // 1200x900: crop 787 px for a 224 input, so 1/2 (393 px) still covers it.
-        assert_eq!(reduced.jpeg_scale(1200, 900), 2);
+        // 1200x900: crop 787 px for a 224 input; 1/2 (393 px) would cover it,
+        // but 1/2 is never used (no faster than a full decode).
+        assert_eq!(reduced.jpeg_scale(1200, 900), 1);
+        assert_eq!(reduced.jpeg_scale(2400, 1800), 4);
         assert_eq!(reduced.jpeg_scale(4032, 3024), 8);
         assert_eq!(reduced.jpeg_scale(400, 300), 1);
         assert_eq!(exact.jpeg_scale(4032, 3024), 1);
-        let bytes = jpeg(1200, 900, Some(6)); // rotate 90 degrees clockwise
+        let bytes = jpeg(2400, 1800, Some(6)); // rotate 90 degrees clockwise
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let small = decode_for(&bytes, &mut a, &reduced).unwrap();
         let full = decode_for(&bytes, &mut b, &exact).unwrap();
         assert_eq!(small.dimensions(), (450, 600));
-        assert_eq!(full.dimensions(), (900, 1200));
+        assert_eq!(full.dimensions(), (1800, 2400));
         let c = cosine(&tensor(&reduced, &small), &tensor(&reduced, &full));
         assert!(c > 0.995, "cosine {c}");
         // Not big enough to reduce: the same pixels as the full decode.
@@ -393,40 +518,146 @@ mod tests {
         assert!(matches!(e, ExtractError::TruncatedJpeg), "{e}");
     }
 
-    /// Regression: a big JPEG with a damaged entropy stream, which the full
-    /// decoder reads, failed when decoded at a reduced scale (jpeg-decoder
-    /// refuses some streams that zune-jpeg and libjpeg read past).
+    /// A big JPEG with damaged entropy-coded data gets the same verdict at a
+    /// reduced scale as at full size (it was decoded by headstart's decoder,
+    /// then jpeg-decoder, then zune-jpeg, which fills what it cannot read with
+    /// grey). Random bytes decode (libjpeg and zune-jpeg read past them too);
+    /// a run of one-bits, which no Huffman table codes, is named as damage.
     #[test]
-    fn a_damaged_big_jpeg_that_the_full_decoder_reads_is_not_refused() {
+    fn a_damaged_big_jpeg_gets_one_verdict_in_both_modes() {
         let reduced = Preprocess::tf_lite("input");
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced.clone()
+        };
         let good = jpeg(1200, 900, None);
-        // The first damage (32 bytes of the entropy-coded data overwritten) that
-        // the scaled decoder refuses and the full decoder reads.
-        let damaged = (good.len() / 4..good.len() - 16)
-            .step_by(97)
-            .map(|at| {
-                // 32 pseudo-random bytes (never a marker) over the data at `at`.
+        let (mut ok, mut errors) = (0, 0);
+        for at in (good.len() / 4..good.len() - 48).step_by(997) {
+            for ones in [false, true] {
+                // 32 pseudo-random bytes (never a marker), or 0xFF 0x00 pairs
+                // (data bytes 0xFF), over the data at `at`.
                 let mut b = good.clone();
                 let mut x = at as u32;
-                for v in &mut b[at..at + 32] {
+                for (i, v) in b[at..at + 32].iter_mut().enumerate() {
                     x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    *v = ((x >> 16) as u8).min(0xFE);
+                    *v = match (ones, i % 2) {
+                        (false, _) => ((x >> 16) as u8).min(0xFE),
+                        (true, 0) => 0xFF,
+                        (true, _) => 0x00,
+                    };
                 }
-                b
+                let (mut a, mut c) = (Vec::new(), Vec::new());
+                let ours = decode_for(&b, &mut a, &reduced).map(|_| ());
+                let full = decode_for(&b, &mut c, &exact).map(|_| ());
+                assert_eq!(ours.is_ok(), full.is_ok(), "at {at}: {ours:?} vs {full:?}");
+                match ours {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        assert!(e.to_string().starts_with("corrupt JPEG data: "), "{e}");
+                        errors += 1;
+                    }
+                }
+            }
+        }
+        assert!(ok > 0 && errors > 0, "{ok} decoded, {errors} refused");
+    }
+
+    /// Regression (issue 26: 188 of 50,000 fuzzed files): a bad Huffman code
+    /// in an AC scan of a big progressive JPEG was read past at 1/8 (the AC
+    /// scans were skipped) and an error at full size. The reduced decoder
+    /// finds the damage and hands the file to the full decode, so both modes
+    /// give the same error; the undamaged file still decodes at 1/8.
+    #[test]
+    fn a_bad_code_in_a_progressive_ac_scan_is_the_same_error_in_both_modes() {
+        let (w, h) = (600u16, 400u16);
+        let rgb: Vec<u8> = (0..u32::from(w) * u32::from(h))
+            .flat_map(|i| {
+                let (x, y) = ((i % 600) as f32, (i / 600) as f32);
+                let v = |a: f32| (127.5 + 120.0 * a.sin()) as u8;
+                [v(x / 9.0), v(y / 7.0 + 1.0), v((x + y) / 5.0)]
             })
-            .find(|b| {
-                let mut d = jpeg_decoder::Decoder::new(Cursor::new(b));
-                let scaled = d
-                    .read_info()
-                    .and_then(|()| d.scale(600, 450))
-                    .and_then(|_| d.decode());
-                scaled.is_err() && decode_rgb8_into(b, &mut Vec::new()).is_ok()
-            })
-            .expect("a damage that only the scaled decoder refuses");
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        let ours = decode_for(&damaged, &mut a, &reduced).expect("decoded after all");
-        let full = decode_rgb8_into(&damaged, &mut b).unwrap();
-        assert_eq!(ours.as_raw(), full.as_raw(), "the full decode's pixels");
+            .collect();
+        let mut good = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut good, 90);
+        enc.set_progressive(true);
+        enc.encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let reduced = Preprocess {
+            height: 24,
+            width: 24,
+            crop_fraction: 1.0,
+            ..Preprocess::tf_lite("input")
+        };
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced.clone()
+        };
+        assert_eq!(reduced.jpeg_scale(600, 400), 8);
+        let mut buf = Vec::new();
+        let small = decode_for(&good, &mut buf, &reduced).unwrap();
+        assert_eq!(small.dimensions(), (75, 50));
+        // Eight data bytes 0xFF (stuffed as FF 00) in the last scan, an AC scan.
+        let sos = good.windows(2).rposition(|m| m == [0xFF, 0xDA]).unwrap();
+        assert_ne!(good[sos + 7], 0, "an AC scan");
+        let at = (sos + good.len()) / 2;
+        let mut bad = good.clone();
+        for (i, b) in bad[at..at + 16].iter_mut().enumerate() {
+            *b = if i % 2 == 0 { 0xFF } else { 0x00 };
+        }
+        let ours = decode_for(&bad, &mut Vec::new(), &reduced).map(|_| ());
+        let full = decode_for(&bad, &mut Vec::new(), &exact).map(|_| ());
+        assert!(full.is_err());
+        assert_eq!(
+            ours.map_err(|e| e.to_string()),
+            full.map_err(|e| e.to_string())
+        );
+    }
+
+    /// Regression (issue 26): a small progressive JPEG declaring 13377 x
+    /// 13377 cost 1.08 GB in jpeg-decoder (1.58 GB through zune-jpeg); it is
+    /// refused from its header in both modes, naming the declared size.
+    #[test]
+    fn a_progressive_header_declaring_13377_squared_is_refused_in_both_modes() {
+        let bomb = progressive_bomb(13377);
+        assert!(bomb.len() < 1000, "{} bytes", bomb.len());
+        let reduced = Preprocess::tf_lite("input");
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced.clone()
+        };
+        for recipe in [&reduced, &exact] {
+            let e = decode_for(&bomb, &mut Vec::new(), recipe).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ExtractError::ImageTooLarge {
+                        width: 13377,
+                        height: 13377,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(msg.contains("13377x13377 progressive JPEG needs"), "{msg}");
+        }
+        // The same file at 4000 x 4000 decodes in both modes.
+        let small = progressive_bomb(4000);
+        for recipe in [&reduced, &exact] {
+            assert!(decode_for(&small, &mut Vec::new(), recipe).is_ok());
+        }
+    }
+
+    /// A small progressive JPEG whose frame header declares `side x side`.
+    pub(crate) fn progressive_bomb(side: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 50);
+        enc.set_progressive(true);
+        enc.encode(&[128; 8 * 8 * 3], 8, 8, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let sof = out.windows(2).position(|m| m == [0xFF, 0xC2]).unwrap();
+        out[sof + 5..sof + 9].copy_from_slice(&[side.to_be_bytes(), side.to_be_bytes()].concat());
+        out
     }
 
     #[test]

@@ -83,18 +83,23 @@ pub enum ExtractError {
     },
     /// An image whose pixels would need more memory than allowed (a decompression bomb).
     #[error(
-        "Memory limit exceeded: a {width}x{height} image needs {mib} MiB to decode, over the {limit_mib} MiB limit"
+        "memory limit exceeded: a {width}x{height} {what} needs {mib} MiB to decode, over the {limit_mib} MiB limit"
     )]
     ImageTooLarge {
-        /// Width in pixels.
+        /// Width in pixels, as the header declares it.
         width: u32,
-        /// Height in pixels.
+        /// Height in pixels, as the header declares it.
         height: u32,
-        /// MiB the decoded pixels would take.
+        /// What the file is: `image`, `JPEG`, `progressive JPEG`.
+        what: &'static str,
+        /// MiB the decode would take at its peak.
         mib: u64,
         /// The decode limit in MiB.
         limit_mib: u64,
     },
+    /// A JPEG's entropy-coded data is damaged (both decoding modes refuse it).
+    #[error("corrupt JPEG data: {0}")]
+    CorruptJpeg(String),
     /// The decoder rejected the image data.
     #[error("{0}")]
     Decode(String),

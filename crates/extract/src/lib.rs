@@ -35,6 +35,7 @@ pub mod error;
 pub mod features;
 pub mod input;
 pub mod isolate;
+mod jpeg_pixels;
 mod jpeg_reduced;
 pub mod listing;
 pub mod pipeline;

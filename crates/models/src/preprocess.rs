@@ -99,9 +99,48 @@ pub struct Preprocess {
     #[serde(skip_deserializing, default = "resampler_version")]
     pub resampler: u32,
     /// How JPEGs are decoded; part of the fingerprint only when reduced, so
-    /// recipes of exact decoding keep the fingerprints they had.
-    #[serde(default, skip_serializing_if = "JpegDecode::is_exact")]
+    /// recipes of exact decoding keep the fingerprints they had. A reduced
+    /// recipe is written with this build's [`JPEG_DECODER_VERSION`] beside it
+    /// (`"jpeg_decoder"`, never read), so its fingerprint changes with the
+    /// reduced decoder's pixels.
+    #[serde(flatten, with = "jpeg_decode_fields")]
     pub jpeg_decode: JpegDecode,
+}
+
+/// Version of headstart's reduced-scale JPEG decoder, written next to
+/// `"jpeg_decode": "reduced"` in a recipe (and so part of its fingerprint).
+///
+/// - 1 (never written down): jpeg-decoder's algorithm (the low-frequency
+///   corner's IDCT, chroma upsampled after scaling).
+/// - 2: libjpeg-turbo's (the pixels of Pillow's `draft()`).
+pub const JPEG_DECODER_VERSION: u32 = 2;
+
+/// `jpeg_decode` and, when reduced, `jpeg_decoder` (the version).
+mod jpeg_decode_fields {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{JPEG_DECODER_VERSION, JpegDecode};
+
+    #[derive(Serialize, Deserialize)]
+    struct Fields {
+        #[serde(default, skip_serializing_if = "JpegDecode::is_exact")]
+        jpeg_decode: JpegDecode,
+        #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+        jpeg_decoder: Option<u32>,
+    }
+
+    pub fn serialize<S: Serializer>(d: &JpegDecode, s: S) -> Result<S::Ok, S::Error> {
+        let jpeg_decoder = (!d.is_exact()).then_some(JPEG_DECODER_VERSION);
+        Fields {
+            jpeg_decode: *d,
+            jpeg_decoder,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<JpegDecode, D::Error> {
+        Ok(Fields::deserialize(d)?.jpeg_decode)
+    }
 }
 
 fn resampler_version() -> u32 {
@@ -109,16 +148,18 @@ fn resampler_version() -> u32 {
 }
 
 impl Preprocess {
-    /// The JPEG DCT scale denominator (1, 2, 4 or 8) for a `width` x `height`
+    /// The JPEG DCT scale denominator (1, 4 or 8) for a `width` x `height`
     /// image: the largest whose output still covers the crop at the model's
-    /// input size; 1 for exact decoding.
+    /// input size; 1 for exact decoding. Never 2: at 1/2 libjpeg's scaled
+    /// decode reads every coefficient and was no faster than a full decode
+    /// (docs/benchmarks.md).
     pub fn jpeg_scale(&self, width: u32, height: u32) -> u32 {
         if self.jpeg_decode == JpegDecode::Exact {
             return 1;
         }
         let crop = f64::from(self.crop_fraction) * f64::from(width.min(height));
         let need = f64::from(self.height.max(self.width).max(1));
-        [8, 4, 2]
+        [8, 4]
             .into_iter()
             .find(|&r| (crop / f64::from(r)).floor() >= need)
             .unwrap_or(1)
@@ -262,7 +303,8 @@ mod tests {
                 "{{\"input_name\":\"input\",\"layout\":\"nchw\",\"height\":224,\"width\":224,\
                  \"crop_fraction\":0.875,\"filter\":\"bicubic\",\"mean\":[127.0,127.0,127.0],\
                  \"std\":[128.0,128.0,128.0],\"channel_order\":\"rgb\",\
-                 \"resampler\":{RESAMPLER_VERSION},\"jpeg_decode\":\"reduced\"}}"
+                 \"resampler\":{RESAMPLER_VERSION},\"jpeg_decode\":\"reduced\",\
+                 \"jpeg_decoder\":{JPEG_DECODER_VERSION}}}"
             )
         );
         assert_eq!(
@@ -286,6 +328,28 @@ mod tests {
             };
             assert_eq!(same_but_size, Preprocess::tf_lite("input"));
         }
+    }
+
+    /// The reduced decoder's version is written beside a reduced recipe only,
+    /// never read back; an exact recipe's JSON is what it was before.
+    #[test]
+    fn jpeg_decoder_version_is_written_for_reduced_recipes_only() {
+        let reduced = Preprocess::tf_lite("input");
+        let json = serde_json::to_string(&reduced).unwrap();
+        let version = format!("\"jpeg_decoder\":{JPEG_DECODER_VERSION}");
+        assert!(json.contains(&version), "{json}");
+        let old = json.replace(&format!(",{version}"), "");
+        assert_eq!(serde_json::from_str::<Preprocess>(&old).unwrap(), reduced);
+        let v1 = json.replace(&version, "\"jpeg_decoder\":1");
+        let back: Preprocess = serde_json::from_str(&v1).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        let exact = Preprocess {
+            jpeg_decode: JpegDecode::Exact,
+            ..reduced
+        };
+        let json = serde_json::to_string(&exact).unwrap();
+        assert!(!json.contains("jpeg_decode"), "{json}");
+        assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), exact);
     }
 
     /// The resampler version is written (so it is part of the fingerprint) and
