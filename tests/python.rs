@@ -23,7 +23,11 @@ fn wheel() -> &'static Path {
             .arg(common::repo().join("crates/python"))
             .output()
             .expect("run pip");
-        assert!(out.status.success(), "building the wheel: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "building the wheel: {}",
+            describe(&out)
+        );
         std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -41,15 +45,29 @@ fn venv(name: &str, packages: &[&str]) -> PathBuf {
     lock.lock().expect("lock the venv");
     let pip = |args: &[&str]| {
         let out = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(args)
             .output()
             .expect("run pip");
-        assert!(out.status.success(), "pip install {args:?}: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "pip install {args:?}: {}",
+            describe(&out)
+        );
     };
     let done = venv.join("installed");
     if !done.exists() {
-        let out = Command::new("python3").args(["-m", "venv"]).arg(&venv).output().unwrap();
+        let out = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", describe(&out));
         pip(packages);
         std::fs::write(&done, b"").unwrap();
@@ -93,7 +111,9 @@ fn run_python(python: &Path, cwd: &Path, code: &str) -> String {
     let group = child.id() as i32;
     let out = child.wait_with_output().unwrap();
     // Whatever the script left running (Ray's workers, Spark's JVM) goes too.
-    let _ = Command::new("kill").args(["-9", "--", &format!("-{group}")]).output();
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{group}")])
+        .output();
     assert!(out.status.success(), "{code}\n{}", describe(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -109,13 +129,23 @@ fn images_parquet(dir: &Path, per_class: usize) -> usize {
     let mut bytes: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     let mut labels: Vec<String> = files
         .iter()
-        .map(|f| f.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned())
+        .map(|f| {
+            f.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     bytes.push(b"\x89PNG\r\n\x1a\n not really".to_vec());
     labels.push("bag".into());
     let n = bytes.len();
     let batch = RecordBatch::try_from_iter([
-        ("id", Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef),
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+        ),
         ("label", Arc::new(StringArray::from(labels))),
         (
             "image",
@@ -149,7 +179,12 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// corrupt image's row.
 fn check_engine_output(python: &Path, dir: &Path, out: &str, images: usize) {
     let cache = dir.join("cli-cache");
-    run_ok(&["extract", dir.join("images.parquet").to_str().unwrap(), "--out", cache.to_str().unwrap()]);
+    run_ok(&[
+        "extract",
+        dir.join("images.parquet").to_str().unwrap(),
+        "--out",
+        cache.to_str().unwrap(),
+    ]);
     let code = format!(
         r#"
 import glob, headstart, numpy as np, pyarrow.parquet as pq, pyarrow as pa
@@ -196,7 +231,17 @@ fn the_notebook_example_equals_the_cli() {
     run_ok(&["extract", &data, "--out", &cache]);
     run_ok(&["fit", &cache, "--out", &head, "--c", "0.1,1,10"]);
     let bag = format!("{data}/test/bag");
-    run_ok(&["predict", &head, &bag, "--cache", &cache, "--format", "json", "-o", &s(dir.join("cli.json"))]);
+    run_ok(&[
+        "predict",
+        &head,
+        &bag,
+        "--cache",
+        &cache,
+        "--format",
+        "json",
+        "-o",
+        &s(dir.join("cli.json")),
+    ]);
     let check = r#"
 import json, headstart, numpy as np
 a, b = headstart.read_features("cache"), headstart.read_features("cli-cache")
@@ -235,7 +280,12 @@ fn the_spark_example_gives_the_clis_features() {
     let java = Command::new("java").arg("-version").output();
     if !java.is_ok_and(|o| o.status.success()) {
         let out = Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "default-jre-headless"])
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "default-jre-headless",
+            ])
             .output()
             .expect("apt-get");
         assert!(out.status.success(), "installing Java: {}", describe(&out));

@@ -163,7 +163,9 @@ mod tests {
     use headstart_extract::testing::TestModel;
 
     fn png(v: u8) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(20, 14, |x, y| image::Rgb([v, (x * 9) as u8, (y * 13) as u8]));
+        let img = image::RgbImage::from_fn(20, 14, |x, y| {
+            image::Rgb([v, (x * 9) as u8, (y * 13) as u8])
+        });
         let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
@@ -193,7 +195,14 @@ mod tests {
         rows.insert(4, None);
         let got = fx.features(&rows).unwrap();
         assert_eq!(got.len(), 7);
-        assert!(got[2].as_ref().unwrap_err().contains("not a recognised image"), "{:?}", got[2]);
+        assert!(
+            got[2]
+                .as_ref()
+                .unwrap_err()
+                .contains("not a recognised image"),
+            "{:?}",
+            got[2]
+        );
         assert_eq!(got[4], Err("no image bytes".into()));
         let good: Vec<&Vec<f32>> = got.iter().filter_map(|r| r.as_ref().ok()).collect();
         for (i, f) in good.iter().enumerate() {

@@ -49,7 +49,9 @@ pub fn predict_bytes(
     o: &PredictOptions,
     progress: &dyn Progress,
 ) -> Result<Predictions, Error> {
-    classify(env, head, o, |c| c.predict_bytes(images, o.batch_size, progress))
+    classify(env, head, o, |c| {
+        c.predict_bytes(images, o.batch_size, progress)
+    })
 }
 
 /// Opens the head's classifier with `o` (checked first) and runs `run` on it.
@@ -72,9 +74,10 @@ fn classify(
     // Checked here, although the backbone only opens when some file is not cached.
     let session = env.session_config(&o.device)?;
     let backbone = o.backbone.clone();
-    let mut classifier = Classifier::open(head, move |h| env.open_for_head(h, &backbone, &session))?
-        .with_caches(&o.cache)?
-        .with_max_file_size(o.limits.max_file_size)?;
+    let mut classifier =
+        Classifier::open(head, move |h| env.open_for_head(h, &backbone, &session))?
+            .with_caches(&o.cache)?
+            .with_max_file_size(o.limits.max_file_size)?;
     let predictions = run(&mut classifier)?;
     let classes = classifier.head().class_names().to_vec();
     let rows = predictions

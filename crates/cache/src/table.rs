@@ -58,7 +58,10 @@ impl FeatureTable {
             message: e.to_string(),
         };
         let mut meta = std::collections::HashMap::new();
-        meta.insert(crate::meta_keys::FEATURE_DIM.to_string(), self.dim.to_string());
+        meta.insert(
+            crate::meta_keys::FEATURE_DIM.to_string(),
+            self.dim.to_string(),
+        );
         for (k, v) in [
             (crate::meta_keys::MODEL_NAME, &self.model_name),
             (crate::meta_keys::MODEL_FINGERPRINT, &self.model_fingerprint),

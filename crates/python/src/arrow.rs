@@ -4,13 +4,11 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    FixedSizeListBuilder, Float32Builder, ListBuilder, StringBuilder,
-};
+use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, ListBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch, StringArray};
-use arrow_schema::{ArrowError, DataType, Field, Schema};
 use arrow_pyarrow::IntoPyArrow;
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use headstart_api::ImageFeatures;
 use headstart_serve::Record;
 use pyo3::prelude::*;
@@ -39,9 +37,17 @@ pub fn table(py: Python<'_>, batches: Vec<RecordBatch>) -> PyResult<Bound<'_, Py
 }
 
 /// The bytes of each row's image in column `name` (`None` for a null).
-pub fn image_bytes<'b>(batch: &'b RecordBatch, name: &str) -> Result<Vec<Option<&'b [u8]>>, String> {
+pub fn image_bytes<'b>(
+    batch: &'b RecordBatch,
+    name: &str,
+) -> Result<Vec<Option<&'b [u8]>>, String> {
     let col = batch.column_by_name(name).ok_or_else(|| {
-        let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         format!("no such column; the batch has {}", names.join(", "))
     })?;
     let bytes: &ArrayRef = match col.as_struct_opt() {
@@ -126,7 +132,11 @@ pub fn with_features(
             columns.push(col.clone());
         }
     }
-    fields.push(Arc::new(Field::new(&c.feature, feature.data_type().clone(), true)));
+    fields.push(Arc::new(Field::new(
+        &c.feature,
+        feature.data_type().clone(),
+        true,
+    )));
     columns.push(feature);
     fields.push(Arc::new(Field::new(&c.error, DataType::Utf8, true)));
     columns.push(Arc::new(errors.finish()));
@@ -151,22 +161,34 @@ pub fn predictions(rows: &[Record]) -> Result<RecordBatch, ArrowError> {
         r.predictions.first()
     }
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("path", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.path)))),
+        (
+            "path",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.path))),
+        ),
         (
             "label",
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| first(r).map(|p| &p.label)))),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| first(r).map(|p| &p.label)),
+            )),
         ),
         (
             "probability",
-            Arc::new(Float32Array::from_iter(rows.iter().map(|r| first(r).map(|p| p.probability)))),
+            Arc::new(Float32Array::from_iter(
+                rows.iter().map(|r| first(r).map(|p| p.probability)),
+            )),
         ),
         ("top_labels", Arc::new(top_labels.finish())),
         ("top_probabilities", Arc::new(top_probs.finish())),
-        ("source", Arc::new(StringArray::from_iter(rows.iter().map(|r| r.source)))),
+        (
+            "source",
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.source))),
+        ),
         (
             "error",
             Arc::new(StringArray::from_iter(rows.iter().map(|r| {
-                r.error.as_ref().map(|e| format!("{}: {}", e.stage, e.message))
+                r.error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", e.stage, e.message))
             }))),
         ),
     ];

@@ -90,7 +90,10 @@ pub fn to_json(v: &Bound<'_, PyAny>) -> Result<Value, String> {
     if let Ok(d) = v.cast::<PyDict>() {
         let mut m = Map::new();
         for (k, v) in d.iter() {
-            m.insert(k.str().map_err(|e| e.to_string())?.to_string(), to_json(&v)?);
+            m.insert(
+                k.str().map_err(|e| e.to_string())?.to_string(),
+                to_json(&v)?,
+            );
         }
         return Ok(Value::Object(m));
     }

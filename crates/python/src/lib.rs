@@ -26,7 +26,12 @@ use convert::{error, options};
 /// The environment: `home` (else `HEADSTART_HOME`, else ~/.cache/headstart),
 /// `ort_lib` (else `ORT_DYLIB_PATH`, else the cached runtime); progress lines
 /// on stderr unless `quiet`.
-fn env(py: Python<'_>, home: Option<PathBuf>, ort_lib: Option<PathBuf>, quiet: bool) -> PyResult<Env> {
+fn env(
+    py: Python<'_>,
+    home: Option<PathBuf>,
+    ort_lib: Option<PathBuf>,
+    quiet: bool,
+) -> PyResult<Env> {
     let env = Env::new(home, ort_lib).map_err(|e| error(py, e))?;
     Ok(if quiet {
         env.with_log(Arc::new(|_| {}))
@@ -233,7 +238,9 @@ fn options_of<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
 #[pyo3(signature = (*caches))]
 fn read_features<'py>(py: Python<'py>, caches: Vec<PathBuf>) -> PyResult<Bound<'py, PyAny>> {
     if caches.is_empty() {
-        return Err(PyTypeError::new_err("read_features() needs at least one cache"));
+        return Err(PyTypeError::new_err(
+            "read_features() needs at least one cache",
+        ));
     }
     let batch = py
         .detach(|| {
@@ -315,21 +322,32 @@ impl Classifier {
     /// for bytes), label and probability of the best class, the top-k labels
     /// and probabilities, where the features came from (cache or model), and
     /// error (null when the image was classified).
-    fn predict<'py>(&self, py: Python<'py>, images: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let list: Vec<Bound<'py, PyAny>> = if images.cast::<PyBytes>().is_ok() || images.extract::<PathBuf>().is_ok() {
-            vec![images.clone()]
-        } else {
-            images.try_iter()?.collect::<PyResult<_>>()?
-        };
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        images: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let list: Vec<Bound<'py, PyAny>> =
+            if images.cast::<PyBytes>().is_ok() || images.extract::<PathBuf>().is_ok() {
+                vec![images.clone()]
+            } else {
+                images.try_iter()?.collect::<PyResult<_>>()?
+            };
         let bytes: Option<Vec<(String, Vec<u8>)>> = list
             .iter()
             .enumerate()
-            .map(|(i, b)| b.cast::<PyBytes>().ok().map(|b| (i.to_string(), b.as_bytes().to_vec())))
+            .map(|(i, b)| {
+                b.cast::<PyBytes>()
+                    .ok()
+                    .map(|b| (i.to_string(), b.as_bytes().to_vec()))
+            })
             .collect();
         let o = &self.options;
         let quiet = headstart_api::NoProgress;
         let result = match bytes {
-            Some(images) => py.detach(|| headstart_api::predict_bytes(&self.env, &self.head, images, o, &quiet)),
+            Some(images) => {
+                py.detach(|| headstart_api::predict_bytes(&self.env, &self.head, images, o, &quiet))
+            }
             None => {
                 let paths: Vec<PathBuf> = list
                     .iter()
@@ -340,7 +358,10 @@ impl Classifier {
             }
         };
         let p = result.map_err(|e| error(py, e))?;
-        arrow::table(py, vec![arrow::predictions(&p.rows).map_err(|e| PyValueError::new_err(e.to_string()))?])
+        arrow::table(
+            py,
+            vec![arrow::predictions(&p.rows).map_err(|e| PyValueError::new_err(e.to_string()))?],
+        )
     }
 }
 
@@ -430,7 +451,11 @@ impl FeatureExtractor {
         self.inner.lock().map_or(0, |f| f.dim())
     }
 
-    fn __call__<'py>(&self, py: Python<'py>, batch: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let kind = type_of(batch)?;
         let table = match kind.as_str() {
             "pandas" => py
@@ -447,12 +472,21 @@ impl FeatureExtractor {
         let batches: Vec<RecordBatch> = if kind == "RecordBatch" {
             vec![RecordBatch::from_pyarrow_bound(&table)?]
         } else {
-            arrow_pyarrow::Table::from_pyarrow_bound(&table)?.into_inner().0
+            arrow_pyarrow::Table::from_pyarrow_bound(&table)?
+                .into_inner()
+                .0
         };
         let mut out = Vec::with_capacity(batches.len());
         for b in &batches {
             let images = arrow::image_bytes(b, &self.columns.image).map_err(|m| {
-                error(py, headstart_api::Error::Param { name: "image_column", value: self.columns.image.clone(), message: m })
+                error(
+                    py,
+                    headstart_api::Error::Param {
+                        name: "image_column",
+                        value: self.columns.image.clone(),
+                        message: m,
+                    },
+                )
             })?;
             let result = py.detach(|| {
                 let mut fx = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -460,7 +494,10 @@ impl FeatureExtractor {
                 fx.features(&images).map(|f| (f, dim))
             });
             let (features, dim) = result.map_err(|e| error(py, e))?;
-            out.push(arrow::with_features(b, &features, dim, &self.columns).map_err(|e| PyValueError::new_err(e.to_string()))?);
+            out.push(
+                arrow::with_features(b, &features, dim, &self.columns)
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?,
+            );
         }
         match kind.as_str() {
             "RecordBatch" => out[0].to_pyarrow(py),
