@@ -86,20 +86,25 @@ fn example(name: &str) -> String {
     code[..code.find("```").unwrap()].to_string()
 }
 
-/// Runs `code` with `python` in `cwd` (its own process group, killed with
-/// everything it started when it ends), with the shared headstart cache and
-/// servers on loopback.
+/// Runs `code` with `python` in `cwd`, with the shared headstart cache: in a
+/// network namespace of its own whose only interface is loopback (the engines'
+/// servers, which bind every interface, are then reachable on loopback only),
+/// and in a process group of its own, killed with everything it started when
+/// it ends.
 fn run_python(python: &Path, cwd: &Path, code: &str) -> String {
     use std::os::unix::process::CommandExt;
     let script = cwd.join(format!("script-{}.py", std::process::id()));
     std::fs::write(&script, code).unwrap();
-    let child = Command::new(python)
+    // A hung engine fails the test after 20 minutes instead of hanging it.
+    let child = Command::new("timeout")
+        .args(["--kill-after=10", "1200", "unshare", "--net", "sh", "-c"])
+        .arg("ip link set lo up && exec \"$0\" \"$@\"")
+        .arg(python)
         .arg(&script)
         .current_dir(cwd)
         .env("HEADSTART_HOME", common::home())
         .env("PYSPARK_PYTHON", python)
         .env("SPARK_LOCAL_IP", "127.0.0.1")
-        .env("RAY_NODE_IP_ADDRESS", "127.0.0.1")
         .env("RAY_USAGE_STATS_ENABLED", "0")
         .env("RAY_AUTH_MODE", "disabled")
         .env_remove("ORT_DYLIB_PATH")
@@ -179,12 +184,15 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// corrupt image's row.
 fn check_engine_output(python: &Path, dir: &Path, out: &str, images: usize) {
     let cache = dir.join("cli-cache");
-    run_ok(&[
+    // Exit 3: the corrupt image is an error row.
+    let parquet = dir.join("images.parquet");
+    let out = common::run(&[
         "extract",
-        dir.join("images.parquet").to_str().unwrap(),
+        parquet.to_str().unwrap(),
         "--out",
         cache.to_str().unwrap(),
     ]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let code = format!(
         r#"
 import glob, headstart, numpy as np, pyarrow.parquet as pq, pyarrow as pa

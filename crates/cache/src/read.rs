@@ -13,6 +13,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::metadata::ParquetMetaData;
+use rayon::prelude::*;
 
 use crate::write::{Tombstones, kv_map};
 use crate::{Cache, CacheError, FeatureTable, columns, meta_keys};
@@ -262,6 +263,8 @@ pub struct LiveIndex {
     part_ids: Vec<String>,
     /// Parts skipped as the same file as an earlier one (a hard link or copy).
     pub duplicate_parts: usize,
+    /// `(path, view)` of each live row, in key order (the rows' positions).
+    live_keys: Vec<(String, String)>,
 }
 
 impl LiveIndex {
@@ -452,10 +455,12 @@ impl Cache {
             live.push(((path, view), (part, row)));
         }
         live.sort_unstable();
-        index.live = live
+        let (keys, places): (Vec<_>, Vec<_>) = live.into_iter().unzip();
+        index.live_keys = keys;
+        index.live = places
             .into_iter()
             .enumerate()
-            .map(|(pos, (_, (part, row)))| (part, row, pos))
+            .map(|(pos, (part, row))| (part, row, pos))
             .collect();
         index.live.sort_unstable();
         index.dead_rows = total_rows - index.live.len();
@@ -471,39 +476,152 @@ impl Cache {
     fn read_identified(&self) -> Result<(FeatureTable, Vec<String>), CacheError> {
         self.retry_vanished(|| {
             let index = self.live_index_of(&list_entries(&self.parts_dir())?)?;
-            Ok((self.read_index(&index)?, index.part_ids))
+            let ids = index.part_ids.clone();
+            Ok((self.read_index(index)?, ids))
         })
     }
 
     /// The live rows that `index` lists.
-    fn read_index(&self, index: &LiveIndex) -> Result<FeatureTable, CacheError> {
+    fn read_index(&self, index: LiveIndex) -> Result<FeatureTable, CacheError> {
         self.read_rows(index).map_err(|e| self.damaged(e))
     }
 
-    fn read_rows(&self, index: &LiveIndex) -> Result<FeatureTable, CacheError> {
-        let (n, dim) = (index.live.len(), self.info().feature_dim);
+    /// The table of `index`'s live rows: keys, labels and splits from the
+    /// index (the scan read them), features straight from each part's float
+    /// column into their rows' slots, parts in parallel.
+    fn read_rows(&self, index: LiveIndex) -> Result<FeatureTable, CacheError> {
+        let dim = self.info().feature_dim;
+        let mut features = vec![0f32; index.live.len() * dim];
+        // Part by part: its live rows (row -> position), read on the pool, then
+        // copied to their positions (memory: the table and a part or two).
+        let mut by_part: Vec<HashMap<usize, usize>> = vec![HashMap::new(); index.parts.len()];
+        for &(part, row, pos) in &index.live {
+            by_part[part].insert(row, pos);
+        }
+        let jobs: Vec<(usize, &HashMap<usize, usize>)> = by_part
+            .iter()
+            .enumerate()
+            .filter(|(_, keep)| !keep.is_empty())
+            .collect();
+        let chunk = rayon::current_num_threads().max(1);
+        for group in jobs.chunks(chunk) {
+            let read: Vec<Result<PartFeatures, CacheError>> = group
+                .par_iter()
+                .map(|&(part, keep)| part_features(&index.parts[part], dim, keep))
+                .collect();
+            for part in read {
+                let (positions, values) = part?;
+                for (&pos, v) in positions.iter().zip(values.chunks_exact(dim)) {
+                    features[pos * dim..(pos + 1) * dim].copy_from_slice(v);
+                }
+            }
+        }
+        let LiveIndex {
+            paths, live_keys, ..
+        } = index;
+        let n = live_keys.len();
         let mut table = FeatureTable {
             dim,
             model_fingerprint: Some(self.info().model_fingerprint.clone()),
             model_name: Some(self.info().model_name.clone()),
-            paths: vec![String::new(); n],
-            labels: vec![None; n],
-            splits: vec![None; n],
-            content_hashes: vec![String::new(); n],
-            views: vec![String::new(); n],
-            features: vec![0.0; n * dim],
+            paths: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+            splits: Vec::with_capacity(n),
+            content_hashes: Vec::with_capacity(n),
+            views: Vec::with_capacity(n),
+            features,
         };
-        index.for_each_live(dim, &mut |pos, r| {
-            table.paths[pos] = r.path.to_string();
-            table.labels[pos] = r.label.map(str::to_string);
-            table.splits[pos] = r.split.map(str::to_string);
-            table.content_hashes[pos] = r.hash.to_string();
-            table.views[pos] = r.view.to_string();
-            table.features[pos * dim..(pos + 1) * dim].copy_from_slice(r.feature);
-            Ok(())
-        })?;
+        for (path, view) in live_keys {
+            let (hash, views) = &paths[&path];
+            let (label, split) = views.get(&view).cloned().unwrap_or_default();
+            table.labels.push(label);
+            table.splits.push(split);
+            table.content_hashes.push(hash.clone());
+            table.paths.push(path);
+            table.views.push(view);
+        }
         Ok(table)
     }
+}
+
+/// The positions of a part's rows, and their features one after another.
+type PartFeatures = (Vec<usize>, Vec<f32>);
+
+/// The features of the rows of the cache part at `path` that `keep` maps to
+/// positions, as their positions and values, read from the Parquet float column
+/// directly (no Arrow list arrays in between), 1,024 rows at a time. Each row
+/// must hold exactly `dim` values.
+fn part_features(
+    path: &Path,
+    dim: usize,
+    keep: &HashMap<usize, usize>,
+) -> Result<PartFeatures, CacheError> {
+    use parquet::column::reader::ColumnReader;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = File::open(path).map_err(CacheError::io(path))?;
+    let reader = SerializedFileReader::new(file).map_err(CacheError::parquet(path))?;
+    check_codecs(path, reader.metadata())?;
+    let item = format!("{}.list.{}", columns::FEATURE, columns::FEATURE_ITEM);
+    let col = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == item)
+        .ok_or_else(|| CacheError::Format {
+            path: path.to_path_buf(),
+            message: format!("no `{item}` column; not a headstart cache part"),
+        })?;
+    let format = |message: String| CacheError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut positions = Vec::with_capacity(keep.len());
+    let mut kept = Vec::with_capacity(keep.len() * dim);
+    let (mut values, mut defs, mut reps) = (Vec::new(), Vec::new(), Vec::new());
+    let mut row = 0usize;
+    for g in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(g).map_err(CacheError::parquet(path))?;
+        let ColumnReader::FloatColumnReader(mut column) = group
+            .get_column_reader(col)
+            .map_err(CacheError::parquet(path))?
+        else {
+            return Err(format(format!("`{item}` is not a float column")));
+        };
+        loop {
+            values.clear();
+            defs.clear();
+            reps.clear();
+            let (records, read, _) = column
+                .read_records(1024, Some(&mut defs), Some(&mut reps), &mut values)
+                .map_err(|e| {
+                    format(format!(
+                        "cannot decode its data ({e}); is the file damaged?"
+                    ))
+                })?;
+            if records == 0 {
+                break;
+            }
+            if read != records * dim {
+                return Err(CacheError::Row {
+                    path: path.to_path_buf(),
+                    row,
+                    message: format!(
+                        "{records} rows hold {read} feature values, expected {dim} each"
+                    ),
+                });
+            }
+            for (k, v) in values.chunks_exact(dim).enumerate() {
+                if let Some(&pos) = keep.get(&(row + k)) {
+                    positions.push(pos);
+                    kept.extend_from_slice(v);
+                }
+            }
+            row += records;
+        }
+    }
+    Ok((positions, kept))
 }
 
 /// One stored row, borrowed from the batch it was read in.
@@ -917,9 +1035,9 @@ pub fn read_features(inputs: &[PathBuf]) -> Result<FeatureTable, CacheError> {
             }
         }
         if out.is_empty() && out.dim == 0 {
-            out.dim = t.dim;
-            out.model_fingerprint = t.model_fingerprint.take();
-            out.model_name = t.model_name.take();
+            // The first input's table is the result (appending would copy it).
+            out = t;
+            continue;
         }
         out.paths.append(&mut t.paths);
         out.labels.append(&mut t.labels);

@@ -368,32 +368,55 @@ impl Classifier {
 /// A callable that adds a `feature` and an `error` column to batches of
 /// image bytes, with one backbone session reused across batches: for Ray
 /// Data's `map_batches`, Spark's `mapInArrow`, Beam, Daft or a loop.
-#[pyclass(frozen, module = "headstart")]
+// subclass: Ray Data wraps a callable class in a subclass of its own, whose
+// `__init__` calls this one's: the backbone opens in `__init__`, not `__new__`.
+#[pyclass(frozen, subclass, module = "headstart")]
 pub struct FeatureExtractor {
-    inner: Mutex<headstart_api::FeatureExtractor>,
+    inner: std::sync::OnceLock<Opened>,
+}
+
+/// An opened extractor and the columns it reads and writes.
+struct Opened {
+    extractor: Mutex<headstart_api::FeatureExtractor>,
     columns: arrow::Columns,
+}
+
+impl FeatureExtractor {
+    fn opened(&self) -> PyResult<&Opened> {
+        self.inner.get().ok_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err("FeatureExtractor.__init__ was not called")
+        })
+    }
 }
 
 #[pymethods]
 impl FeatureExtractor {
-    /// FeatureExtractor(model=None, device="cpu", batch_size=32, *, image_column="image",
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, pyo3::types::PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        FeatureExtractor {
+            inner: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// FeatureExtractor(model=None, device=None, batch_size=None, *, image_column="image",
     /// feature_column="feature", error_column="error", feature_type="fixed_size_list",
     /// home=None, ort_lib=None, quiet=True, **recipe)
     ///
     /// Opens the backbone (the default one unless `model` names another, a
     /// built-in name or an .onnx file) with the recipe options of `extract`
     /// (features, preset, size, crop, mean, std, filter, layout, exact_decode,
-    /// intra_threads, allow_cpu_fallback, max_file_size). Called on a
-    /// pyarrow.RecordBatch, pyarrow.Table or pandas.DataFrame whose
-    /// `image_column` holds encoded images (binary, or Hugging Face's
+    /// device, intra_threads, allow_cpu_fallback, batch_size, max_file_size).
+    /// Called on a pyarrow.RecordBatch, pyarrow.Table or pandas.DataFrame
+    /// whose `image_column` holds encoded images (binary, or Hugging Face's
     /// {bytes, path} structs), it returns the same kind of object with a
     /// `feature` column (FixedSizeList<float32, D>, or list<float32> with
     /// feature_type="list", e.g. for Spark) and an `error` column (null when
     /// the image was fine; a bad image never fails the batch).
-    #[new]
     #[pyo3(signature = (model=None, device=None, batch_size=None, *, image_column="image".to_string(), feature_column="feature".to_string(), error_column="error".to_string(), feature_type="fixed_size_list".to_string(), home=None, ort_lib=None, quiet=true, **recipe))]
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    fn __init__(
+        &self,
         py: Python<'_>,
         model: Option<String>,
         device: Option<String>,
@@ -406,7 +429,7 @@ impl FeatureExtractor {
         ort_lib: Option<PathBuf>,
         quiet: bool,
         recipe: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<FeatureExtractor> {
+    ) -> PyResult<()> {
         let o: ExtractorOptions = options(
             "FeatureExtractor",
             recipe,
@@ -431,24 +454,27 @@ impl FeatureExtractor {
             }
         };
         let env = env(py, home, ort_lib, quiet)?;
-        let inner = py
+        let extractor = py
             .detach(|| headstart_api::FeatureExtractor::open(&env, &o))
             .map_err(|e| error(py, e))?;
-        Ok(FeatureExtractor {
-            inner: Mutex::new(inner),
+        let opened = Opened {
+            extractor: Mutex::new(extractor),
             columns: arrow::Columns {
                 image: image_column,
                 feature: feature_column,
                 error: error_column,
                 list,
             },
+        };
+        self.inner.set(opened).map_err(|_| {
+            pyo3::exceptions::PyRuntimeError::new_err("FeatureExtractor is already open")
         })
     }
 
     /// The feature dimension.
     #[getter]
-    fn dim(&self) -> usize {
-        self.inner.lock().map_or(0, |f| f.dim())
+    fn dim(&self) -> PyResult<usize> {
+        Ok(self.opened()?.extractor.lock().map_or(0, |f| f.dim()))
     }
 
     fn __call__<'py>(
@@ -476,26 +502,28 @@ impl FeatureExtractor {
                 .into_inner()
                 .0
         };
+        let opened = self.opened()?;
+        let columns = &opened.columns;
         let mut out = Vec::with_capacity(batches.len());
         for b in &batches {
-            let images = arrow::image_bytes(b, &self.columns.image).map_err(|m| {
+            let images = arrow::image_bytes(b, &columns.image).map_err(|m| {
                 error(
                     py,
                     headstart_api::Error::Param {
                         name: "image_column",
-                        value: self.columns.image.clone(),
+                        value: columns.image.clone(),
                         message: m,
                     },
                 )
             })?;
             let result = py.detach(|| {
-                let mut fx = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let mut fx = opened.extractor.lock().unwrap_or_else(|e| e.into_inner());
                 let dim = fx.dim();
                 fx.features(&images).map(|f| (f, dim))
             });
             let (features, dim) = result.map_err(|e| error(py, e))?;
             out.push(
-                arrow::with_features(b, &features, dim, &self.columns)
+                arrow::with_features(b, &features, dim, columns)
                     .map_err(|e| PyValueError::new_err(e.to_string()))?,
             );
         }
