@@ -116,11 +116,17 @@ fn features_auto_on_exported_backbones_match_the_frameworks() {
             for (other, theirs) in &want {
                 if other != key {
                     let apart = max_abs_diff(expected, theirs);
-                    assert!(apart > 10.0 * TOL, "{file}: {key} and {other} differ by {apart:e}");
+                    assert!(
+                        apart > 10.0 * TOL,
+                        "{file}: {key} and {other} differ by {apart:e}"
+                    );
                 }
             }
         }
-        eprintln!("{file} {}: max abs diff to the framework {worst:e}", args.join(" "));
+        eprintln!(
+            "{file} {}: max abs diff to the framework {worst:e}",
+            args.join(" ")
+        );
     }
 
     // The preset is part of what is checked: CLIP's tower through DINOv2's

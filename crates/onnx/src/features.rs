@@ -142,7 +142,7 @@ pub fn find_penultimate(model: &ModelProto) -> Result<FeatureTensor, OnnxError> 
     let vectors: Vec<ValueInfoProto> = graph
         .output
         .iter()
-        .filter(|o| !index.rank(&o.name, RANK_DEPTH).is_some_and(|r| r >= 3))
+        .filter(|o| index.rank(&o.name, RANK_DEPTH).is_none_or(|r| r < 3))
         .cloned()
         .collect();
     let outputs = if vectors.is_empty() {
