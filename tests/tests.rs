@@ -9,6 +9,7 @@
 
 mod common;
 
+mod byo;
 mod deploy;
 mod extract;
 mod foundation;

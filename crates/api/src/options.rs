@@ -17,8 +17,9 @@ pub const DEFAULT_MODEL: &str = headstart_models::zoo::DEFAULT_MODEL;
 #[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct Recipe {
-    /// Feature tensor: `auto` (the model's features, or the input of a classifier's final
-    /// fully connected layer) or any tensor name (see `headstart models inspect`).
+    /// Feature tensor: `auto` (the model's features, the input of a classifier's final
+    /// fully connected layer, or a headless model's one-vector-per-image output) or any
+    /// tensor name (see `headstart models inspect`).
     #[cfg_attr(
         feature = "cli",
         arg(long, default_value = "auto", value_name = "auto|TENSOR")

@@ -212,21 +212,52 @@ impl Preprocess {
         }
     }
 
+    /// OpenAI CLIP (and OpenCLIP): resize the shorter side to 224 and centre-crop
+    /// 224 (crop 1.0), bicubic, CLIP's mean/std (0.48145466, 0.4578275,
+    /// 0.40821073 / 0.26862954, 0.26130258, 0.27577711 on the 0-1 scale).
+    pub fn clip(input_name: &str) -> Preprocess {
+        Preprocess {
+            crop_fraction: 1.0,
+            filter: Filter::Bicubic,
+            mean: [122.770_94, 116.746_01, 104.093_74],
+            std: [68.500_53, 66.632_16, 70.323_16],
+            ..Self::imagenet(input_name)
+        }
+    }
+
+    /// DINOv2's linear evaluation: resize 256 + centre crop 224 (crop 0.875),
+    /// bicubic, ImageNet mean/std.
+    pub fn dinov2(input_name: &str) -> Preprocess {
+        Preprocess {
+            filter: Filter::Bicubic,
+            ..Self::imagenet(input_name)
+        }
+    }
+
     /// A named preset: `imagenet`, `tf-lite` (224 px), `tf-lite-240` or `tf-lite-260`
-    /// ([`Preprocess::tf_lite_sized`], EfficientNet-Lite1 and -Lite2).
+    /// ([`Preprocess::tf_lite_sized`], EfficientNet-Lite1 and -Lite2), `clip`
+    /// ([`Preprocess::clip`]) or `dinov2` ([`Preprocess::dinov2`]).
     pub fn preset(name: &str, input_name: &str) -> Option<Preprocess> {
         match name {
             "imagenet" => Some(Self::imagenet(input_name)),
             "tf-lite" => Some(Self::tf_lite(input_name)),
             "tf-lite-240" => Some(Self::tf_lite_sized(input_name, 240)),
             "tf-lite-260" => Some(Self::tf_lite_sized(input_name, 260)),
+            "clip" => Some(Self::clip(input_name)),
+            "dinov2" => Some(Self::dinov2(input_name)),
             _ => None,
         }
     }
 
     /// Names accepted by [`Preprocess::preset`].
-    pub const PRESETS: &'static [&'static str] =
-        &["imagenet", "tf-lite", "tf-lite-240", "tf-lite-260"];
+    pub const PRESETS: &'static [&'static str] = &[
+        "imagenet",
+        "tf-lite",
+        "tf-lite-240",
+        "tf-lite-260",
+        "clip",
+        "dinov2",
+    ];
 
     /// Checks the values are usable; the error names the bad field and value.
     pub fn validate(&self) -> Result<(), crate::ModelError> {
@@ -290,6 +321,36 @@ mod tests {
         p.crop_fraction = 0.0;
         let e = p.validate().unwrap_err().to_string();
         assert!(e.contains("crop fraction"), "{e}");
+    }
+
+    /// `clip` and `dinov2` are the published recipes: CLIP's mean/std on the
+    /// 0-1 scale times 255, no crop beyond the centred square; DINOv2's
+    /// resize 256 / crop 224 with ImageNet's mean/std; both bicubic at 224 px.
+    #[test]
+    fn clip_and_dinov2_presets_match_their_published_recipes() {
+        let clip = Preprocess::preset("clip", "pixel_values").unwrap();
+        let mean = [0.481_454_66_f64, 0.457_827_5, 0.408_210_73];
+        let std = [0.268_629_54_f64, 0.261_302_58, 0.275_777_11];
+        for c in 0..3 {
+            assert!(
+                (f64::from(clip.mean[c]) / 255.0 - mean[c]).abs() < 1e-7,
+                "{c}"
+            );
+            assert!(
+                (f64::from(clip.std[c]) / 255.0 - std[c]).abs() < 1e-7,
+                "{c}"
+            );
+        }
+        assert_eq!(clip.crop_fraction, 1.0);
+        assert_eq!(clip.input_name, "pixel_values");
+        let dinov2 = Preprocess::preset("dinov2", "x").unwrap();
+        assert_eq!(dinov2.crop_fraction, 224.0 / 256.0);
+        assert_eq!(dinov2.mean, Preprocess::imagenet("x").mean);
+        assert_eq!(dinov2.std, Preprocess::imagenet("x").std);
+        for p in [&clip, &dinov2] {
+            assert_eq!(p.filter, Filter::Bicubic);
+            assert_eq!((p.height, p.width, p.layout), (224, 224, Layout::Nchw));
+        }
     }
 
     /// Lite0's recipe is pinned byte for byte (its fingerprint depends on it);

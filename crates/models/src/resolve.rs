@@ -41,7 +41,7 @@ impl std::str::FromStr for FeatureSel {
 /// Preprocessing settings given on the command line; each overrides the model's.
 #[derive(Debug, Clone, Default)]
 pub struct PreprocessOverrides {
-    /// A named preset (`imagenet`, `tf-lite`) as the starting point.
+    /// A named preset ([`Preprocess::PRESETS`]) as the starting point.
     pub preset: Option<String>,
     /// Square input size.
     pub size: Option<u32>,

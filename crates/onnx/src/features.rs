@@ -95,6 +95,7 @@ const SAME_RANK: &[&str] = &[
     "Pad",
     "Resize",
     "Concat",
+    "Slice",
 ];
 
 /// Broadcasting element-wise nodes: output rank is the largest input rank.
@@ -125,14 +126,31 @@ const RANK_DEPTH: usize = 256;
 /// Identity, Dropout, Flatten, Squeeze and Reshape to a `Gemm` (features = input
 /// A, dim from the weight and `transB`) or a `MatMul` with a constant weight,
 /// optionally followed by an `Add` of a constant bias (features = the other
-/// MatMul input, dim = weight rows, and it must be 2-D). With several graph
-/// outputs, all must lead to the same tensor. Anything else is an
+/// MatMul input, dim = weight rows, and it must be 2-D). An output without such
+/// a head that is itself `[batch, dim]` (a headless backbone, a transformer's
+/// pooled output) is the feature tensor.
+///
+/// Outputs known to have rank 3 or more (a transformer's token sequence, a CNN's
+/// feature map, as Hugging Face models export `last_hidden_state` beside their
+/// pooled or projected output) are never features and are set aside; the other
+/// outputs must all lead to the same tensor. Anything else is an
 /// [`OnnxError::Features`] that says what was found and lists candidate tensors
 /// for `--features`.
 pub fn find_penultimate(model: &ModelProto) -> Result<FeatureTensor, OnnxError> {
     let graph = graph_of(model)?;
     let index = GraphIndex::new(graph);
-    let found = match graph.output.as_slice() {
+    let vectors: Vec<ValueInfoProto> = graph
+        .output
+        .iter()
+        .filter(|o| index.rank(&o.name, RANK_DEPTH).is_none_or(|r| r < 3))
+        .cloned()
+        .collect();
+    let outputs = if vectors.is_empty() {
+        graph.output.as_slice()
+    } else {
+        vectors.as_slice()
+    };
+    let found = match outputs {
         [] => Err("the graph has no outputs".to_string()),
         [only] => index
             .head_of(&only.name)
@@ -460,7 +478,7 @@ impl<'a> GraphIndex<'a> {
                     skipped.push(node.op_type.as_str());
                 }
                 "Gemm" => return self.gemm(node),
-                "MatMul" => return self.matmul(node),
+                "MatMul" => return self.matmul(node, None),
                 "Add" => {
                     let matmul = node.input.iter().enumerate().find_map(|(i, t)| {
                         self.producers
@@ -482,7 +500,7 @@ impl<'a> GraphIndex<'a> {
                             describe(matmul)
                         ));
                     }
-                    return self.matmul(matmul);
+                    return self.matmul(matmul, Some(node));
                 }
                 _ => return Err(self.not_a_head(output, node, &after)),
             }
@@ -587,8 +605,14 @@ impl<'a> GraphIndex<'a> {
     }
 
     /// Features of a final `MatMul` with a constant 2-D weight B: input A,
-    /// which must be 2-D; dim = the weight's rows.
-    fn matmul(&self, node: &NodeProto) -> Result<FeatureTensor, String> {
+    /// which must be 2-D; dim = the weight's rows. `bias` is the `Add` of a
+    /// constant bias after it, if any.
+    ///
+    /// A's rank comes from the graph, or else from the head's output: with a
+    /// 2-D weight the product has A's rank, so a `[batch, classes]` output
+    /// (as exporters declare graph outputs even when they declare nothing
+    /// inside the graph) means a 2-D A.
+    fn matmul(&self, node: &NodeProto, bias: Option<&NodeProto>) -> Result<FeatureTensor, String> {
         let (Some(a), Some(b)) = (node.input.first(), node.input.get(1)) else {
             return Err(format!("{} has fewer than two inputs", describe(node)));
         };
@@ -611,7 +635,10 @@ impl<'a> GraphIndex<'a> {
             .get(a.as_str())
             .map(|n| format!(", produced by {}", describe(n)))
             .unwrap_or_default();
-        match self.rank(a, RANK_DEPTH) {
+        match self
+            .rank(a, RANK_DEPTH)
+            .or_else(|| self.product_rank(node, bias))
+        {
             Some(2) => {}
             Some(r) => {
                 return Err(format!(
@@ -629,6 +656,29 @@ impl<'a> GraphIndex<'a> {
             }
         }
         self.feature(node, a, Some(dim))
+    }
+
+    /// The rank of the product of `matmul` (input A times a 2-D weight) when
+    /// its output, or the output of `bias` (adding a bias of rank 0 or 1),
+    /// has a known rank of at least 2: then that is A's rank too.
+    fn product_rank(&self, matmul: &NodeProto, bias: Option<&NodeProto>) -> Option<usize> {
+        let of = |n: &NodeProto| {
+            let out = n.output.first().filter(|o| !o.is_empty())?;
+            self.rank(out, RANK_DEPTH).filter(|&r| r >= 2)
+        };
+        of(matmul).or_else(|| {
+            let add = bias?;
+            let small_bias = add
+                .input
+                .iter()
+                .filter(|i| !matmul.output.contains(i))
+                .all(|i| {
+                    self.consts
+                        .get(i.as_str())
+                        .is_some_and(|t| t.dims.len() <= 1)
+                });
+            small_bias.then(|| of(add)).flatten()
+        })
     }
 
     /// Size of axis `axis` of the 2-D weight `w` of `node`.
@@ -773,6 +823,9 @@ impl<'a> GraphIndex<'a> {
                     .or_else(|| const_len(1))?;
                 Some(input_rank(0)? + n)
             }
+            // Indexing `data` with `indices` replaces one axis by the indices' axes:
+            // a scalar index (`x[:, 0]`, a transformer's CLS token) drops the axis.
+            "Gather" => (input_rank(0)? + input_rank(1)?).checked_sub(1),
             "MatMul" => match (input_rank(0)?, input_rank(1)?) {
                 (1, 1) => Some(0),
                 (1, r) | (r, 1) => r.checked_sub(1),
@@ -1005,11 +1058,13 @@ mod tests {
         assert!(e.contains("has rank 4, produced by Relu `act`"), "{e}");
     }
 
+    /// `x` is not declared, but `y = x @ w + b` is declared [N, 3]: x is 2-D.
+    /// (Nothing declared at all is refused: see
+    /// `a_projection_input_gets_its_rank_from_the_declared_output`.)
     #[test]
-    fn matmul_of_unknown_rank_is_refused() {
+    fn matmul_of_undeclared_input_takes_the_output_rank() {
         let m = matmul_graph(None, vec![], "x");
-        let e = err(&m);
-        assert!(e.contains("cannot tell whether `x`"), "{e}");
+        assert_eq!(find_penultimate(&m).ok(), Some(feature("x", 4)));
     }
 
     #[test]
@@ -1162,6 +1217,118 @@ mod tests {
         let g = m.graph.as_mut().unwrap_or_else(|| panic!("no graph"));
         g.initializer.push(tensor_f32("w", &[3, 2], &[0.0; 6]));
         assert!(err(&m).contains("transA=1"));
+    }
+
+    /// A vision transformer's tail: tokens `x` [N, 5, 4] -> LayerNormalization
+    /// -> `seq` -> Gather(index 0, axis 1) -> `cls` -> `tail` -> `outputs`.
+    /// `x` is declared when `tokens_declared`; each output is declared with
+    /// the dims given (none: no shape).
+    fn vit_tail(
+        tokens_declared: bool,
+        tail: Vec<NodeProto>,
+        outputs: &[(&str, Option<Vec<Dim>>)],
+    ) -> ModelProto {
+        let mut g = GraphProto::new();
+        let mut x = ValueInfoProto::new();
+        x.name = "x".into();
+        if tokens_declared {
+            let n = Dim::Named("N".into());
+            x = value_info("x", DataType::FLOAT, &[n, Dim::Fixed(5), Dim::Fixed(4)]);
+        }
+        g.input.push(x);
+        g.initializer.push(tensor_f32("gamma", &[4], &[1.0; 4]));
+        g.initializer.push(tensor_f32("beta", &[4], &[0.0; 4]));
+        g.initializer.push(tensor_i64("zero", &[], &[0]));
+        g.initializer.push(tensor_f32("proj", &[4, 3], &[0.0; 12]));
+        g.initializer.push(tensor_f32("bias", &[3], &[0.0; 3]));
+        g.node = vec![
+            node(
+                "LayerNormalization",
+                "norm",
+                &["x", "gamma", "beta"],
+                &["seq"],
+                vec![],
+            ),
+            node(
+                "Gather",
+                "select",
+                &["seq", "zero"],
+                &["cls"],
+                vec![("axis", Attr::Int(1))],
+            ),
+        ];
+        g.node.extend(tail);
+        for (name, dims) in outputs {
+            let mut out = ValueInfoProto::new();
+            out.name = (*name).into();
+            if let Some(dims) = dims {
+                out = value_info(name, DataType::FLOAT, dims);
+            }
+            g.output.push(out);
+        }
+        model(g, &[])
+    }
+
+    /// Hugging Face vision models export `last_hidden_state` [N, T, D] beside
+    /// their pooled (DINOv2, SigLIP) or projected (CLIP) output; the token
+    /// sequence is set aside and the CLS token after the final norm is found.
+    #[test]
+    fn token_sequence_outputs_are_set_aside() {
+        let n = || Dim::Named("N".into());
+        let seq = ("seq", Some(vec![n(), Dim::Fixed(5), Dim::Fixed(4)]));
+        let projection = || vec![node("MatMul", "proj", &["cls", "proj"], &["emb"], vec![])];
+        // CLIPVisionModelWithProjection: image_embeds and last_hidden_state.
+        let emb = ("emb", Some(vec![n(), Dim::Fixed(3)]));
+        let m = vit_tail(true, projection(), &[emb.clone(), seq.clone()]);
+        assert_eq!(find_penultimate(&m).ok(), Some(feature("cls", 4)));
+        // Dinov2Model / SiglipVisionModel: last_hidden_state and pooler_output.
+        let pooled = ("cls", Some(vec![n(), Dim::Fixed(4)]));
+        let m = vit_tail(true, vec![], &[seq.clone(), pooled]);
+        assert_eq!(find_penultimate(&m).ok(), Some(feature("cls", 4)));
+        // Without a declared shape the CLS token's rank comes from the Gather.
+        let m = vit_tail(true, vec![], &[seq.clone(), ("cls", None)]);
+        assert_eq!(
+            find_penultimate(&m).ok(),
+            Some(FeatureTensor {
+                name: "cls".into(),
+                dim: None
+            })
+        );
+        // Sequences alone are still no features.
+        let e = err(&vit_tail(true, vec![], &[seq]));
+        assert!(e.contains("no fully connected head found"), "{e}");
+    }
+
+    /// The TorchScript exporter declares graph outputs but nothing inside the
+    /// graph: a final MatMul's input then gets its rank from the declared
+    /// output, with or without a bias.
+    #[test]
+    fn a_projection_input_gets_its_rank_from_the_declared_output() {
+        let n = || Dim::Named("N".into());
+        let projection = || vec![node("MatMul", "proj", &["cls", "proj"], &["emb"], vec![])];
+        let m = vit_tail(
+            false,
+            projection(),
+            &[("emb", Some(vec![n(), Dim::Fixed(3)]))],
+        );
+        assert_eq!(find_penultimate(&m).ok(), Some(feature("cls", 4)));
+
+        let mut biased = projection();
+        biased.push(node("Add", "b", &["emb", "bias"], &["logits"], vec![]));
+        let m = vit_tail(false, biased, &[("logits", Some(vec![n(), Dim::Fixed(3)]))]);
+        assert_eq!(find_penultimate(&m).ok(), Some(feature("cls", 4)));
+
+        // A per-token projection [N, T, 3] is no head on a vector.
+        let per_token = vec![node("MatMul", "proj", &["seq", "proj"], &["emb"], vec![])];
+        let dims = vec![n(), Dim::Fixed(5), Dim::Fixed(3)];
+        let e = err(&vit_tail(false, per_token, &[("emb", Some(dims))]));
+        assert!(
+            e.contains("`seq` of the final MatMul `proj` has rank 3"),
+            "{e}"
+        );
+        // Nothing declared anywhere: still unknown, and said so.
+        let e = err(&vit_tail(false, projection(), &[("emb", None)]));
+        assert!(e.contains("cannot tell whether `cls`"), "{e}");
     }
 
     /// Issue #12: `--features` on a 4-D tensor was flattened silently.
