@@ -14,7 +14,8 @@ the 8-bit pixels with these, so the test needs no Python. Inputs are PNG
   grain, faint strokes), mode L;
 - chelsea.png: the RGB photo of tests/data (451x300), read from there;
 - small40x30.png: a 40x30 RGB image upscaled to 224 (fractional box 26.25 wide);
-- fmnist28.png: one 28x28 Fashion-MNIST image (greyscale scan, upscaled 8x).
+- fmnist28.png: one 28x28 Fashion-MNIST image (greyscale scan, upscaled 8x);
+- portrait.png: chelsea transposed (300x451), a crop box in the middle rows.
 
 cases.json lists every case: input, filter, crop_fraction, width, height, the
 expected pixels (PNG: mode L when all three channels are equal, else RGB), and
@@ -83,11 +84,16 @@ def main():
     shutil.copyfile(
         ROOT / "data/fashion-mnist-mini/test/ankle-boot/00234.png", out / "fmnist28.png"
     )
+    # Portrait: the crop box runs down the middle rows (chelsea turned, 300x451).
+    Image.open(ROOT / "tests/data/chelsea.png").transpose(Image.TRANSPOSE).save(
+        out / "portrait.png", optimize=True
+    )
     inputs = {
         "grey300.png": out / "grey300.png",
         "../chelsea.png": ROOT / "tests/data/chelsea.png",
         "small40x30.png": out / "small40x30.png",
         "fmnist28.png": out / "fmnist28.png",
+        "portrait.png": out / "portrait.png",
     }
     cases = []
     for name, path in inputs.items():
@@ -98,6 +104,8 @@ def main():
             shapes = [(0.875, 224, 224, ["bicubic"]), (0.875, 96, 96, list(FILTERS))]
         if name == "grey300.png":
             shapes.append((0.9, 224, 224, ["nearest", "bicubic"]))  # 0.9: inexact in float32
+        if name == "portrait.png":
+            shapes = [(0.875, 96, 96, list(FILTERS))]
         if name == "small40x30.png":
             shapes.append((1.0, 227, 225, ["nearest", "lanczos3"]))  # odd, non-square
         for crop, width, height, filters in shapes:
