@@ -186,13 +186,13 @@ fn check_engine_output(python: &Path, dir: &Path, out: &str, images: usize) {
     let cache = dir.join("cli-cache");
     // Exit 3: the corrupt image is an error row.
     let parquet = dir.join("images.parquet");
-    let out = common::run(&[
+    let cli = common::run(&[
         "extract",
         parquet.to_str().unwrap(),
         "--out",
         cache.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(cli.status.code(), Some(3), "{}", describe(&cli));
     let code = format!(
         r#"
 import glob, headstart, numpy as np, pyarrow.parquet as pq, pyarrow as pa

@@ -4,7 +4,9 @@
 //! per-feature scale/offset, so normalisation and conditioning matter), marks
 //! every 5th row `val`, fits, and prints JSON. `--save-npy DIR` also dumps the
 //! data as raw little-endian files for `scripts/bench_fit_sklearn.py`:
-//! `X.f32` (rows x dim), `y.i32`, `split.u8` (0 train, 1 val), `meta.json`.
+//! `X.f32` (rows x dim), `y.i32`, `split.u8` (0 train, 1 val), `meta.json`;
+//! `--save-cache DIR` writes it as a headstart cache, for `headstart fit` and
+//! `scripts/bench_fashion_sklearn.py` process to process.
 //!
 //! cargo run --release -p headstart-fit --example bench_fit -- \
 //!     --rows 10000 --dim 1280 --classes 10 [--c 1] [--solver auto] [--head softmax] \
@@ -35,6 +37,7 @@ struct Args {
     memory: usize,
     lbfgs_patience: usize,
     save: Option<String>,
+    save_cache: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -57,6 +60,7 @@ fn parse() -> Result<Args, String> {
         memory: FitParams::new().lbfgs_memory,
         lbfgs_patience: FitParams::new().lbfgs_patience,
         save: None,
+        save_cache: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,6 +85,7 @@ fn parse() -> Result<Args, String> {
             "--memory" => a.memory = v()?.parse().map_err(|x| e(&x))?,
             "--lbfgs-patience" => a.lbfgs_patience = v()?.parse().map_err(|x| e(&x))?,
             "--save-npy" => a.save = Some(v()?),
+            "--save-cache" => a.save_cache = Some(v()?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -169,6 +174,36 @@ fn save(t: &FeatureTable, k: usize, dir: &str) -> std::io::Result<()> {
     )
 }
 
+/// The table as a headstart cache in `dir` (one part per 20,000 rows).
+fn save_cache(t: &FeatureTable, dir: &str) -> Result<(), headstart_cache::CacheError> {
+    use headstart_cache::{Cache, CacheInfo, PartWriter, Row, RunInfo};
+    let info = CacheInfo {
+        format_version: headstart_cache::FORMAT_VERSION,
+        model_name: "synthetic".into(),
+        model_fingerprint: "synthetic".into(),
+        feature_dim: t.dim,
+        preprocessing: serde_json::json!({}),
+        created_by: "bench_fit".into(),
+    };
+    let cache = Cache::open_or_create(std::path::Path::new(dir), &info)?;
+    let mut w = PartWriter::new(&cache, RunInfo::default());
+    for i in 0..t.len() {
+        w.push(Row {
+            path: &t.paths[i],
+            label: t.labels[i].as_deref(),
+            split: t.splits[i].as_deref(),
+            content_hash: &t.content_hashes[i],
+            view: &t.views[i],
+            feature: t.row(i),
+        })?;
+        if w.len() == 20_000 {
+            w.flush()?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
 /// Peak resident memory of this process (Linux), MiB.
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -192,6 +227,12 @@ fn main() {
         && let Err(e) = save(&table, a.classes, dir)
     {
         eprintln!("bench_fit: saving {dir}: {e}");
+        std::process::exit(1);
+    }
+    if let Some(dir) = &a.save_cache
+        && let Err(e) = save_cache(&table, dir)
+    {
+        eprintln!("bench_fit: saving the cache {dir}: {e}");
         std::process::exit(1);
     }
     let params = FitParams::new()

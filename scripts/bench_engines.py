@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Ray Data's map_batches with headstart.FeatureExtractor against the CLI's
+extract on the same image-bytes Parquet, side by side in one run (#25).
+
+Usage (in a venv with ray[data], pyarrow and the headstart wheel):
+    python scripts/bench_engines.py IMAGES_DIR N ROUNDS [HEADSTART_BIN]
+
+IMAGES_DIR: any folder of images (searched recursively); its first N files are
+packed into WORK/images.parquet (id, image). Each round runs, in alternating
+order, (a) `headstart extract images.parquet --out <fresh cache>` and (b) the
+README's Ray example (2 actors of half a CPU each, ORT intra_threads 1) over
+the same file, both from a cold cache, and prints images/s of each and the
+ratio. ray.init is outside the timing (a cluster is started once); actor
+start-up, model loading and the Parquet write are inside, as the CLI's
+start-up and write are.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def pack(images_dir, n, out):
+    files = sorted(p for p in Path(images_dir).rglob("*") if p.is_file())[:n]
+    table = pa.table({
+        "id": pa.array(range(len(files)), pa.int64()),
+        "image": pa.array([f.read_bytes() for f in files], pa.binary()),
+    })
+    pq.write_table(table, out, row_group_size=256)
+    return len(files)
+
+
+def main():
+    images_dir, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    binary = sys.argv[4] if len(sys.argv) > 4 else "headstart"
+    import headstart
+    import ray
+
+    work = Path(tempfile.mkdtemp(prefix="hs-engines-"))
+    parquet = work / "images.parquet"
+    n = pack(images_dir, n, parquet)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+    def cli(i):
+        out = work / f"cli-{i}"
+        t0 = time.time()
+        subprocess.run([binary, "-q", "extract", str(parquet), "--out", str(out)], check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.time() - t0
+
+    def engine(i):
+        out = work / f"ray-{i}"
+        t0 = time.time()
+        ds = ray.data.read_parquet(str(parquet)).map_batches(
+            headstart.FeatureExtractor,
+            fn_constructor_kwargs={"model": "efficientnet-lite0", "intra_threads": 1},
+            batch_format="pyarrow", batch_size=64, concurrency=2, num_cpus=0.5,
+        )
+        ds.drop_columns(["image"]).write_parquet(str(out))
+        return time.time() - t0
+
+    results = {"cli": [], "ray": []}
+    for r in range(rounds):
+        order = [("cli", cli), ("ray", engine)]
+        if r % 2:
+            order.reverse()
+        for name, run in order:
+            results[name].append(run(r))
+            print(f"round {r} {name}: {n / results[name][-1]:.1f} images/s", flush=True)
+    best = {k: min(v) for k, v in results.items()}
+    print(f"{n} images; best of {rounds}: CLI {n / best['cli']:.1f} images/s, "
+          f"Ray {n / best['ray']:.1f} images/s, Ray / CLI = {best['cli'] / best['ray']:.3f}")
+    ray.shutdown()
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
