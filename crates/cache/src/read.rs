@@ -1720,7 +1720,7 @@ mod tests {
                 if std::mem::take(&mut first) {
                     cache.compact(RunInfo::default(), &|_| {})?;
                 }
-                cache.read_index(&cache.live_index_of(&entries)?)
+                cache.read_index(cache.live_index_of(&entries)?)
             })
             .unwrap();
         assert_eq!(sorted(&t), expected);
