@@ -14,9 +14,13 @@ test:
     cargo test --release --workspace
 
 # Both tiers: the fast one, then the slow one (pip provisioning races, killed and
-# resumed runs, concurrent shard processes, Python interop).
+# resumed runs, concurrent shard processes, crash windows, fuzzing, Python on Ray and Spark).
 test-all: test
     cargo test --release --workspace -- --ignored
+
+# Build and install the Python package (module `headstart`) into the active Python.
+python:
+    pip install "{{justfile_directory()}}/crates/python"
 
 # What is installed, what is missing, and how to fix it.
 doctor:

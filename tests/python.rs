@@ -305,3 +305,46 @@ fn the_spark_example_gives_the_clis_features() {
     run_python(&python, &dir, &example("spark"));
     check_engine_output(&python, &dir, "spark-features", n);
 }
+
+/// A Ray worker killed mid-job (SIGKILL, as the kernel's OOM killer or a lost
+/// node does) has its batch retried by Ray on a new actor: the job succeeds
+/// with one row per image and the CLI's features exactly.
+#[test]
+#[ignore = "slow tier: `just test-all`"]
+fn a_killed_ray_worker_is_retried_with_the_same_features() {
+    let dir = common::scratch("py-ray-kill");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = images_parquet(&dir, 12);
+    let python = venv("ray", &["ray[data]", "pyarrow", "pandas", "numpy"]);
+    let code = r#"
+import os, signal, subprocess, threading, time
+import headstart, ray
+
+ray.init(num_cpus=2, include_dashboard=False)
+killed = []
+
+def kill_one_worker():
+    # The first MapWorker that has started: killed once, mid-job.
+    for _ in range(600):
+        ps = subprocess.run(["pgrep", "-f", "MapWorker"], capture_output=True, text=True).stdout.split()
+        if ps:
+            time.sleep(1.0)
+            os.kill(int(ps[0]), signal.SIGKILL)
+            killed.append(int(ps[0]))
+            return
+        time.sleep(0.1)
+
+threading.Thread(target=kill_one_worker, daemon=True).start()
+ds = ray.data.read_parquet("images.parquet").map_batches(
+    headstart.FeatureExtractor,
+    fn_constructor_kwargs={"model": "efficientnet-lite0", "intra_threads": 1},
+    batch_format="pyarrow", batch_size=8, concurrency=2, num_cpus=0.5,
+)
+ds.drop_columns(["image"]).write_parquet("killed-features")
+print("killed", killed)
+assert killed, "no worker was killed"
+"#;
+    let printed = run_python(&python, &dir, code);
+    assert!(printed.contains("killed ["), "{printed}");
+    check_engine_output(&python, &dir, "killed-features", n);
+}
