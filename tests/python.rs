@@ -36,43 +36,14 @@ fn wheel() -> &'static Path {
     })
 }
 
-/// A venv `target/tmp/venv-<name>` with `packages` and the wheel installed
-/// (made once, locked against other test processes; the wheel always anew).
+/// The venv `target/tmp/venv-<name>` with `packages` and the wheel installed
+/// (the venv made once; the wheel always anew).
 fn venv(name: &str, packages: &[&str]) -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{name}"));
-    let python = venv.join("bin/python");
-    let lock = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
-    lock.lock().expect("lock the venv");
-    let pip = |args: &[&str]| {
-        let out = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(args)
-            .output()
-            .expect("run pip");
-        assert!(
-            out.status.success(),
-            "pip install {args:?}: {}",
-            describe(&out)
-        );
-    };
-    let done = venv.join("installed");
-    if !done.exists() {
-        let out = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", describe(&out));
-        pip(packages);
-        std::fs::write(&done, b"").unwrap();
-    }
-    pip(&["--force-reinstall", "--no-deps", wheel().to_str().unwrap()]);
+    let python = common::venv(&format!("venv-{name}"), packages);
+    common::pip_install(
+        &python,
+        &["--force-reinstall", "--no-deps", wheel().to_str().unwrap()],
+    );
     python
 }
 

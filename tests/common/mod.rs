@@ -149,29 +149,39 @@ pub fn describe(out: &Output) -> String {
 }
 
 /// A Python interpreter with `packages` (pip requirement strings) installed: the
-/// one in `HEADSTART_TEST_PYTHON` when set, else a venv made once under the target
-/// directory (`target/tmp/py-venv`), locked against other test processes.
+/// one in `HEADSTART_TEST_PYTHON` when set, else the venv `target/tmp/py-venv`.
 pub fn python_with(packages: &[&str]) -> PathBuf {
     if let Ok(p) = std::env::var("HEADSTART_TEST_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
+    venv("py-venv", packages)
+}
+
+/// The venv `target/tmp/<name>` with `packages` installed, made on first use and
+/// locked against other test processes; returns its python.
+pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = venv.join("bin/python");
     let lock = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
     lock.lock().expect("lock the venv");
     let done = venv.join(format!(
         "installed-{}",
-        packages.join("+").replace(['/', '='], "_")
+        packages.join("+").replace(['/', '=', '[', ']'], "_")
     ));
     if !done.exists() {
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().expect("run python");
-            assert!(out.status.success(), "{cmd:?} failed:\n{}", describe(&out));
-        };
         if !python.exists() {
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run_checked(Command::new("python3").args(["-m", "venv"]).arg(&venv));
         }
-        run(Command::new(&python)
+        pip_install(&python, packages);
+        std::fs::write(&done, b"").expect("venv marker");
+    }
+    python
+}
+
+/// `python -m pip install --quiet ARGS`, asserting it succeeds.
+pub fn pip_install(python: &Path, args: &[&str]) {
+    run_checked(
+        Command::new(python)
             .args([
                 "-m",
                 "pip",
@@ -179,8 +189,11 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .args(packages));
-        std::fs::write(&done, b"").expect("venv marker");
-    }
-    python
+            .args(args),
+    );
+}
+
+fn run_checked(cmd: &mut Command) {
+    let out = cmd.output().expect("run python");
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", describe(&out));
 }

@@ -93,7 +93,7 @@ pub struct Backbone {
 #[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct DeviceOptions {
-    /// Execution provider: cpu, cuda[:ID] or tensorrt[:ID].
+    /// Execution provider: `cpu`, `cuda[:ID]` or `tensorrt[:ID]`.
     #[cfg_attr(
         feature = "cli",
         arg(long, default_value = "cpu", value_name = "DEVICE")

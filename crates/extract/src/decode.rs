@@ -2,7 +2,7 @@
 //! that turn decompression bombs into per-file errors.
 //!
 //! A JPEG is decoded by one decoder chosen from its headers before anything
-//! is allocated: headstart's reduced-scale decoder ([`crate::jpeg_reduced`])
+//! is allocated: headstart's reduced-scale decoder (module `jpeg_reduced`)
 //! when the recipe asks for a reduced scale and the file is of a layout it
 //! reads, otherwise zune-jpeg in strict mode at full size. The reduced
 //! decoder reads only undamaged entropy-coded data and hands a damaged file
