@@ -15,7 +15,7 @@ the 8-bit pixels with these, so the test needs no Python. Inputs are PNG
 - chelsea.png: the RGB photo of tests/data (451x300), read from there;
 - small40x30.png: a 40x30 RGB image upscaled to 224 (fractional box 26.25 wide);
 - fmnist28.png: one 28x28 Fashion-MNIST image (greyscale scan, upscaled 8x);
-- portrait.png: chelsea transposed (300x451), a crop box in the middle rows.
+- portrait.png: coffee transposed (400x600), a crop box in the middle rows.
 
 cases.json lists every case: input, filter, crop_fraction, width, height, the
 expected pixels (PNG: mode L when all three channels are equal, else RGB), and
@@ -84,8 +84,8 @@ def main():
     shutil.copyfile(
         ROOT / "data/fashion-mnist-mini/test/ankle-boot/00234.png", out / "fmnist28.png"
     )
-    # Portrait: the crop box runs down the middle rows (chelsea turned, 300x451).
-    Image.open(ROOT / "tests/data/chelsea.png").transpose(Image.TRANSPOSE).save(
+    # Portrait: the crop box runs down the middle rows (coffee turned, 400x600).
+    Image.open(ROOT / "tests/data/coffee.png").convert("RGB").transpose(Image.TRANSPOSE).save(
         out / "portrait.png", optimize=True
     )
     inputs = {
@@ -105,7 +105,7 @@ def main():
         if name == "grey300.png":
             shapes.append((0.9, 224, 224, ["nearest", "bicubic"]))  # 0.9: inexact in float32
         if name == "portrait.png":
-            shapes = [(0.875, 96, 96, list(FILTERS))]
+            shapes = [(0.875, 224, 224, ["bicubic"]), (0.875, 96, 96, list(FILTERS))]
         if name == "small40x30.png":
             shapes.append((1.0, 227, 225, ["nearest", "lanczos3"]))  # odd, non-square
         for crop, width, height, filters in shapes:

@@ -14,7 +14,9 @@
 //! - the other filters are separable: per output pixel a kernel placed as
 //!   `precompute_coeffs` places it (window bounds rounded, weights normalised in
 //!   `f64`, then fixed point with 22 fraction bits, rounded away from zero),
-//!   horizontal pass first over the rows the vertical pass needs, each pass
+//!   horizontal pass first over the rows the vertical pass needs (vertical
+//!   first where the height shrinks by more than twice the width's pixels,
+//!   as Pillow 13 does), each pass
 //!   accumulating `u8 * i32` from `1 << 21` and keeping `clamp(sum >> 22, 0,
 //!   255)`, so the intermediate is rounded to 8 bits as Pillow's is.
 //!
@@ -222,7 +224,8 @@ impl Preprocessor {
     }
 
     /// Resample.c `ImagingResampleInner` for 8-bit RGB: horizontal pass over
-    /// the source rows the vertical kernels reach, then the vertical pass.
+    /// the source rows the vertical kernels reach, then the vertical pass; or
+    /// the other way round where Pillow 13 takes it.
     fn convolve(
         &mut self,
         src: &[u8],
@@ -258,9 +261,22 @@ impl Preprocessor {
         // pixel past the window plus two bytes: pad by 16.
         self.line.clear();
         self.line.resize(n + 16, 0);
+        let simd = self.simd;
+        // Pillow 13 (Resample.c, python-pillow/Pillow#9549) runs the vertical
+        // pass first when the height shrinks by more than twice the width's
+        // pixels; the 8-bit intermediate then differs, so follow the order.
+        // Only the columns the horizontal kernels reach are computed.
+        let (dh, dw) = (i64::from(ih) - i64::from(oh), i64::from(iw) - i64::from(ow));
+        if dh > 0 && dh > dw * 2 {
+            for (yy, out) in self.pixels.chunks_exact_mut(ow3).enumerate() {
+                let first = vc.bounds[yy].0 as usize * stride + x0 * 3;
+                vertical_row(vc, yy, &src[first..], stride, &mut self.line[..n], simd);
+                horizontal_row(hc, &self.line, x0, out, simd);
+            }
+            return;
+        }
         self.rows.clear();
         self.rows.resize((y1 - y0) * ow3, 0);
-        let simd = self.simd;
         for (sy, out) in (y0..y1).zip(self.rows.chunks_exact_mut(ow3)) {
             let off = sy * stride + x0 * 3;
             self.line[..n].copy_from_slice(&src[off..off + n]);
@@ -651,6 +667,36 @@ mod tests {
         let (mut hc, mut vc) = (Coefficients::default(), Coefficients::default());
         hc.update(iw, b[0], b[2], pre.width, filter, support);
         vc.update(ih, b[1], b[3], pre.height, filter, support);
+        if ih as usize > oh && ih as usize - oh > 2 * (iw as usize).saturating_sub(ow) {
+            // Pillow 13's vertical pass first, over every column.
+            let mut temp = vec![0u8; oh * iw as usize * 3];
+            for yy in 0..oh {
+                let (s, k) = vc.taps(yy);
+                for xx in 0..iw as usize {
+                    for c in 0..3 {
+                        let mut ss = 1i32 << 21;
+                        for (y, &w) in k.iter().enumerate() {
+                            ss += i32::from(img.get_pixel(xx as u32, (s + y) as u32)[c]) * w;
+                        }
+                        temp[(yy * iw as usize + xx) * 3 + c] = clip8(ss);
+                    }
+                }
+            }
+            let mut out = vec![0u8; oh * ow * 3];
+            for yy in 0..oh {
+                for xx in 0..ow {
+                    let (s, k) = hc.taps(xx);
+                    for c in 0..3 {
+                        let mut ss = 1i32 << 21;
+                        for (x, &w) in k.iter().enumerate() {
+                            ss += i32::from(temp[(yy * iw as usize + s + x) * 3 + c]) * w;
+                        }
+                        out[(yy * ow + xx) * 3 + c] = clip8(ss);
+                    }
+                }
+            }
+            return out;
+        }
         let y0 = vc.bounds[0].0 as usize;
         let last = vc.bounds[oh - 1];
         let y1 = (last.0 + last.1) as usize;
@@ -683,8 +729,11 @@ mod tests {
 
     /// Shapes that exercise downscaling, upscaling, no crop, wide kernels and
     /// the SIMD tails: 227 px is 227*3 = 16*42 + 9 bytes in the vertical pass,
-    /// and odd tap counts leave a half pair.
-    const SHAPES: [(u32, u32, f32, u32, u32); 9] = [
+    /// and odd tap counts leave a half pair; tall portraits take Pillow 13's
+    /// vertical-first order.
+    const SHAPES: [(u32, u32, f32, u32, u32); 11] = [
+        (400, 900, 0.875, 224, 224),
+        (150, 700, 1.0, 227, 225),
         (500, 375, 0.875, 224, 224),
         (375, 500, 0.875, 224, 224),
         (224, 224, 1.0, 224, 224),

@@ -62,9 +62,12 @@ impl JpegDecode {
 ///
 /// - 1 (never written down): `f32` convolution without rounding; caches from
 ///   before the field have no `resampler` in their recipe.
-/// - 2: Pillow's 8-bit fixed-point resampling (the same pixels as Pillow 10+
-///   for the README's Python `load()`).
-pub const RESAMPLER_VERSION: u32 = 2;
+/// - 2: Pillow's 8-bit fixed-point resampling, horizontal pass first (the
+///   same pixels as Pillow 10 to 12 for the README's Python `load()`).
+/// - 3: the pass order of Pillow 13 (vertical first when the height shrinks by
+///   more than twice the width's pixels: tall portraits); the same pixels as
+///   Pillow 13.
+pub const RESAMPLER_VERSION: u32 = 3;
 
 /// The full preprocessing recipe of a backbone.
 ///
