@@ -196,8 +196,9 @@ pub struct ReportOptions {
     /// Do not write the HTML report.
     #[cfg_attr(feature = "cli", arg(long))]
     pub no_report: bool,
-    /// Where the images are, for the report's thumbnails [default: the INPUT that
-    /// `extract` recorded in the cache].
+    /// Where the images are, for the report's thumbnails: a folder, manifest or container
+    /// input, or its URL in object storage [default: the INPUT (and endpoint) that `extract`
+    /// recorded in the cache].
     #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub images: Option<std::path::PathBuf>,
 }

@@ -556,8 +556,9 @@ pub fn explain(e: &object_store::Error) -> String {
         .filter(|n| n.parse::<u32>().is_ok())
         .map(|n| format!(" after {n} retries"))
         .unwrap_or_default();
+    let refused = code.as_deref().is_some_and(|c| CREDENTIAL_CODES.contains(&c));
     let text = match e {
-        E::NotFound { .. } => "no such object or bucket".to_string(),
+        E::NotFound { .. } => format!("no such object or bucket{store_said}"),
         E::PermissionDenied { .. } => format!(
             "access denied{store_said}: {}",
             credential_hint(code.as_deref())
@@ -571,6 +572,10 @@ pub fn explain(e: &object_store::Error) -> String {
         }
         E::NotModified { .. } => "not modified".into(),
         E::UnknownConfigurationKey { key, .. } => format!("unknown setting `{key}`"),
+        _ if refused => format!(
+            "the store refused the credentials{store_said}: {}",
+            credential_hint(code.as_deref())
+        ),
         _ if code.is_some() => format!("the store answered{store_said}{retries}"),
         _ => {
             // The innermost cause is the most specific (`connection refused`,
@@ -583,6 +588,21 @@ pub fn explain(e: &object_store::Error) -> String {
     };
     redact(&text)
 }
+
+/// Error codes of S3-compatible stores and Azure that mean the credentials
+/// were refused (some stores answer them with 400, not 401 or 403).
+const CREDENTIAL_CODES: &[&str] = &[
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "InvalidSecurity",
+    "AccessDenied",
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+];
 
 /// What to check when a store refuses the credentials.
 fn credential_hint(code: Option<&str>) -> &'static str {
@@ -851,6 +871,31 @@ mod tests {
             Some("SignatureDoesNotMatch")
         );
         assert_eq!(xml_field(body, "Nope"), None);
+    }
+
+    /// Regression: moto answers a wrong secret with 400 SignatureDoesNotMatch
+    /// (not 403), which read as "the store answered", without the fix.
+    #[test]
+    fn refused_credentials_are_named_whatever_the_status() {
+        let body = "Error performing GET http://127.0.0.1:9/bkt?list-type=2 in 3ms - Server returned non-2xx status code: 400 Bad Request: <?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><StringToSign>AWS4-HMAC-SHA256\n20260101</StringToSign><SignatureProvided>0123abcd</SignatureProvided></Error>";
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: body.into(),
+        };
+        let text = explain(&e);
+        assert!(
+            text.starts_with("the store refused the credentials (SignatureDoesNotMatch: ")
+                && text.contains("AWS_SECRET_ACCESS_KEY"),
+            "{text}"
+        );
+        assert!(!text.contains("0123abcd") && !text.contains("AWS4-HMAC"), "{text}");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing GET http://h/b/k?x=1 in 2ms, after 10 retries, max_retries: 10, retry_timeout: 180s  - HTTP error: error sending request for url (http://h/b/k?x=1): connection refused".into(),
+        };
+        let text = explain(&e);
+        assert!(text.ends_with("after 10 retries"), "{text}");
+        assert!(!text.contains("x=1"), "{text}");
     }
 
     #[test]
