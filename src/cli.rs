@@ -107,7 +107,9 @@ pub struct PredictArgs {
     /// A head saved by `headstart fit`.
     #[arg(value_name = "HEAD_DIR")]
     pub head: PathBuf,
-    /// Image files, a folder of images, or a CSV/Parquet manifest with a `path` column.
+    /// Image files, a folder of images, or a CSV/Parquet manifest with a `path` column; on disk
+    /// or in object storage (s3://bucket/x.jpg, a prefix s3://bucket/photos/, a manifest; also
+    /// gs://, az://, https://).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
@@ -174,7 +176,8 @@ pub struct AuditArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Labelled images: class folders, a manifest, tar shards or image Parquet.
+    /// Labelled images: class folders, a manifest, tar shards or image Parquet, on disk or in
+    /// object storage (s3://, gs://, az://, https://).
     #[arg(value_name = "INPUT")]
     pub input: PathBuf,
     /// Folder for one cache and one head per backbone and result/ (compare.csv,
@@ -210,7 +213,10 @@ pub struct ExtractArgs {
     /// folder of .tar files; cache keys <shard>.tar/<key>) and Parquet files with an image
     /// column (a struct {bytes, path} as Hugging Face datasets write, or binary; optional
     /// label and split columns, else the split from the file name, e.g. train-00000-of-00004;
-    /// cache keys <file>.parquet/<row>).
+    /// cache keys <file>.parquet/<row>). Each of these may be in object storage, read where it
+    /// is: s3://bucket/prefix/, gs://..., az://container/..., or https:// for one tar or
+    /// Parquet file; credentials from the provider's standard chain (AWS_*, GOOGLE_*, AZURE_*
+    /// variables, profile files, instance metadata).
     pub input: PathBuf,
     /// Cache directory to create or update.
     #[arg(long, value_name = "CACHE_DIR")]

@@ -4,7 +4,7 @@
 //! ([`common::home`]).
 //!
 //! Tests marked `#[ignore = "slow tier..."]` (pip provisioning races, killed and
-//! resumed runs, concurrent shard processes, Python interop) run with
+//! resumed runs, concurrent shard processes, Python interop, a local S3 server) run with
 //! `just test-all`, and in CI.
 
 mod common;
@@ -13,6 +13,7 @@ mod byo;
 mod deploy;
 mod extract;
 mod foundation;
+mod objstore;
 mod ours;
 mod parquet_writers;
 mod python;

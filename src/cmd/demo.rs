@@ -145,5 +145,9 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
 fn first_test_images(root: &Path, n: usize) -> Result<Vec<PathBuf>> {
     let mut items = input::list(&root.join("test"), input::InputKind::ClassFolders)?.items;
     items.dedup_by(|a, b| a.label == b.label);
-    Ok(items.into_iter().take(n).map(|i| i.abs).collect())
+    Ok(items
+        .into_iter()
+        .take(n)
+        .filter_map(|i| i.abs.as_path().map(Path::to_path_buf))
+        .collect())
 }

@@ -102,6 +102,7 @@ pub fn compare(
         env.log(&format!("{spec}: extracting into {}", cache.display()));
         let mut net = env.open_features(&model, &session)?;
         let summary = Extractor::builder(input, &cache)
+            .access(o.store.access())
             .build()?
             .run(&mut net, progress)?;
         env.record_speed(&model, &summary);
@@ -175,7 +176,7 @@ fn publish(out: &Path, input: &Path, rows: &[CompareRow], force: bool) -> Result
     let csv = csv.into_inner().unwrap_or_default();
     let labels: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
     let svg = headstart_report::bar_chart(
-        &format!("Backbones on {}", input.display()),
+        &format!("Backbones on {}", headstart_extract::input::shown(input)),
         &labels,
         &[
             ("accuracy", rows.iter().map(|r| r.accuracy).collect()),
@@ -275,7 +276,7 @@ fn claim(out: &Path, input: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let marker = Marker {
         headstart: "compare".into(),
-        input: input.display().to_string(),
+        input: headstart_extract::input::shown(input),
     };
     let json = serde_json::to_vec_pretty(&marker).unwrap_or_default();
     headstart_files::write_atomic(&out.join(MARKER), &json)?;

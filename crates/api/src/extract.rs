@@ -42,7 +42,15 @@ pub fn extract(
         let _calibrating =
             headstart_provision::Lock::acquire(&locks.join(format!("calibrate-{name}.lock")))?;
         if headstart_models::zoo::installed(&env.home, &name).is_none() {
-            let (_, cal) = quantize_as(env, &model, input, &o.calibration, &name, false)?;
+            let (_, cal) = quantize_as(
+                env,
+                &model,
+                input,
+                &o.calibration,
+                &o.store.access(),
+                &name,
+                false,
+            )?;
             env.log(&format!(
                 "installed {name}: int8 copy of {} calibrated on {} images of the input",
                 model.name, cal.images
@@ -79,5 +87,6 @@ fn extractor(input: &Path, out: &Path, o: &ExtractOptions) -> Result<Extractor, 
         .shard(shard)
         .flush_every(o.flush_every, Duration::from_secs(60))
         .max_file_size(o.limits.max_file_size)
+        .access(o.store.access())
         .build()?)
 }

@@ -197,8 +197,9 @@ pub struct ReportOptions {
     /// Do not write the HTML report.
     #[cfg_attr(feature = "cli", arg(long))]
     pub no_report: bool,
-    /// Where the images are, for the report's thumbnails [default: the INPUT that
-    /// `extract` recorded in the cache].
+    /// Where the images are, for the report's thumbnails: a folder, manifest or container
+    /// input, or its URL in object storage [default: the INPUT (and endpoint) that `extract`
+    /// recorded in the cache].
     #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
     pub images: Option<std::path::PathBuf>,
 }
@@ -250,6 +251,34 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_file_size: headstart_files::DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// Reading INPUT in object storage (`s3://`, `gs://`, `az://`, `https://`).
+/// Credentials come from the provider's standard chain (environment, profile
+/// files, instance metadata), never from a flag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[cfg_attr(feature = "cli", derive(Args))]
+pub struct StoreOptions {
+    /// S3-compatible endpoint (MinIO, Ceph, ...; or an Azure endpoint) for INPUT URLs:
+    /// requests go there, path-style; http:// is allowed when given [default:
+    /// AWS_ENDPOINT_URL, the profile's endpoint_url, else the provider's own].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub endpoint: Option<String>,
+    /// Object-store requests in flight at once [default: 16 per core, 16 to 64].
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub io_concurrency: Option<usize>,
+}
+
+impl StoreOptions {
+    /// The extract crate's settings of these options (defaults filled in).
+    pub fn access(&self) -> headstart_extract::remote::Access {
+        let default = headstart_extract::remote::Access::default();
+        headstart_extract::remote::Access {
+            endpoint: self.endpoint.clone(),
+            io_concurrency: self.io_concurrency.unwrap_or(default.io_concurrency),
         }
     }
 }
@@ -339,6 +368,10 @@ pub struct ExtractOptions {
     #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub limits: Limits,
+    /// Reading INPUT in object storage.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub store: StoreOptions,
 }
 
 impl Default for ExtractOptions {
@@ -358,6 +391,7 @@ impl Default for ExtractOptions {
             precision: "fp32".into(),
             calibration: Calibration::default(),
             limits: Limits::default(),
+            store: StoreOptions::default(),
         }
     }
 }
@@ -473,6 +507,10 @@ pub struct CompareOptions {
     #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub device: DeviceOptions,
+    /// Reading INPUT in object storage.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub store: StoreOptions,
 }
 
 impl Default for CompareOptions {
@@ -487,6 +525,7 @@ impl Default for CompareOptions {
             head: HeadOptions::default(),
             report: ReportOptions::default(),
             device: DeviceOptions::default(),
+            store: StoreOptions::default(),
         }
     }
 }
@@ -518,6 +557,10 @@ pub struct PredictOptions {
     #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub limits: Limits,
+    /// Reading images in object storage.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub store: StoreOptions,
 }
 
 impl Default for PredictOptions {
@@ -529,6 +572,7 @@ impl Default for PredictOptions {
             device: DeviceOptions::default(),
             batch_size: 32,
             limits: Limits::default(),
+            store: StoreOptions::default(),
         }
     }
 }
@@ -560,7 +604,8 @@ pub struct ExportOptions {
 #[serde(default)]
 #[cfg_attr(feature = "cli", derive(Args))]
 pub struct QuantizeOptions {
-    /// Images to calibrate on: a folder (any layout), a manifest, tar shards or image Parquet.
+    /// Images to calibrate on: a folder (any layout), a manifest, tar shards or image Parquet,
+    /// on disk or in object storage (s3://, gs://, az://, https://).
     #[cfg_attr(feature = "cli", arg(long, value_name = "IMAGES"))]
     pub calibrate: std::path::PathBuf,
     /// Name to install the int8 model under (then `--model NAME`).
@@ -578,6 +623,10 @@ pub struct QuantizeOptions {
     #[serde(flatten)]
     #[cfg_attr(feature = "cli", command(flatten))]
     pub recipe: Recipe,
+    /// Reading calibration images in object storage.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub store: StoreOptions,
 }
 
 /// Three comma-separated numbers, `R,G,B`.

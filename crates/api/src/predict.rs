@@ -77,7 +77,8 @@ fn classify(
     let mut classifier =
         Classifier::open(head, move |h| env.open_for_head(h, &backbone, &session))?
             .with_caches(&o.cache)?
-            .with_max_file_size(o.limits.max_file_size)?;
+            .with_max_file_size(o.limits.max_file_size)?
+            .with_access(o.store.access())?;
     let predictions = run(&mut classifier)?;
     let classes = classifier.head().class_names().to_vec();
     let rows = predictions

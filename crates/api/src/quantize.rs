@@ -37,6 +37,7 @@ pub fn quantize(env: &Env, model: &str, o: &QuantizeOptions) -> Result<Quantized
         &float,
         &o.calibrate,
         &o.calibration,
+        &o.store.access(),
         &o.out,
         o.force.force,
     )?;
@@ -62,10 +63,8 @@ pub(crate) fn check(c: &CalibrationOptions) -> Result<(), Error> {
 /// calibrated on `input`: the same float model and input give the same name,
 /// so a rerun reuses it.
 pub(crate) fn auto_name(float: &ResolvedBackbone, input: &Path) -> String {
-    let abs = std::path::absolute(input).unwrap_or_else(|_| input.to_path_buf());
-    let mut h = headstart_provision::sha256_hex(
-        format!("{}\0{}", float.fingerprint, abs.display()).as_bytes(),
-    );
+    let abs = input::absolute(input);
+    let mut h = headstart_provision::sha256_hex(format!("{}\0{abs}", float.fingerprint).as_bytes());
     h.truncate(8);
     format!("{}-int8-{h}", float.name)
 }
@@ -77,6 +76,7 @@ pub(crate) fn quantize_as(
     float: &ResolvedBackbone,
     images: &Path,
     options: &CalibrationOptions,
+    access: &headstart_extract::remote::Access,
     name: &str,
     force: bool,
 ) -> Result<(InstalledModel, Calibration), Error> {
@@ -92,8 +92,12 @@ pub(crate) fn quantize_as(
             ),
         )
     })?;
-    let kind = input::detect(images, true)?;
-    let listing = input::list(images, kind)?;
+    let listed = input::ListOptions {
+        access: access.clone(),
+        ..input::ListOptions::default()
+    };
+    let kind = input::detect_with(images, true, &listed)?;
+    let listing = input::list_with(images, kind, &listed)?;
     let picked = quantize::spread(&listing.items, options.samples);
     if picked.len() < MIN_CALIBRATION {
         env.log(&format!(
@@ -106,7 +110,7 @@ pub(crate) fn quantize_as(
         float.name,
         picked.len(),
         listing.items.len(),
-        images.display()
+        input::shown(images)
     ));
     let rt = env.runtime()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -115,7 +119,7 @@ pub(crate) fn quantize_as(
     };
     let (bytes, cal) =
         quantize::quantize_backbone(rt, float, &picked, options.percentile, threads, &graph)?;
-    let source = std::path::absolute(images).unwrap_or_else(|_| images.to_path_buf());
+    let source = input::absolute(images);
     let kept = if options.keep_float.is_empty() {
         String::new()
     } else {
@@ -138,9 +142,7 @@ pub(crate) fn quantize_as(
             licence: format!("that of {}", float.name),
             notes: format!(
                 "Quantised by headstart: per-channel symmetric int8 Conv weights, uint8 activations; ranges at the {} percentile over {} calibration images from {}{kept}.",
-                cal.percentile,
-                cal.images,
-                source.display(),
+                cal.percentile, cal.images, source,
             ),
         },
     };

@@ -3,9 +3,10 @@
 //! and renders `report.html` / `report_eval.html` / `audit.html`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use headstart_extract::input::{self, InputKind};
+use headstart_extract::remote::Access;
 use headstart_fit::{AuditReport, FitOutcome, Metrics};
 use headstart_models::Preprocess;
 use headstart_models::preprocess::JpegDecode;
@@ -35,34 +36,55 @@ pub(crate) fn context(
     }
 }
 
-/// Checks the report options once, at the edge: `images` must exist.
+/// Checks the report options once, at the edge: `images` must exist (an
+/// object-store URL is looked at when the thumbnails are read).
 pub(crate) fn check(args: &ReportArgs) -> Result<(), Error> {
     match &args.images {
-        Some(dir) if !dir.exists() => Err(Error::param(
-            "images",
-            dir.display(),
-            "no such file or folder",
-        )),
+        Some(dir) if !dir.exists() && !headstart_extract::remote::is_remote(dir) => Err(
+            Error::param("images", dir.display(), "no such file or folder"),
+        ),
         _ => Ok(()),
     }
 }
 
+/// A place to look for images in: a folder, manifest or container input
+/// (or its URL, with the endpoint it was read through and the cache's stored
+/// listings of its tar and Parquet objects).
+#[derive(Debug, Clone, Default)]
+struct Root {
+    input: PathBuf,
+    endpoint: Option<String>,
+    listings: Option<PathBuf>,
+}
+
 /// The places to look for images in: `--images`, else what each cache
 /// recorded; and why there are none, when there are none.
-fn roots(args: &ReportArgs, caches: &[PathBuf]) -> (Vec<PathBuf>, String) {
+fn roots(args: &ReportArgs, caches: &[PathBuf]) -> (Vec<Root>, String) {
     if let Some(dir) = &args.images {
-        return (vec![dir.clone()], "file is gone".into());
+        let root = Root {
+            input: dir.clone(),
+            ..Root::default()
+        };
+        return (vec![root], "file is gone".into());
     }
-    let recorded: Vec<PathBuf> = caches
+    let recorded: Vec<Root> = caches
         .iter()
-        .filter_map(|c| headstart_cache::Cache::open(c).ok()?.recorded_input())
+        .filter_map(|c| {
+            let cache = headstart_cache::Cache::open(c).ok()?;
+            Some(Root {
+                input: cache.recorded_input()?,
+                endpoint: cache.recorded_endpoint(),
+                listings: Some(cache.listings_dir()),
+            })
+        })
         .collect();
-    let (there, gone): (Vec<PathBuf>, Vec<PathBuf>) =
-        recorded.into_iter().partition(|p| p.exists());
+    let (there, gone): (Vec<Root>, Vec<Root>) = recorded
+        .into_iter()
+        .partition(|r| r.input.exists() || headstart_extract::remote::is_remote(&r.input));
     let why = if let Some(g) = gone.first().filter(|_| there.is_empty()) {
         let why = format!(
             "the input {} that extract recorded is not there: pass --images DIR",
-            g.display()
+            g.input.display()
         );
         eprintln!(
             "headstart: report thumbnails: {}",
@@ -93,7 +115,7 @@ pub(crate) fn thumbnails(
 /// its path with its content hash, so that two inputs' files at the same
 /// relative path (train/ and test/ both holding cat/001.jpg) are not confused,
 /// and a file changed since extraction is not shown as the one extracted.
-fn thumbnails_from(roots: &[PathBuf], gone: &str, images: &[ImageRef]) -> HashMap<ImageRef, Thumb> {
+fn thumbnails_from(roots: &[Root], gone: &str, images: &[ImageRef]) -> HashMap<ImageRef, Thumb> {
     let mut bytes: HashMap<&ImageRef, Result<Vec<u8>, String>> = HashMap::new();
     for root in roots {
         let wanted: Vec<&ImageRef> = images
@@ -139,48 +161,98 @@ fn thumbnails_from(roots: &[PathBuf], gone: &str, images: &[ImageRef]) -> HashMa
         .collect()
 }
 
-/// Reads the bytes of `wanted` under `root`: plain files directly, anything
-/// else (a manifest, tar shards, image Parquet) through a listing of `root`.
-/// Bytes whose content hash is not the image's are recorded as why not.
+/// Reads the bytes of `wanted` under `root`: plain files directly, objects
+/// of a prefix in a store by their keys, anything else (a manifest, tar
+/// shards, image Parquet) through a listing of `root` (for objects in a
+/// store, the cache's stored listings spare reading them again). Bytes whose
+/// content hash is not the image's are recorded as why not.
 fn load_from<'a>(
-    root: &Path,
+    root: &Root,
     wanted: &[&'a ImageRef],
     out: &mut HashMap<&'a ImageRef, Result<Vec<u8>, String>>,
 ) {
+    let shown = input::shown(&root.input);
     let mut keep = |image: &'a ImageRef, read: Result<Vec<u8>, String>| {
         let checked = read.map_err(|e| format!("unreadable: {e}")).and_then(|b| {
             let same = image.content_hash.is_empty()
                 || headstart_extract::pipeline::content_hash(&b) == image.content_hash;
             same.then_some(b).ok_or_else(|| {
                 format!(
-                    "not the image extracted: {} has other content now (changed, or another input's file at the same path): pass --images DIR",
-                    root.join(&image.path).display()
+                    "not the image extracted: {}/{} has other content now (changed, or another input's file at the same path): pass --images DIR",
+                    shown.trim_end_matches('/'),
+                    image.path
                 )
             })
         });
         out.insert(image, checked);
     };
-    let mut rest = Vec::new();
-    for &image in wanted {
-        let file = root.join(&image.path);
-        if root.is_dir() && file.is_file() {
-            let read = headstart_files::read_regular(&file, headstart_files::DEFAULT_MAX_FILE_SIZE);
-            keep(image, read.map_err(|e| e.reason()));
-        } else {
-            rest.push(image);
+    let access = Access {
+        endpoint: root.endpoint.clone(),
+        ..Access::default()
+    };
+    let remote = match input::remote_url(&root.input, &access) {
+        Ok(r) => r,
+        Err(e) => {
+            for &image in wanted {
+                keep(image, Err(e.to_string()));
+            }
+            return;
         }
-    }
-    if rest.is_empty() {
-        return;
-    }
-    // In class folders a path that is not there is gone.
-    let Ok(kind) = input::detect(root, false) else {
+    };
+    let options = input::ListOptions {
+        access: access.clone(),
+        stored: root.listings.clone(),
+        ..input::ListOptions::default()
+    };
+    let Ok(kind) = input::detect_with(&root.input, false, &options) else {
         return;
     };
-    if kind == InputKind::ClassFolders {
+    let mut rest = Vec::new();
+    match &remote {
+        // Objects of a prefix: read by key, side by side.
+        Some(url) if matches!(kind, InputKind::ClassFolders | InputKind::Unlabeled) => {
+            let objects: Vec<_> = wanted
+                .iter()
+                .map(|i| {
+                    let key = if url.key.is_empty() {
+                        i.path.clone()
+                    } else {
+                        format!("{}/{}", url.key, i.path)
+                    };
+                    std::sync::Arc::new(url.sibling(key).object())
+                })
+                .collect();
+            let read = headstart_extract::remote::read_objects(
+                &objects,
+                headstart_files::DEFAULT_MAX_FILE_SIZE,
+                access.io_concurrency,
+            );
+            for (&image, r) in wanted.iter().zip(read) {
+                keep(image, r);
+            }
+            return;
+        }
+        Some(_) => rest.extend_from_slice(wanted),
+        None => {
+            for &image in wanted {
+                let file = root.input.join(&image.path);
+                if root.input.is_dir() && file.is_file() {
+                    let read = headstart_files::read_regular(
+                        &file,
+                        headstart_files::DEFAULT_MAX_FILE_SIZE,
+                    );
+                    keep(image, read.map_err(|e| e.reason()));
+                } else {
+                    rest.push(image);
+                }
+            }
+        }
+    }
+    // In class folders on disk a path that is not there is gone.
+    if rest.is_empty() || (remote.is_none() && kind == InputKind::ClassFolders) {
         return;
     }
-    let Ok(listing) = input::list(root, kind) else {
+    let Ok(listing) = input::list_with(&root.input, kind, &options) else {
         return;
     };
     let index: HashMap<&str, usize> = listing
@@ -256,9 +328,9 @@ mod tests {
     #[test]
     fn the_same_relative_path_in_two_inputs_is_told_apart_by_content() {
         let dir = tempfile::tempdir().unwrap();
-        let roots = [dir.path().join("train"), dir.path().join("test")];
+        let dirs = [dir.path().join("train"), dir.path().join("test")];
         let (a, b) = (png(10), png(200));
-        for (root, bytes) in roots.iter().zip([&a, &b]) {
+        for (root, bytes) in dirs.iter().zip([&a, &b]) {
             std::fs::create_dir_all(root.join("cat")).unwrap();
             std::fs::write(root.join("cat/001.png"), bytes).unwrap();
         }
@@ -268,6 +340,13 @@ mod tests {
         };
         let (in_train, in_test, changed) = (image(&a), image(&b), image(&png(99)));
         let wanted = [in_train.clone(), in_test.clone(), changed.clone()];
+        let roots: Vec<Root> = dirs
+            .iter()
+            .map(|d| Root {
+                input: d.clone(),
+                ..Root::default()
+            })
+            .collect();
         let thumbs = thumbnails_from(&roots, "file is gone", &wanted);
         let (Thumb::Image(t1), Thumb::Image(t2)) = (&thumbs[&in_train], &thumbs[&in_test]) else {
             panic!("{thumbs:?}");

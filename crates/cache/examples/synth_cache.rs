@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             label: Some(&path[..path.find('/').unwrap_or(0)]),
             split: None,
             content_hash: &hash,
+            source_version: None,
             view: "original",
             feature: &feature,
         })?;

@@ -6,11 +6,13 @@
 //! ```text
 //! CACHE_DIR/
 //!   cache.json                 CacheInfo: model, fingerprint, feature dim, preprocessing
-//!   input.json                 the INPUT of the newest extract run (absolute path)
-//!   parts/<seq>.parquet        rows: path, label, split, content_hash, view, feature
+//!   input.json                 the INPUT of the newest extract run (absolute path or URL)
+//!   parts/<seq>.parquet        rows: path, label, split, content_hash, view, feature,
+//!                              source_version (object storage: size and ETag; else null)
 //!   parts/<seq>.json           small manifest of that part (rows, shard, provider, ...)
 //!   parts/<seq>.tomb.json      paths deleted from the input as of <seq>
 //!   errors/<seq>.parquet       files that could not be read: path, stage, message
+//!   listings/<hash>.json       listings of tar and Parquet objects in a store, by version
 //!   lock                       advisory lock: one writer, or shards side by side
 //! ```
 //!
@@ -36,7 +38,8 @@
 //! let cache = Cache::open_or_create(&dir, &info)?;
 //!
 //! let row = |path, label, hash, feature| Row {
-//!     path, label: Some(label), split: None, content_hash: hash, view: ORIGINAL_VIEW, feature,
+//!     path, label: Some(label), split: None, content_hash: hash, source_version: None,
+//!     view: ORIGINAL_VIEW, feature,
 //! };
 //! let mut writer = PartWriter::new(&cache, RunInfo::default());
 //! writer.push(row("cat/a.png", "cat", "aa", &[1.0, 0.0]))?;
@@ -104,6 +107,10 @@ pub mod columns {
     pub const CONTENT_HASH: &str = "content_hash";
     /// View name: `original`, `hflip`, ... (Utf8, non-null).
     pub const VIEW: &str = "view";
+    /// What the object store reported of the image's content when it was
+    /// read: size and ETag (plus, for a tar member or Parquet row, where in
+    /// the object). Utf8, null for files; parts written before it lack it.
+    pub const SOURCE_VERSION: &str = "source_version";
     /// Feature vector (FixedSizeList<Float32, D>, non-null items).
     pub const FEATURE: &str = "feature";
     /// Name of the list item field of `feature`.
@@ -296,14 +303,47 @@ impl Cache {
         write::write_atomic(&self.dir.join(INPUT_FILE), &bytes)
     }
 
+    /// Records an INPUT in object storage: its URL and the endpoint it was
+    /// read through (the caller gives both without credentials or query).
+    pub fn record_remote_input(&self, url: &str, endpoint: Option<&str>) -> Result<(), CacheError> {
+        let json = serde_json::json!({ "input": url, "endpoint": endpoint });
+        let bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
+        write::write_atomic(&self.dir.join(INPUT_FILE), &bytes)
+    }
+
     /// The INPUT recorded by the newest extract run ([`Cache::record_input`]);
     /// `None` for caches made before it was recorded or when the file is unreadable.
     pub fn recorded_input(&self) -> Option<PathBuf> {
+        self.recorded("input").map(PathBuf::from)
+    }
+
+    /// The endpoint of an INPUT in object storage, if one was given.
+    pub fn recorded_endpoint(&self) -> Option<String> {
+        self.recorded("endpoint")
+    }
+
+    fn recorded(&self, key: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.dir.join(INPUT_FILE)).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v.get("input")?.as_str().map(PathBuf::from)
+        v.get(key)?.as_str().map(str::to_string)
+    }
+
+    /// Folder of the stored listings of tar and Parquet objects.
+    pub fn listings_dir(&self) -> PathBuf {
+        self.dir.join(LISTINGS_DIR)
+    }
+
+    /// Keeps a listing (`bytes`, written by extract) as `listings/<name>`,
+    /// replacing an older one of that name in one atomic step.
+    pub fn write_listing(&self, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        let dir = self.listings_dir();
+        std::fs::create_dir_all(&dir).map_err(CacheError::io(&dir))?;
+        write::write_atomic(&dir.join(name), bytes)
     }
 }
+
+/// Folder (in the cache directory) of the stored listings of containers.
+pub const LISTINGS_DIR: &str = "listings";
 
 /// File (in the cache directory) naming the INPUT of the newest extract run.
 pub const INPUT_FILE: &str = "input.json";
@@ -311,7 +351,14 @@ pub const INPUT_FILE: &str = "input.json";
 /// Whether a name in a cache folder is one a cache writes: its files and
 /// folders, and the hidden temporary files of its writers.
 fn is_cache_entry(name: &str) -> bool {
-    const OWN: [&str; 5] = ["cache.json", INPUT_FILE, "parts", "errors", "lock"];
+    const OWN: [&str; 6] = [
+        "cache.json",
+        INPUT_FILE,
+        "parts",
+        "errors",
+        LISTINGS_DIR,
+        "lock",
+    ];
     OWN.contains(&name)
         || OWN
             .iter()

@@ -110,6 +110,7 @@ fn cache_write(cache: &Cache, rows: &[R]) -> Result<(), String> {
             label: label(r.label),
             split: split(r.split),
             content_hash: &h,
+            source_version: None,
             view: view(r.view),
             feature: &[v, -v],
         })

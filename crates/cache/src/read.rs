@@ -239,8 +239,8 @@ fn required(c: Option<StringArray>, name: &str, path: &Path) -> Result<StringArr
     })
 }
 
-/// Label and split of a stored row.
-pub type RowMeta = (Option<String>, Option<String>);
+/// Label, split and source version of a stored row.
+pub type RowMeta = (Option<String>, Option<String>, Option<String>);
 
 /// The live rows of a cache, keyed for incremental extraction.
 #[derive(Debug, Default)]
@@ -287,8 +287,35 @@ impl LiveIndex {
             h == hash
                 && views
                     .get(view)
-                    .is_some_and(|(l, s)| l.as_deref() == label && s.as_deref() == split)
+                    .is_some_and(|(l, s, _)| l.as_deref() == label && s.as_deref() == split)
         })
+    }
+
+    /// True if `path` has a live `view` read from an object of this
+    /// `version` (size and ETag as the store reported them), stored with this
+    /// `label` and `split`: the object need not be read again.
+    pub fn has_version(
+        &self,
+        path: &str,
+        version: &str,
+        view: &str,
+        label: Option<&str>,
+        split: Option<&str>,
+    ) -> bool {
+        self.paths.get(path).is_some_and(|(_, views)| {
+            views.get(view).is_some_and(|(l, s, v)| {
+                v.as_deref() == Some(version) && l.as_deref() == label && s.as_deref() == split
+            })
+        })
+    }
+
+    /// The source version of a live row of `path` (its original view first).
+    pub fn version_of(&self, path: &str) -> Option<&str> {
+        let (_, views) = self.paths.get(path)?;
+        views
+            .get(crate::ORIGINAL_VIEW)
+            .or_else(|| views.values().next())
+            .and_then(|(_, _, v)| v.as_deref())
     }
 }
 
@@ -375,6 +402,7 @@ impl Cache {
                         columns::VIEW,
                         columns::LABEL,
                         columns::SPLIT,
+                        columns::SOURCE_VERSION,
                     ];
                     let (reader, id) = open_reader(p, Some(&cols))?;
                     if part_ids.contains(&id) {
@@ -399,6 +427,7 @@ impl Cache {
                         let views = required(str_col(&batch, columns::VIEW, p)?, columns::VIEW, p)?;
                         let labels = str_col(&batch, columns::LABEL, p)?;
                         let splits = str_col(&batch, columns::SPLIT, p)?;
+                        let versions = str_col(&batch, columns::SOURCE_VERSION, p)?;
                         for i in 0..batch.num_rows() {
                             let (path, hash, view) =
                                 (paths.value(i), hashes.value(i), views.value(i));
@@ -409,7 +438,11 @@ impl Cache {
                                     part,
                                     row,
                                     hash.to_string(),
-                                    (opt(labels.as_ref(), i), opt(splits.as_ref(), i)),
+                                    (
+                                        opt(labels.as_ref(), i),
+                                        opt(splits.as_ref(), i),
+                                        opt(versions.as_ref(), i),
+                                    ),
                                 ),
                             );
                             match path_hash.get_mut(path) {
@@ -533,7 +566,7 @@ impl Cache {
         };
         for (path, view) in live_keys {
             let (hash, views) = &paths[&path];
-            let (label, split) = views.get(&view).cloned().unwrap_or_default();
+            let (label, split, _) = views.get(&view).cloned().unwrap_or_default();
             table.labels.push(label);
             table.splits.push(split);
             table.content_hashes.push(hash.clone());
@@ -630,6 +663,7 @@ pub(crate) struct RowRef<'a> {
     pub label: Option<&'a str>,
     pub split: Option<&'a str>,
     pub hash: &'a str,
+    pub version: Option<&'a str>,
     pub view: &'a str,
     pub feature: &'a [f32],
 }
@@ -700,6 +734,7 @@ fn visit_part(
         );
         let labels = str_col(&batch, columns::LABEL, path)?;
         let splits = str_col(&batch, columns::SPLIT, path)?;
+        let versions = str_col(&batch, columns::SOURCE_VERSION, path)?;
         let feature = batch
             .column_by_name(columns::FEATURE)
             .ok_or_else(|| CacheError::Format {
@@ -724,6 +759,7 @@ fn visit_part(
                     label: valid(labels.as_ref(), i),
                     split: valid(splits.as_ref(), i),
                     hash: hashes.value(i),
+                    version: valid(versions.as_ref(), i),
                     view: views.value(i),
                     feature: &scratch,
                 },
@@ -1195,6 +1231,7 @@ impl Cache {
                     label: r.label,
                     split: r.split,
                     content_hash: r.hash,
+                    source_version: r.version,
                     view: r.view,
                     feature: r.feature,
                 })?;
@@ -1332,6 +1369,7 @@ mod tests {
                 label: Some("a"),
                 split: None,
                 content_hash: hash,
+                source_version: None,
                 view,
                 feature: &[*v, *v + 1.0],
             })

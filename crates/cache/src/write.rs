@@ -29,6 +29,9 @@ pub struct Row<'a> {
     pub split: Option<&'a str>,
     /// Hash of the image file's bytes (hex).
     pub content_hash: &'a str,
+    /// What an object store reported of the image's content (size and ETag,
+    /// and where in its object); `None` for files.
+    pub source_version: Option<&'a str>,
     /// View name ([`ORIGINAL_VIEW`](crate::ORIGINAL_VIEW), [`HFLIP_VIEW`](crate::HFLIP_VIEW), ...).
     pub view: &'a str,
     /// The feature vector; its length must be the cache's feature dimension.
@@ -106,6 +109,9 @@ pub fn part_schema(dim: usize) -> Schema {
             DataType::FixedSizeList(item_field(), dim as i32),
             false,
         ),
+        // Last and nullable: readers of older parts, and of these by position
+        // up to `feature`, are unaffected.
+        Field::new(columns::SOURCE_VERSION, DataType::Utf8, true),
     ])
 }
 
@@ -210,6 +216,7 @@ pub struct PartWriter {
     labels: Vec<Option<String>>,
     splits: Vec<Option<String>>,
     hashes: Vec<String>,
+    versions: Vec<Option<String>>,
     views: Vec<String>,
     features: Vec<f32>,
     /// Name parts `<base>~c<n>` (sorting right after `<base>`) instead of by time.
@@ -226,6 +233,7 @@ impl PartWriter {
             labels: Vec::new(),
             splits: Vec::new(),
             hashes: Vec::new(),
+            versions: Vec::new(),
             views: Vec::new(),
             features: Vec::new(),
             seq_after: None,
@@ -249,6 +257,7 @@ impl PartWriter {
         }
         self.labels.reserve_exact(rows);
         self.splits.reserve_exact(rows);
+        self.versions.reserve_exact(rows);
     }
 
     /// Rows buffered so far.
@@ -279,6 +288,7 @@ impl PartWriter {
         self.labels.push(row.label.map(str::to_string));
         self.splits.push(row.split.map(str::to_string));
         self.hashes.push(row.content_hash.to_string());
+        self.versions.push(row.source_version.map(str::to_string));
         self.views.push(row.view.to_string());
         self.features.extend_from_slice(row.feature);
         Ok(())
@@ -311,6 +321,7 @@ impl PartWriter {
             Arc::new(StringArray::from(std::mem::take(&mut self.hashes))),
             Arc::new(StringArray::from(std::mem::take(&mut self.views))),
             Arc::new(feature),
+            Arc::new(StringArray::from(std::mem::take(&mut self.versions))),
         ];
         let batch =
             RecordBatch::try_new(schema.clone(), columns).map_err(|e| CacheError::Format {

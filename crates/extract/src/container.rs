@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,10 +22,15 @@ use arrow_schema::{DataType, Field};
 use headstart_cache::ErrorRow;
 use headstart_files::{open_regular, read_regular};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::ExtractError;
-use crate::listing::{IMAGE_EXTENSIONS, Item, Listing, Source, normalize_split};
+use crate::input::ListOptions;
+use crate::listing::{IMAGE_EXTENSIONS, Item, Listing, Origin, Source, normalize_split};
+use crate::remote::Object;
 
 /// Where a WebDataset sample's label comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -37,6 +42,17 @@ pub enum LabelFrom {
     Txt,
     /// A field of the `.json` member.
     Json(String),
+}
+
+impl std::fmt::Display for LabelFrom {
+    /// As parsed: `cls`, `txt` or `json:FIELD`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelFrom::Cls => write!(f, "cls"),
+            LabelFrom::Txt => write!(f, "txt"),
+            LabelFrom::Json(field) => write!(f, "json:{field}"),
+        }
+    }
 }
 
 impl std::str::FromStr for LabelFrom {
@@ -182,64 +198,244 @@ fn compression_of(head: &[u8]) -> Option<&'static str> {
 }
 
 /// Lists the samples of the tar shards of `input` (a `.tar`, a `{a..b}`
-/// pattern, or a folder of `.tar` files).
-/// Only files for which `keep(rel_file)` holds are read (a shard's own).
-pub fn list_tars(
-    input: &Path,
-    label: &LabelFrom,
-    keep: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Listing, ExtractError> {
-    list_containers(input, "tar", keep, &|tar, rel, out| {
-        list_tar(tar, rel, label, out)
+/// pattern, or a folder of `.tar` files; or the same in object storage).
+/// Only files for which `o.keep(rel_file)` holds are read (a shard's own).
+pub fn list_tars(input: &Path, o: &ListOptions<'_>) -> Result<Listing, ExtractError> {
+    let label = &o.label;
+    list_containers(input, "tar", o, &|at, rel, out| match at {
+        Origin::File(tar) => list_tar(tar, rel, label, out),
+        Origin::Object(obj) => {
+            let len = crate::remote::read::size_of(obj)?;
+            let reader = crate::remote::read::RemoteReader::new(obj.clone(), len);
+            list_tar_from(reader, len, rel, label, at, out)
+        }
     })
 }
+
+/// A function listing one container file (its origin and relative path).
+type ListOne<'a> = dyn Fn(&Origin, &str, &mut Listing) -> Result<(), String> + Sync + 'a;
 
 /// Lists each container file of `input` with `list_one`. A file that fails
 /// midway keeps what was listed before the damage and gets an error row; the
 /// rest of it may still exist, so its cached rows are not taken as deleted.
+/// Objects in a store are listed side by side (`io_concurrency` at once),
+/// and one still at the version of its listing in `o.stored` is not read.
 fn list_containers(
     input: &Path,
     ext: &str,
-    keep: &(dyn Fn(&str) -> bool + Sync),
-    list_one: &(dyn Fn(&Path, &str, &mut Listing) -> Result<(), String> + Sync),
+    o: &ListOptions<'_>,
+    list_one: &ListOne<'_>,
 ) -> Result<Listing, ExtractError> {
     use rayon::prelude::*;
-    let (root, files) = container_files(input, ext)?;
-    // Files are listed in parallel (a tar's headers are read one by one), then
-    // merged in file order.
-    let listed: Vec<Listing> = files
-        .par_iter()
-        .map(|f| {
-            let mut out = Listing::default();
-            let rel = rel_to(&root, f);
-            if !keep(&rel) {
-                return out;
+    let label_key = if ext == "tar" {
+        o.label.to_string()
+    } else {
+        String::new()
+    };
+    let files: Vec<(String, Result<Origin, String>)> =
+        match crate::input::remote_url(input, &o.access)? {
+            Some(url) => crate::remote::list::container_objects(&url, ext)?
+                .into_iter()
+                .map(|(rel, obj)| (rel, obj.map(Origin::Object)))
+                .collect(),
+            None => {
+                let (root, files) = container_files(input, ext)?;
+                files
+                    .into_iter()
+                    .map(|f| (rel_to(&root, &f), Ok(Origin::File(f))))
+                    .collect()
             }
-            if let Err(message) = list_one(f, &rel, &mut out) {
+        };
+    let one = |(rel, at): &(String, Result<Origin, String>)| {
+        let mut out = Listing::default();
+        if !(o.keep)(rel) {
+            return out;
+        }
+        let at = match at {
+            Ok(at) => at,
+            Err(message) => {
                 out.unlisted.push(rel.clone());
                 out.errors.push(ErrorRow {
-                    path: rel,
+                    path: rel.clone(),
+                    stage: "list".into(),
+                    message: message.clone(),
+                });
+                return out;
+            }
+        };
+        let versioned = at
+            .as_object()
+            .and_then(|obj| Some((obj, obj.version.clone()?)));
+        if let (Some((obj, version)), Some(dir)) = (&versioned, &o.stored)
+            && let Some(stored) = Stored::load(dir, &obj.url(), &label_key)
+            && stored.version == *version
+        {
+            stored.replay(rel, obj, &mut out);
+            return out;
+        }
+        match list_one(at, rel, &mut out) {
+            Ok(()) => {
+                if let Some((obj, version)) = versioned {
+                    out.fresh
+                        .push(Stored::of(&out, obj, version, &label_key, rel));
+                }
+            }
+            Err(message) => {
+                out.unlisted.push(rel.clone());
+                out.errors.push(ErrorRow {
+                    path: rel.clone(),
                     stage: "list".into(),
                     message,
                 });
             }
-            out
-        })
-        .collect();
+        }
+        out
+    };
+    // Files are listed in parallel (a tar's headers are read one by one), then
+    // merged in file order; objects as many at once as requests may be.
+    let remote = files
+        .iter()
+        .any(|(_, f)| f.as_ref().is_ok_and(Origin::is_remote));
+    let listed: Vec<Listing> = if remote && files.len() > 1 {
+        let threads = o.access.io_concurrency.min(files.len());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("headstart-list-{i}"))
+            .build()
+            .map_err(|e| ExtractError::Threads {
+                threads,
+                message: e.to_string(),
+            })?
+            .install(|| files.par_iter().map(one).collect())
+    } else {
+        files.par_iter().map(one).collect()
+    };
     let mut out = Listing::default();
     for mut l in listed {
         out.items.append(&mut l.items);
         out.errors.append(&mut l.errors);
         out.unlisted.append(&mut l.unlisted);
+        out.fresh.append(&mut l.fresh);
     }
     Ok(out)
 }
 
+/// The listing of one tar or Parquet object, kept in a cache's `listings/`
+/// so that a rerun does not read the object again while the store reports
+/// the same version for it (a tar shard's headers are spread over the whole
+/// object: listing one reads most of it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    /// The object's URL.
+    pub url: String,
+    /// Its version when it was listed (see `remote::version_of`).
+    pub version: String,
+    /// Where tar labels came from (`cls`, `txt`, `json:FIELD`; empty for Parquet).
+    pub label_from: String,
+    /// Samples or rows: key within the object, label, split, where.
+    pub items: Vec<(String, Option<String>, Option<String>, Source)>,
+    /// Samples or rows that could not be listed: key within the object, why.
+    pub errors: Vec<(String, String)>,
+}
+
+impl Stored {
+    /// The file name of the listing of `url` with labels from `label_from`.
+    pub fn file_name(url: &str, label_from: &str) -> String {
+        let h = blake3::hash(format!("{url}\0{label_from}").as_bytes());
+        format!("{}.json", &h.to_hex()[..32])
+    }
+
+    /// The listing of `url` in `dir`, if one is there and reads.
+    pub(crate) fn load(dir: &Path, url: &str, label_from: &str) -> Option<Stored> {
+        let text = std::fs::read(dir.join(Stored::file_name(url, label_from))).ok()?;
+        let s: Stored = serde_json::from_slice(&text).ok()?;
+        (s.url == url && s.label_from == label_from).then_some(s)
+    }
+
+    /// What `out` listed of the object `obj` (keys relative to `rel_file`).
+    fn of(
+        out: &Listing,
+        obj: &Object,
+        version: String,
+        label_from: &str,
+        rel_file: &str,
+    ) -> Stored {
+        let key = |rel: &str| {
+            rel.strip_prefix(rel_file)
+                .and_then(|k| k.strip_prefix('/'))
+                .unwrap_or(rel)
+                .to_string()
+        };
+        Stored {
+            url: obj.url(),
+            version,
+            label_from: label_from.to_string(),
+            items: out
+                .items
+                .iter()
+                .map(|i| (key(&i.rel), i.label.clone(), i.split.clone(), i.source))
+                .collect(),
+            errors: out
+                .errors
+                .iter()
+                .map(|e| (key(&e.path), e.message.clone()))
+                .collect(),
+        }
+    }
+
+    /// Adds the stored samples of `obj` to `out`, keyed under `rel_file`.
+    fn replay(self, rel_file: &str, obj: &Arc<Object>, out: &mut Listing) {
+        let abs = Origin::Object(obj.clone());
+        for (key, label, split, source) in self.items {
+            out.items.push(Item {
+                rel: format!("{rel_file}/{key}"),
+                abs: abs.clone(),
+                label,
+                split,
+                source,
+            });
+        }
+        for (key, message) in self.errors {
+            out.errors.push(ErrorRow {
+                path: format!("{rel_file}/{key}"),
+                stage: "list".into(),
+                message,
+            });
+        }
+    }
+
+    /// Its JSON text.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> Result<(), String> {
-    use std::os::unix::fs::FileExt;
     let (file, len) = open_regular(tar).map_err(|e| e.reason())?;
+    list_tar_from(
+        file,
+        len,
+        rel_tar,
+        label,
+        &Origin::File(tar.to_path_buf()),
+        out,
+    )
+}
+
+/// Lists the samples of the tar at `at` (`len` bytes), read through `reader`.
+fn list_tar_from<R: Read + Seek>(
+    mut reader: R,
+    len: u64,
+    rel_tar: &str,
+    label: &LabelFrom,
+    at: &Origin,
+    out: &mut Listing,
+) -> Result<(), String> {
     let mut head = [0u8; 6];
-    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    let n = read_up_to(&mut reader, &mut head);
+    reader
+        .seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| e.to_string())?;
     if let Some(c) = compression_of(&head[..n]) {
         return Err(format!(
             "{c}-compressed: headstart reads tar shards in place, uncompressed (WebDataset's default); decompress it first (e.g. `{}`)",
@@ -252,7 +448,7 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
         ));
     }
     let split = split_of_file(rel_tar);
-    let mut archive = tar::Archive::new(file);
+    let mut archive = tar::Archive::new(reader);
     let mut samples: BTreeMap<String, Sample> = BTreeMap::new();
     let mut damage = None;
     // End of the last member's data blocks, and the last sample key seen.
@@ -260,8 +456,7 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
     let mut last_key: Option<String> = None;
     // Tar errors may quote raw header bytes: shown escaped.
     let clean = |e: std::io::Error| headstart_files::escape(&e.to_string()).into_owned();
-    let entries = archive.entries_with_seek().map_err(clean)?;
-    for entry in entries {
+    for entry in archive.entries_with_seek().map_err(clean)? {
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -319,7 +514,7 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
             );
             continue;
         }
-        let small = |entry: &mut tar::Entry<'_, File>| -> Result<String, String> {
+        let small = |entry: &mut tar::Entry<'_, R>| -> Result<String, String> {
             if size > MAX_LABEL_MEMBER {
                 return Err(format!(
                     "its .{ext} member is {}, over the {} a label member may have",
@@ -353,7 +548,7 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
     }
     // A tar cut at a block boundary reads like a shorter, complete one: only the
     // end-of-archive marker (two zero blocks) shows it is whole.
-    if damage.is_none() && !has_end_marker(tar, end, len) {
+    if damage.is_none() && !has_end_marker(archive.into_inner(), end, len) {
         damage = Some(format!(
             "truncated tar: no end-of-archive marker after byte {end} of a {len}-byte file"
         ));
@@ -404,7 +599,7 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
         };
         out.items.push(Item {
             rel,
-            abs: tar.to_path_buf(),
+            abs: at.clone(),
             label: label.filter(|l| !l.is_empty()),
             split: split.clone(),
             source: Source::TarMember { offset, len },
@@ -413,16 +608,28 @@ fn list_tar(tar: &Path, rel_tar: &str, label: &LabelFrom, out: &mut Listing) -> 
     damage.map_or(Ok(()), Err)
 }
 
-/// Whether `tar` has two zero blocks at `end` (the end-of-archive marker).
-fn has_end_marker(tar: &Path, end: u64, len: u64) -> bool {
-    use std::os::unix::fs::FileExt;
+/// Whether the tar read by `reader` has two zero blocks at `end` (the
+/// end-of-archive marker).
+fn has_end_marker<R: Read + Seek>(mut reader: R, end: u64, len: u64) -> bool {
     if end + 1024 > len {
         return false;
     }
     let mut block = [0u8; 1024];
-    File::open(tar)
-        .and_then(|f| f.read_exact_at(&mut block, end))
-        .is_ok_and(|()| block.iter().all(|&b| b == 0))
+    reader.seek(std::io::SeekFrom::Start(end)).is_ok()
+        && reader.read_exact(&mut block).is_ok()
+        && block.iter().all(|&b| b == 0)
+}
+
+/// Reads up to `buf.len()` bytes from the start (fewer at the end of the file).
+fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
 }
 
 /// A JSON object's field as label text (strings as they are, numbers as written).
@@ -467,58 +674,163 @@ fn image_column(fields: &[Arc<Field>]) -> Option<String> {
         .map(|c| c.to_string())
 }
 
-fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, String> {
-    let (file, _) = open_regular(path).map_err(|e| e.reason())?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| format!("cannot read as Parquet: {e}"))
+/// A Parquet file or object whose metadata is read, ready to read some
+/// columns of some row groups: a file by its handle, an object by fetching
+/// the column chunks asked for, or column chunks fetched already.
+pub(crate) enum ParquetAt {
+    /// A file.
+    File(File, ArrowReaderMetadata),
+    /// An object of `len` bytes: column chunks are fetched when read.
+    Object(Arc<Object>, u64, ArrowReaderMetadata),
+    /// Column chunks of an object, fetched (by the extract pipeline's I/O).
+    Fetched(crate::remote::read::Sparse, ArrowReaderMetadata),
+}
+
+impl ParquetAt {
+    /// Opens the file or object at `at` and reads its metadata (a remote
+    /// object's footer: one or two requests).
+    pub(crate) fn open(at: &Origin) -> Result<ParquetAt, String> {
+        let cannot = |e: parquet::errors::ParquetError| format!("cannot read as Parquet: {e}");
+        match at {
+            Origin::File(path) => {
+                let (file, _) = open_regular(path).map_err(|e| e.reason())?;
+                let meta = ArrowReaderMetadata::load(&file, Default::default()).map_err(cannot)?;
+                Ok(ParquetAt::File(file, meta))
+            }
+            Origin::Object(obj) => {
+                let len = crate::remote::read::size_of(obj)?;
+                let meta =
+                    crate::remote::block_on(crate::remote::read::parquet_metadata(obj, len))?;
+                let meta = ArrowReaderMetadata::try_new(Arc::new(meta), Default::default())
+                    .map_err(cannot)?;
+                Ok(ParquetAt::Object(obj.clone(), len, meta))
+            }
+        }
+    }
+
+    pub(crate) fn metadata(&self) -> &ArrowReaderMetadata {
+        match self {
+            ParquetAt::File(_, m) | ParquetAt::Object(_, _, m) | ParquetAt::Fetched(_, m) => m,
+        }
+    }
+
+    /// A reader of the columns `mask` of the row groups `groups` (all: `None`).
+    fn reader(
+        &self,
+        mask: ProjectionMask,
+        groups: Option<Vec<usize>>,
+        batch: usize,
+    ) -> Result<ParquetRecordBatchReader, String> {
+        fn build<T: parquet::file::reader::ChunkReader + 'static>(
+            input: T,
+            meta: &ArrowReaderMetadata,
+            mask: ProjectionMask,
+            groups: Option<Vec<usize>>,
+            batch: usize,
+        ) -> Result<ParquetRecordBatchReader, String> {
+            let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(input, meta.clone())
+                .with_projection(mask)
+                .with_batch_size(batch);
+            if let Some(g) = groups {
+                b = b.with_row_groups(g);
+            }
+            b.build().map_err(|e| e.to_string())
+        }
+        match self {
+            ParquetAt::File(f, meta) => {
+                let f = f.try_clone().map_err(|e| e.to_string())?;
+                build(f, meta, mask, groups, batch)
+            }
+            ParquetAt::Object(obj, len, meta) => {
+                let data = fetch_chunks(obj, *len, meta, &mask, groups.as_deref())?;
+                build(data, meta, mask, groups, batch)
+            }
+            ParquetAt::Fetched(data, meta) => build(data.clone(), meta, mask, groups, batch),
+        }
+    }
+}
+
+/// Fetches the column chunks of `mask` in `groups` (all: `None`) of a
+/// Parquet object.
+fn fetch_chunks(
+    obj: &Object,
+    len: u64,
+    meta: &ArrowReaderMetadata,
+    mask: &ProjectionMask,
+    groups: Option<&[usize]>,
+) -> Result<crate::remote::read::Sparse, String> {
+    let ranges = projected_ranges(meta, mask, groups, len)?;
+    let bytes = crate::remote::block_on(crate::remote::read::get_ranges(obj, &ranges))?;
+    Ok(crate::remote::read::Sparse::new(len, &ranges, bytes))
+}
+
+/// The byte ranges of the column chunks of `mask` in `groups` (all: `None`).
+pub(crate) fn projected_ranges(
+    meta: &ArrowReaderMetadata,
+    mask: &ProjectionMask,
+    groups: Option<&[usize]>,
+    len: u64,
+) -> Result<Vec<std::ops::Range<u64>>, String> {
+    let schema = meta.metadata().file_metadata().schema_descr();
+    let leaves: Vec<usize> = (0..schema.num_columns())
+        .filter(|&i| mask.leaf_included(i))
+        .collect();
+    let all: Vec<usize> = (0..meta.metadata().num_row_groups()).collect();
+    crate::remote::read::chunk_ranges(meta.metadata(), groups.unwrap_or(&all), &leaves, len)
 }
 
 /// Whether `path` is a Parquet file with an image column (not a manifest).
 /// A top-level `path` column makes it a manifest, whatever else it holds.
 pub fn is_image_parquet(path: &Path) -> bool {
-    open_parquet(path).is_ok_and(|b| {
-        let fields = b.schema().fields();
+    is_image_parquet_at(&Origin::File(path.to_path_buf()))
+}
+
+/// [`is_image_parquet`] for a file or an object (whose footer is read).
+pub fn is_image_parquet_at(at: &Origin) -> bool {
+    ParquetAt::open(at).is_ok_and(|p| {
+        let fields = p.metadata().schema().fields();
         !fields.iter().any(|f| f.name() == "path") && image_column(fields).is_some()
     })
 }
 
-/// Lists the rows of the Parquet files of `input` (a file, or a folder of them);
-/// only files for which `keep(rel_file)` holds are read (a shard's own).
-pub fn list_parquets(
-    input: &Path,
-    keep: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Listing, ExtractError> {
-    list_containers(input, "parquet", keep, &list_parquet)
+/// Lists the rows of the Parquet files of `input` (a file, or a folder of
+/// them; or the same in object storage); only files for which
+/// `o.keep(rel_file)` holds are read (a shard's own).
+pub fn list_parquets(input: &Path, o: &ListOptions<'_>) -> Result<Listing, ExtractError> {
+    list_containers(input, "parquet", o, &|at, rel, out| {
+        list_parquet(&ParquetAt::open(at)?, at, rel, out)
+    })
 }
 
 /// One row's value of a label or split column, or why it names nothing.
 type RowValue = Result<Option<String>, String>;
 
-fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), String> {
-    let b = open_parquet(path)?;
-    let fields = b.schema().fields().clone();
+fn list_parquet(
+    b: &ParquetAt,
+    at: &Origin,
+    rel_file: &str,
+    out: &mut Listing,
+) -> Result<(), String> {
+    let meta = b.metadata();
+    let fields = meta.schema().fields().clone();
     image_column(&fields).ok_or(
         "no image column (a struct with `bytes`, as Hugging Face datasets write, or a binary column)",
     )?;
     let has = |n: &str| fields.iter().any(|f| f.name() == n);
-    // The builder's schema keeps the file's metadata (Hugging Face ClassLabel names).
-    let schema = b.schema().clone();
+    // The reader's schema keeps the file's metadata (Hugging Face ClassLabel names).
+    let schema = meta.schema().clone();
     let cols: Vec<&str> = ["label", "split"].into_iter().filter(|n| has(n)).collect();
     // Row group of each row, to read a group at a time later.
-    let groups: Vec<usize> = b
+    let groups: Vec<usize> = meta
         .metadata()
         .row_groups()
         .iter()
         .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
         .collect();
     let file_split = split_of_file(rel_file);
-    let mask = ProjectionMask::columns(b.parquet_schema(), cols);
-    let reader = b
-        .with_projection(mask)
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let abs = path.to_path_buf();
+    let mask = ProjectionMask::columns(meta.parquet_schema(), cols);
+    let reader = b.reader(mask, None, 8192)?;
+    let abs = at.clone();
     let (mut group, mut in_group, mut row) = (0usize, 0usize, 0usize);
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
@@ -585,40 +897,81 @@ fn list_parquet(path: &Path, rel_file: &str, out: &mut Listing) -> Result<(), St
 }
 
 /// Reads the bytes of the items `unit` of `items`: one file or tar member, or
-/// the rows of one Parquet row group (see [`units`]). Only regular files are
-/// read, and no file, member or cell over `limit` bytes: those are errors
-/// (`not a regular file`, `too large`), as is anything unreadable.
+/// the rows of one Parquet row group (see [`units`]); objects in a store are
+/// fetched by byte range (a run of tar members, a row group's image column).
+/// Only regular files are read, and no file, object, member or cell over
+/// `limit` bytes: those are errors (`not a regular file`, `too large`), as is
+/// anything unreadable.
 pub fn load(items: &[Item], unit: &[usize], limit: u64) -> Vec<Result<Vec<u8>, String>> {
     let Some(&first) = unit.first() else {
         return Vec::new();
     };
+    if items[first].abs.is_remote() {
+        let ctx = crate::remote::fetch::Fetcher::new(limit, None);
+        let fetched = crate::remote::block_on(ctx.fetch(items, unit, None));
+        return fetched
+            .finish(items, unit, limit)
+            .into_iter()
+            .map(|r| match r {
+                Fetch::Bytes(b, _) => Ok(b),
+                Fetch::Unchanged => Err("not modified".into()),
+                Fetch::Failed(e) => Err(e),
+            })
+            .collect();
+    }
     match items[first].source {
         Source::File => unit
             .iter()
-            .map(|&i| read_regular(&items[i].abs, limit).map_err(|e| e.reason()))
+            .map(|&i| match &items[i].abs {
+                Origin::File(p) => read_regular(p, limit).map_err(|e| e.reason()),
+                Origin::Object(_) => Err("mixed origins in one unit".into()),
+            })
             .collect(),
         Source::TarMember { .. } => unit
             .iter()
             .map(|&i| read_member(&items[i], limit))
             .collect(),
         Source::ParquetRow { row_group, .. } => {
-            match read_group(&items[first].abs, row_group, limit) {
-                Ok(rows) => unit
-                    .iter()
-                    .map(|&i| match items[i].source {
-                        Source::ParquetRow { row, .. } => {
-                            rows.get(row).cloned().flatten().unwrap_or_else(|| {
-                                Err(format!(
-                                    "row {row} of row group {row_group} has no image bytes"
-                                ))
-                            })
-                        }
-                        _ => Err("mixed sources in one unit".into()),
-                    })
-                    .collect(),
-                Err(e) => unit.iter().map(|_| Err(e.clone())).collect(),
-            }
+            let rows =
+                ParquetAt::open(&items[first].abs).and_then(|pq| read_group(&pq, row_group, limit));
+            group_cells(items, unit, rows)
         }
+    }
+}
+
+/// What reading one item gave.
+#[derive(Debug)]
+pub enum Fetch {
+    /// Its bytes, and the version of the object they are of when a whole
+    /// object was read (a tar member's or Parquet row's comes from its listing).
+    Bytes(Vec<u8>, Option<String>),
+    /// Its object still has the version asked about (nothing was read).
+    Unchanged,
+    /// Why it could not be read.
+    Failed(String),
+}
+
+/// The cells of the rows `unit` from the rows of their row group (or its error).
+pub(crate) fn group_cells(
+    items: &[Item],
+    unit: &[usize],
+    rows: Result<Vec<Option<Cell>>, String>,
+) -> Vec<Result<Vec<u8>, String>> {
+    match rows {
+        Ok(rows) => unit
+            .iter()
+            .map(|&i| match items[i].source {
+                Source::ParquetRow { row, row_group } => {
+                    rows.get(row).cloned().flatten().unwrap_or_else(|| {
+                        Err(format!(
+                            "row {row} of row group {row_group} has no image bytes"
+                        ))
+                    })
+                }
+                _ => Err("mixed sources in one unit".into()),
+            })
+            .collect(),
+        Err(e) => unit.iter().map(|_| Err(e.clone())).collect(),
     }
 }
 
@@ -640,7 +993,10 @@ fn read_member(item: &Item, limit: u64) -> Result<Vec<u8>, String> {
     if len > limit {
         return Err(too_large(len, limit));
     }
-    let (file, _) = open_regular(&item.abs).map_err(|e| e.reason())?;
+    let Origin::File(path) = &item.abs else {
+        return Err("not a file".into());
+    };
+    let (file, _) = open_regular(path).map_err(|e| e.reason())?;
     let len = usize::try_from(len).map_err(|_| too_large(len, limit))?;
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, offset)
@@ -648,29 +1004,31 @@ fn read_member(item: &Item, limit: u64) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-/// The image bytes of every row of one row group (`None` for null rows; a
-/// cell over `limit` bytes is an error of its own row). A row group whose
-/// image column holds more than [`MAX_GROUP_BYTES`] is refused whole before
-/// it is read: a thread holds one row group in memory.
-fn read_group(path: &Path, group: usize, limit: u64) -> Result<Vec<Option<Cell>>, String> {
-    let b = open_parquet(path)?;
-    let image = image_column(b.schema().fields()).ok_or("no image column")?;
+/// The image column of a Parquet file and the projection of it, after
+/// checking that row group `group` holds at most [`MAX_GROUP_BYTES`] (or
+/// `limit`) of image bytes: a thread holds one row group in memory.
+pub(crate) fn group_plan(
+    meta: &ArrowReaderMetadata,
+    group: usize,
+    limit: u64,
+) -> Result<(String, ProjectionMask), String> {
+    let image = image_column(meta.schema().fields()).ok_or("no image column")?;
     // By position: a column name may hold dots, which name-based projection splits.
-    let root = b
+    let root = meta
         .schema()
         .fields()
         .iter()
         .position(|f| *f.name() == image)
         .ok_or("no image column")?;
-    let mask = ProjectionMask::roots(b.parquet_schema(), [root]);
-    let size: i64 = b
+    let mask = ProjectionMask::roots(meta.parquet_schema(), [root]);
+    let size: i64 = meta
         .metadata()
         .row_groups()
         .get(group)
         .map(|rg| {
             rg.columns()
                 .iter()
-                .filter(|c| mask.leaf_included(leaf_index(b.parquet_schema(), c)))
+                .filter(|c| mask.leaf_included(leaf_index(meta.parquet_schema(), c)))
                 .map(|c| c.uncompressed_size())
                 .sum()
         })
@@ -683,12 +1041,20 @@ fn read_group(path: &Path, group: usize, limit: u64) -> Result<Vec<Option<Cell>>
             headstart_files::describe_size(cap)
         ));
     }
-    let reader = b
-        .with_row_groups(vec![group])
-        .with_projection(mask)
-        .with_batch_size(1024)
-        .build()
-        .map_err(|e| e.to_string())?;
+    Ok((image, mask))
+}
+
+/// The image bytes of every row of one row group (`None` for null rows; a
+/// cell over `limit` bytes is an error of its own row). A row group whose
+/// image column holds more than [`MAX_GROUP_BYTES`] is refused whole before
+/// it is read.
+pub(crate) fn read_group(
+    pq: &ParquetAt,
+    group: usize,
+    limit: u64,
+) -> Result<Vec<Option<Cell>>, String> {
+    let (image, mask) = group_plan(pq.metadata(), group, limit)?;
+    let reader = pq.reader(mask, Some(vec![group]), 1024)?;
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
@@ -723,7 +1089,7 @@ fn read_group(path: &Path, group: usize, limit: u64) -> Result<Vec<Option<Cell>>
 }
 
 /// One image cell's bytes, or why they are not read.
-type Cell = Result<Vec<u8>, String>;
+pub(crate) type Cell = Result<Vec<u8>, String>;
 
 /// Image bytes a row group may hold (uncompressed), or the file limit if larger.
 pub const MAX_GROUP_BYTES: u64 = 2 << 30;
@@ -740,25 +1106,82 @@ fn leaf_index(
         .unwrap_or(usize::MAX)
 }
 
+/// The most bytes one request for a run of tar members spans.
+pub const MEMBER_RUN_BYTES: u64 = 8 << 20;
+/// The largest gap between tar members still read through in one request.
+const MEMBER_RUN_GAP: u64 = 256 << 10;
+
+/// A file or an object, as a key of a map.
+#[derive(PartialEq, Eq, Hash)]
+enum OriginKey<'a> {
+    File(&'a Path),
+    Object(*const Object),
+}
+
+fn origin_key(o: &Origin) -> OriginKey<'_> {
+    match o {
+        Origin::File(p) => OriginKey::File(p),
+        Origin::Object(obj) => OriginKey::Object(Arc::as_ptr(obj)),
+    }
+}
+
 /// Groups item indices into read units: Parquet rows by (file, row group), so a
-/// group is read once; everything else one item a unit.
+/// group is read once; tar members of an object in a store by runs of nearby
+/// members (one request each, at most [`MEMBER_RUN_BYTES`]); everything else
+/// one item a unit.
 pub fn units(items: &[Item]) -> Vec<Vec<usize>> {
-    let mut groups: HashMap<(&Path, usize), usize> = HashMap::new();
+    units_of(items, 0..items.len())
+}
+
+/// [`units`] of the items `which` only.
+pub fn units_of(items: &[Item], which: impl IntoIterator<Item = usize>) -> Vec<Vec<usize>> {
+    let mut groups: HashMap<(OriginKey<'_>, usize), usize> = HashMap::new();
+    let mut members: HashMap<OriginKey<'_>, Vec<usize>> = HashMap::new();
     let mut out: Vec<Vec<usize>> = Vec::new();
-    for (i, it) in items.iter().enumerate() {
+    for i in which {
+        let it = &items[i];
         match it.source {
             Source::ParquetRow { row_group, .. } => {
                 let slot = *groups
-                    .entry((it.abs.as_path(), row_group))
+                    .entry((origin_key(&it.abs), row_group))
                     .or_insert_with(|| {
                         out.push(Vec::new());
                         out.len() - 1
                     });
                 out[slot].push(i);
             }
+            Source::TarMember { .. } if it.abs.is_remote() => {
+                members.entry(origin_key(&it.abs)).or_default().push(i);
+            }
             _ => out.push(vec![i]),
         }
     }
+    let span = |i: usize| match items[i].source {
+        Source::TarMember { offset, len } => (offset, offset.saturating_add(len)),
+        _ => (0, 0),
+    };
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for (_, mut m) in members {
+        m.sort_by_key(|&i| span(i).0);
+        let mut run: Vec<usize> = Vec::new();
+        for i in m {
+            let (start, end) = span(i);
+            if let Some(&first) = run.first() {
+                let last_end = run.iter().map(|&j| span(j).1).max().unwrap_or(0);
+                if start > last_end.saturating_add(MEMBER_RUN_GAP)
+                    || end.saturating_sub(span(first).0) > MEMBER_RUN_BYTES
+                {
+                    runs.push(std::mem::take(&mut run));
+                }
+            }
+            run.push(i);
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
+    }
+    runs.sort_by_key(|r| r[0]);
+    out.extend(runs);
     out
 }
 
@@ -948,7 +1371,7 @@ mod tests {
             parquet::arrow::ArrowWriter::try_new(File::create(&f).unwrap(), schema, None).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
-        let l = list_parquets(&f, &|_| true).unwrap();
+        let l = list_parquets(&f, &ListOptions::default()).unwrap();
         assert_eq!(
             listed(&l),
             [("x.parquet/0", Some("cat")), ("x.parquet/2", Some("dog"))]
@@ -997,7 +1420,7 @@ mod tests {
             ],
         );
         assert!(is_image_parquet(&f));
-        let l = list_parquets(&f, &|_| true).unwrap();
+        let l = list_parquets(&f, &ListOptions::default()).unwrap();
         let rels: Vec<_> = l.items.iter().map(|i| i.rel.as_str()).collect();
         assert_eq!(rels, ["x.parquet/0", "x.parquet/1"]);
         let got = load(&l.items, &[0, 1], 1 << 20);

@@ -15,6 +15,15 @@ pub enum ExtractError {
         /// What is wrong with it.
         message: String,
     },
+    /// An object store refused or failed a request that the run needs (a
+    /// listing, the INPUT itself); the message never holds credentials.
+    #[error("{url}: {message}")]
+    Remote {
+        /// The object or prefix, as a URL without query or user info.
+        url: String,
+        /// What went wrong, and what to check.
+        message: String,
+    },
     /// The input holds no images to extract.
     #[error("{path}: {}", no_images(.kind))]
     NoImages {

@@ -1,17 +1,79 @@
 //! What to extract: a class-folder tree, a CSV/Parquet manifest, or a plain folder.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::Array;
 use headstart_cache::ErrorRow;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::ExtractError;
+use crate::container::LabelFrom;
+use crate::remote::{Access, RemoteUrl};
 
 pub use crate::listing::{
-    IMAGE_EXTENSIONS, InputKind, Item, Listing, SPLIT_NAMES, Source, normalize_split,
+    IMAGE_EXTENSIONS, InputKind, Item, Listing, Origin, SPLIT_NAMES, Source, normalize_split,
 };
+
+/// How an input is listed: beyond the input itself, all optional.
+pub struct ListOptions<'a> {
+    /// Where tar samples' labels come from.
+    pub label: LabelFrom,
+    /// Which tar or Parquet files (by path relative to the input) are read: a
+    /// shard's own.
+    pub keep: &'a (dyn Fn(&str) -> bool + Sync),
+    /// How object stores are reached.
+    pub access: Access,
+    /// Where listings of tar and Parquet objects are kept (a cache's
+    /// `listings/`): an object still at the version listed there is not read.
+    pub stored: Option<PathBuf>,
+}
+
+fn keep_all(_: &str) -> bool {
+    true
+}
+
+impl Default for ListOptions<'_> {
+    fn default() -> Self {
+        ListOptions {
+            label: LabelFrom::default(),
+            keep: &keep_all,
+            access: Access::default(),
+            stored: None,
+        }
+    }
+}
+
+/// `input` as recorded and shown: an object-store URL without query or user
+/// info, or the absolute path of a file or folder.
+pub fn absolute(input: &Path) -> String {
+    match input.to_str() {
+        Some(t) if crate::remote::is_url(t) => crate::remote::shown_url(t),
+        _ => std::path::absolute(input)
+            .unwrap_or_else(|_| input.to_path_buf())
+            .display()
+            .to_string(),
+    }
+}
+
+/// `input` as given, for messages: an object-store URL without query or
+/// user info, a path as it is.
+pub fn shown(input: &Path) -> String {
+    match input.to_str() {
+        Some(t) if crate::remote::is_url(t) => crate::remote::shown_url(t),
+        _ => input.display().to_string(),
+    }
+}
+
+/// The object-store URL that `input` names, if it names one (opening its
+/// store; a malformed URL is an error).
+pub fn remote_url(input: &Path, access: &Access) -> Result<Option<RemoteUrl>, ExtractError> {
+    match input.to_str() {
+        Some(t) if crate::remote::is_url(t) => RemoteUrl::parse(t, access).map(Some),
+        _ => Ok(None),
+    }
+}
 
 /// Detects the kind of `input`: a file is a manifest, a folder is class folders
 /// unless `unlabeled`.
@@ -19,6 +81,21 @@ pub use crate::listing::{
 /// an image column is images, a folder holding only tar (or image Parquet) files
 /// is those.
 pub fn detect(input: &Path, unlabeled: bool) -> Result<InputKind, ExtractError> {
+    detect_with(input, unlabeled, &ListOptions::default())
+}
+
+/// [`detect`], reaching object stores as `o` says: an object-store URL is
+/// told by its name (`.tar`, `.csv`, `.parquet` with or without an image
+/// column: its footer, unless `o.stored` holds its listing) or, for a
+/// prefix, by the first keys under it.
+pub fn detect_with(
+    input: &Path,
+    unlabeled: bool,
+    o: &ListOptions<'_>,
+) -> Result<InputKind, ExtractError> {
+    if let Some(url) = remote_url(input, &o.access)? {
+        return crate::remote::list::detect(&url, unlabeled, o.stored.as_deref());
+    }
     if crate::container::is_tar_input(input) {
         return Ok(InputKind::Tar);
     }
@@ -74,27 +151,25 @@ fn folder_kind(dir: &Path) -> InputKind {
 
 /// Lists the images of `input`, sorted by relative path.
 pub fn list(input: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
-    list_with(
-        input,
-        kind,
-        &crate::container::LabelFrom::default(),
-        &|_| true,
-    )
+    list_with(input, kind, &ListOptions::default())
 }
 
-/// [`list`], taking tar samples' labels from `label`, and reading only the
-/// tar or Parquet files (by path relative to the input) that `keep` accepts.
+/// [`list`] with options: where tar labels come from, which container files
+/// are read, how stores are reached and where container listings are kept.
 pub fn list_with(
     input: &Path,
     kind: InputKind,
-    label: &crate::container::LabelFrom,
-    keep: &(dyn Fn(&str) -> bool + Sync),
+    o: &ListOptions<'_>,
 ) -> Result<Listing, ExtractError> {
-    let mut listing = match kind {
-        InputKind::Manifest => list_manifest(input)?,
-        InputKind::Unlabeled | InputKind::ClassFolders => list_folder(input, kind)?,
-        InputKind::Tar => crate::container::list_tars(input, label, keep)?,
-        InputKind::ImageParquet => crate::container::list_parquets(input, keep)?,
+    let remote = remote_url(input, &o.access)?;
+    let mut listing = match (kind, &remote) {
+        (InputKind::Manifest, _) => list_manifest(input, &o.access)?,
+        (InputKind::Unlabeled | InputKind::ClassFolders, Some(url)) => {
+            crate::remote::list::list_folder(url, kind)?
+        }
+        (InputKind::Unlabeled | InputKind::ClassFolders, None) => list_folder(input, kind)?,
+        (InputKind::Tar, _) => crate::container::list_tars(input, o)?,
+        (InputKind::ImageParquet, _) => crate::container::list_parquets(input, o)?,
     };
     listing.items.sort_by(|a, b| a.rel.cmp(&b.rel));
     let mut seen = HashMap::new();
@@ -124,6 +199,108 @@ fn is_image(p: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// Whether a name (a key, a file name) has an image extension.
+pub fn is_image_name(name: &str) -> bool {
+    is_image(Path::new(name))
+}
+
+/// Places one image of a folder input by its path relative to the input:
+/// its label and split (`None` when it is skipped or an error row), as
+/// [`list`] does for class folders (optionally under split folders) and
+/// unlabeled folders.
+pub(crate) struct Placer {
+    kind: InputKind,
+    has_splits: bool,
+    /// Top folders that hold images beside split folders: `test/ dog/ cat/`.
+    not_splits: BTreeSet<String>,
+    top: Vec<String>,
+}
+
+impl Placer {
+    /// For an input whose top-level folders are `top`.
+    pub(crate) fn new(kind: InputKind, top: Vec<String>) -> Placer {
+        let has_splits = kind == InputKind::ClassFolders
+            && !top.is_empty()
+            && top.iter().any(|t| normalize_split(t).is_some());
+        Placer {
+            kind,
+            has_splits,
+            not_splits: BTreeSet::new(),
+            top,
+        }
+    }
+
+    /// The label and split of the image at `rel`, or `None` (an error row in
+    /// `out`, or a file beside the split folders).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn place(
+        &mut self,
+        rel: &str,
+        out: &mut Listing,
+    ) -> Option<(Option<String>, Option<String>)> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let err = |out: &mut Listing, message: &str| {
+            out.errors.push(ErrorRow {
+                path: rel.to_string(),
+                stage: "list".into(),
+                message: message.into(),
+            });
+            None
+        };
+        match self.kind {
+            InputKind::Unlabeled => Some((None, None)),
+            _ if self.has_splits => {
+                let split = normalize_split(parts[0]);
+                if split.is_none() && parts.len() > 1 {
+                    self.not_splits.insert(parts[0].to_string());
+                    return None;
+                }
+                if parts.len() < 3 {
+                    return err(
+                        out,
+                        "expected <split>/<class>/<file> under a folder with split folders",
+                    );
+                }
+                Some((Some(parts[1].to_string()), split))
+            }
+            _ => {
+                if parts.len() < 2 {
+                    return err(
+                        out,
+                        "image at the top level has no class folder; move it into INPUT/<class>/, or list the input as unlabeled",
+                    );
+                }
+                Some((Some(parts[0].to_string()), None))
+            }
+        }
+    }
+
+    /// Refuses an input whose top folder mixes split folders with others.
+    pub(crate) fn finish(self, root: &Path) -> Result<(), ExtractError> {
+        if self.not_splits.is_empty() {
+            return Ok(());
+        }
+        let splits: Vec<String> = self
+            .top
+            .iter()
+            .filter(|t| normalize_split(t).is_some())
+            .map(|t| format!("{t}/"))
+            .collect();
+        let others: Vec<String> = self.not_splits.iter().map(|t| format!("{t}/")).collect();
+        Err(ExtractError::Input {
+            path: root.to_path_buf(),
+            message: format!(
+                "the top folder mixes split folders ({}) with other folders ({}): is {} a split or a class? \
+                 Put every class under split folders (train/<class>/, test/<class>/), \
+                 or list the images in a CSV manifest with columns path,label,split and pass that as INPUT",
+                splits.join(", "),
+                others.join(", "),
+                splits.first().map_or("it", String::as_str),
+            ),
+        })
+    }
+}
+
 fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
     let mut out = Listing::default();
     let top: Vec<String> = std::fs::read_dir(root)
@@ -135,11 +312,7 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
         .filter(|e| e.path().is_dir())
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .collect();
-    let has_splits = kind == InputKind::ClassFolders
-        && !top.is_empty()
-        && top.iter().any(|t| normalize_split(t).is_some());
-    // Top folders that hold images beside split folders: `test/ dog/ cat/`.
-    let mut not_splits = std::collections::BTreeSet::new();
+    let mut placer = Placer::new(kind, top);
     for entry in walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
@@ -169,66 +342,18 @@ fn list_folder(root: &Path, kind: InputKind) -> Result<Listing, ExtractError> {
             });
             continue;
         };
-        let parts: Vec<&str> = rel.split('/').collect();
-        let (label, split) = match kind {
-            InputKind::Unlabeled => (None, None),
-            _ if has_splits => {
-                let split = normalize_split(parts[0]);
-                if split.is_none() && parts.len() > 1 {
-                    not_splits.insert(parts[0].to_string());
-                    continue;
-                }
-                if parts.len() < 3 {
-                    out.errors.push(ErrorRow {
-                        path: rel.clone(),
-                        stage: "list".into(),
-                        message:
-                            "expected <split>/<class>/<file> under a folder with split folders"
-                                .into(),
-                    });
-                    continue;
-                }
-                (Some(parts[1].to_string()), split)
-            }
-            _ => {
-                if parts.len() < 2 {
-                    out.errors.push(ErrorRow {
-                        path: rel.clone(),
-                        stage: "list".into(),
-                        message: "image at the top level has no class folder; move it into INPUT/<class>/, or list the input as unlabeled".into(),
-                    });
-                    continue;
-                }
-                (Some(parts[0].to_string()), None)
-            }
+        let Some((label, split)) = placer.place(&rel, &mut out) else {
+            continue;
         };
         out.items.push(Item {
-            abs: entry.path().to_path_buf(),
+            abs: Origin::File(entry.path().to_path_buf()),
             rel,
             label,
             split,
             source: Source::File,
         });
     }
-    if !not_splits.is_empty() {
-        let splits: Vec<String> = top
-            .iter()
-            .filter(|t| normalize_split(t).is_some())
-            .map(|t| format!("{t}/"))
-            .collect();
-        let others: Vec<String> = not_splits.iter().map(|t| format!("{t}/")).collect();
-        return Err(ExtractError::Input {
-            path: root.to_path_buf(),
-            message: format!(
-                "the top folder mixes split folders ({}) with other folders ({}): is {} a split or a class? \
-                 Put every class under split folders (train/<class>/, test/<class>/), \
-                 or list the images in a CSV manifest with columns path,label,split and pass that as INPUT",
-                splits.join(", "),
-                others.join(", "),
-                splits.first().map_or("it", String::as_str),
-            ),
-        });
-    }
+    placer.finish(root)?;
     Ok(out)
 }
 
@@ -239,51 +364,57 @@ fn rel_lossy(root: &Path, p: &Path) -> String {
         .into_owned()
 }
 
-fn list_manifest(manifest: &Path) -> Result<Listing, ExtractError> {
-    let base = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
+/// The most bytes a manifest in object storage may have.
+const MAX_MANIFEST: u64 = 1 << 30;
+
+fn list_manifest(manifest: &Path, access: &Access) -> Result<Listing, ExtractError> {
+    let remote = remote_url(manifest, access)?;
     let err = |message: String| ExtractError::Input {
         path: manifest.to_path_buf(),
         message,
     };
-    let rows: Vec<(String, Option<String>, Option<String>)> = match manifest
+    let ext = manifest
         .extension()
         .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("csv") => {
-            let mut r = csv::Reader::from_path(manifest).map_err(|e| err(e.to_string()))?;
-            let headers = r.headers().map_err(|e| err(e.to_string()))?.clone();
-            let col = |n: &str| headers.iter().position(|h| h.trim() == n);
-            let p = col("path").ok_or_else(|| err("the manifest has no `path` column".into()))?;
-            let (l, s) = (col("label"), col("split"));
-            let mut rows = Vec::new();
-            for (i, rec) in r.records().enumerate() {
-                let rec = rec.map_err(|e| err(format!("line {}: {e}", i + 2)))?;
-                let get = |c: Option<usize>| {
-                    c.and_then(|c| rec.get(c))
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_string)
-                };
-                let path =
-                    get(Some(p)).ok_or_else(|| err(format!("line {}: empty path", i + 2)))?;
-                rows.push((path, get(l), get(s)));
-            }
-            rows
+        .map(str::to_ascii_lowercase);
+    if !matches!(ext.as_deref(), Some("csv" | "parquet")) {
+        return Err(err("a manifest must be a .csv or .parquet file".into()));
+    }
+    let rows: ManifestRows = match &remote {
+        None if ext.as_deref() == Some("csv") => {
+            let r = csv::Reader::from_path(manifest).map_err(|e| err(e.to_string()))?;
+            read_csv_manifest(r).map_err(err)?
         }
-        Some("parquet") => read_parquet_manifest(manifest).map_err(err)?,
-        _ => return Err(err("a manifest must be a .csv or .parquet file".into())),
+        None => {
+            let (file, _) = headstart_files::open_regular(manifest).map_err(|e| err(e.reason()))?;
+            read_parquet_manifest(file).map_err(err)?
+        }
+        Some(url) => {
+            let bytes = crate::remote::list::read_all(url, MAX_MANIFEST)?;
+            if ext.as_deref() == Some("csv") {
+                read_csv_manifest(csv::Reader::from_reader(&bytes[..])).map_err(err)?
+            } else {
+                read_parquet_manifest(bytes::Bytes::from(bytes)).map_err(err)?
+            }
+        }
     };
+    let base = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut out = Listing::default();
     for (path, label, split) in rows {
+        // A URL is shown without its query or user info (never stored).
+        let is_url = crate::remote::is_url(&path);
+        let rel = if is_url {
+            crate::remote::shown_url(&path)
+        } else {
+            path.replace('\\', "/")
+        };
         let split = match split {
             None => None,
             Some(s) => match normalize_split(&s) {
                 Some(s) => Some(s),
                 None => {
                     out.errors.push(ErrorRow {
-                        path,
+                        path: rel,
                         stage: "list".into(),
                         message: format!("unknown split `{s}` (use train, val or test)"),
                     });
@@ -291,21 +422,86 @@ fn list_manifest(manifest: &Path) -> Result<Listing, ExtractError> {
                 }
             },
         };
-        let p = Path::new(&path);
-        let abs = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
+        let abs = match (&remote, is_url) {
+            (_, true) => {
+                RemoteUrl::parse(&path, access).map(|u| Origin::Object(Arc::new(u.object())))
+            }
+            // Keys relative to the manifest's folder; `/key` from the bucket's root.
+            (Some(url), false) => relative_key(url.parent_key(), &rel)
+                .map(|key| Origin::Object(Arc::new(url.sibling(key).object())))
+                .map_err(|message| ExtractError::Input {
+                    path: PathBuf::from(&rel),
+                    message,
+                }),
+            (None, false) => {
+                let p = Path::new(&path);
+                Ok(Origin::File(if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    base.join(p)
+                }))
+            }
         };
-        out.items.push(Item {
-            rel: path.replace('\\', "/"),
-            abs,
-            label,
-            split,
-            source: Source::File,
-        });
+        match abs {
+            Ok(abs) => out.items.push(Item {
+                rel,
+                abs,
+                label,
+                split,
+                source: Source::File,
+            }),
+            Err(e) => out.errors.push(ErrorRow {
+                path: rel,
+                stage: "list".into(),
+                message: e.to_string(),
+            }),
+        }
     }
     Ok(out)
+}
+
+/// The key of `rel` (a manifest row's path) next to a manifest in folder
+/// `dir`: `rel` under `dir`, or from the bucket's root when it starts with `/`;
+/// `.` and `..` segments are refused (keys have no parent folders).
+fn relative_key(dir: &str, rel: &str) -> Result<String, String> {
+    let (root, rel) = match rel.strip_prefix('/') {
+        Some(r) => ("", r),
+        None => (dir, rel),
+    };
+    if rel
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(format!(
+            "`{rel}` has an empty, `.` or `..` segment: keys in a manifest in object storage are relative to the manifest's folder, without them"
+        ));
+    }
+    Ok(if root.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{root}/{rel}")
+    })
+}
+
+/// The rows of a CSV manifest: `path`, optional `label` and `split` columns.
+fn read_csv_manifest<R: std::io::Read>(mut r: csv::Reader<R>) -> Result<ManifestRows, String> {
+    let headers = r.headers().map_err(|e| e.to_string())?.clone();
+    let col = |n: &str| headers.iter().position(|h| h.trim() == n);
+    let p = col("path").ok_or("the manifest has no `path` column")?;
+    let (l, s) = (col("label"), col("split"));
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| format!("line {}: {e}", i + 2))?;
+        let get = |c: Option<usize>| {
+            c.and_then(|c| rec.get(c))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let path = get(Some(p)).ok_or_else(|| format!("line {}: empty path", i + 2))?;
+        rows.push((path, get(l), get(s)));
+    }
+    Ok(rows)
 }
 
 type ManifestRows = Vec<(String, Option<String>, Option<String>)>;
@@ -331,8 +527,9 @@ fn not_a_manifest(schema: &arrow_schema::Schema) -> String {
     }
 }
 
-fn read_parquet_manifest(path: &Path) -> Result<ManifestRows, String> {
-    let (file, _) = headstart_files::open_regular(path).map_err(|e| e.reason())?;
+fn read_parquet_manifest<T: parquet::file::reader::ChunkReader + 'static>(
+    file: T,
+) -> Result<ManifestRows, String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("cannot read as Parquet: {e}"))?;
     // The builder's schema keeps the file's metadata (Hugging Face ClassLabel names).
@@ -468,8 +665,8 @@ mod tests {
         .unwrap();
         let l = list(&m, InputKind::Manifest).unwrap();
         assert_eq!(l.items.len(), 2);
-        assert_eq!(l.items[1].abs, d.path().join("imgs/a.jpg"));
-        assert_eq!(l.items[0].abs, std::path::PathBuf::from("/abs/b.jpg"));
+        assert_eq!(l.items[1].abs, Origin::File(d.path().join("imgs/a.jpg")));
+        assert_eq!(l.items[0].abs, Origin::File("/abs/b.jpg".into()));
         assert_eq!(l.items[0].label, None);
         assert_eq!(l.errors.len(), 1);
         assert!(l.errors[0].message.contains("holdout"));
@@ -521,6 +718,18 @@ mod tests {
             list(d.path(), InputKind::ClassFolders).unwrap().items.len(),
             1
         );
+    }
+
+    #[test]
+    fn manifest_keys_are_relative_to_the_manifest_folder() {
+        assert_eq!(
+            relative_key("data", "imgs/a.jpg").unwrap(),
+            "data/imgs/a.jpg"
+        );
+        assert_eq!(relative_key("data", "/top/a.jpg").unwrap(), "top/a.jpg");
+        assert_eq!(relative_key("", "a.jpg").unwrap(), "a.jpg");
+        assert!(relative_key("data", "../a.jpg").is_err());
+        assert!(relative_key("data", "x//a.jpg").is_err());
     }
 
     /// Regression (#22 item 16): image Parquet whose image column has the

@@ -40,9 +40,12 @@ mod jpeg_reduced;
 pub mod listing;
 pub mod pipeline;
 pub mod quantize;
+pub mod remote;
 pub mod tensor;
 pub mod testing;
 
+#[cfg(test)]
+mod remote_test;
 #[cfg(test)]
 mod rules_test;
 

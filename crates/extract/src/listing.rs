@@ -3,9 +3,13 @@
 //! (`input`: folders and manifests; `container`: tar shards and image
 //! Parquet), which depend on this module and not on each other.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use headstart_cache::ErrorRow;
+use serde::{Deserialize, Serialize};
+
+use crate::remote::Object;
 
 /// File extensions treated as images when walking folders.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
@@ -28,8 +32,9 @@ pub struct Item {
     /// Path relative to the input root (the cache key), with `/` separators:
     /// `<class>/<file>`, `<shard>.tar/<key>`, `<file>.parquet/<row>`.
     pub rel: String,
-    /// The file to read it from (the image, or the tar or Parquet file holding it).
-    pub abs: PathBuf,
+    /// Where to read it from: the image, or the tar or Parquet file holding
+    /// it, as a file or an object in a store.
+    pub abs: Origin,
     /// Class label.
     pub label: Option<String>,
     /// Given split.
@@ -38,8 +43,69 @@ pub struct Item {
     pub source: Source,
 }
 
+/// A file on a file system, or an object in a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file.
+    File(PathBuf),
+    /// An object, with its size and version when listed.
+    Object(Arc<Object>),
+}
+
+impl Origin {
+    /// The file, when it is one.
+    pub fn as_path(&self) -> Option<&Path> {
+        match self {
+            Origin::File(p) => Some(p),
+            Origin::Object(_) => None,
+        }
+    }
+
+    /// The object, when it is one.
+    pub fn as_object(&self) -> Option<&Arc<Object>> {
+        match self {
+            Origin::File(_) => None,
+            Origin::Object(o) => Some(o),
+        }
+    }
+
+    /// Whether it is an object in a store.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Origin::Object(_))
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Object(o) => write!(f, "{}", o.url()),
+        }
+    }
+}
+
+impl From<PathBuf> for Origin {
+    fn from(p: PathBuf) -> Origin {
+        Origin::File(p)
+    }
+}
+
+impl Item {
+    /// What the store reports of this item's content: its object's version
+    /// (size and ETag) and, for a tar member or a Parquet row, where in the
+    /// object it is. `None` for files and objects listed without a version.
+    pub fn source_version(&self) -> Option<String> {
+        let v = self.abs.as_object()?.version.as_deref()?;
+        Some(match self.source {
+            Source::File => v.to_string(),
+            Source::TarMember { offset, len } => format!("{v};tar:{offset}+{len}"),
+            Source::ParquetRow { row_group, row } => format!("{v};rg:{row_group}/{row}"),
+        })
+    }
+}
+
 /// Where an item's bytes are in its file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
     /// The whole file.
     File,
@@ -84,6 +150,9 @@ pub struct Listing {
     /// Folders (relative, `/`-separated) whose contents could not be listed:
     /// images under them may still exist, so they are not treated as deleted.
     pub unlisted: Vec<String>,
+    /// Listings of tar and Parquet objects read now, to keep with the cache
+    /// so that a rerun does not read them again (see `container::Stored`).
+    pub fresh: Vec<crate::container::Stored>,
 }
 
 impl Listing {

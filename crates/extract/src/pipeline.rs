@@ -14,11 +14,14 @@ use serde::Serialize;
 
 use headstart_models::Preprocess;
 
+use std::sync::Arc;
+
 use crate::ExtractError;
-use crate::container::{self, LabelFrom};
+use crate::container::{self, Fetch, LabelFrom};
 use crate::features::FeatureModel;
 use crate::input::{self, Item};
 use crate::isolate;
+use crate::remote::Access;
 use crate::tensor::{Preprocessor, normalize_into};
 
 /// An augmented view stored as its own row.
@@ -187,6 +190,7 @@ pub struct ExtractorBuilder {
     flush_interval: Duration,
     label_from: LabelFrom,
     max_file_size: u64,
+    access: Access,
 }
 
 /// A validated extract run; see [`Extractor::run`].
@@ -212,6 +216,7 @@ impl Extractor {
             flush_interval: Duration::from_secs(60),
             label_from: LabelFrom::default(),
             max_file_size: headstart_files::DEFAULT_MAX_FILE_SIZE,
+            access: Access::default(),
         }
     }
 }
@@ -271,10 +276,26 @@ impl ExtractorBuilder {
         self.max_file_size = bytes;
         self
     }
-    /// Validates the settings once.
+    /// How object stores are reached and read (INPUT in `s3://`, `gs://`,
+    /// `az://`, `https://`).
+    pub fn access(mut self, a: Access) -> Self {
+        self.access = a;
+        self
+    }
+    /// Validates the settings once; an INPUT in object storage is looked at
+    /// (one small request), so that refused credentials or a missing bucket
+    /// stop the run before any work.
     pub fn build(mut self) -> Result<Extractor, ExtractError> {
         // The output first: a folder that is not a cache is refused before any work.
         Cache::check_dir(&self.out)?;
+        self.access.check()?;
+        if let Some(url) = input::remote_url(&self.input, &self.access)? {
+            let name = url.file_name().to_ascii_lowercase();
+            let object = [".tar", ".csv", ".parquet"]
+                .iter()
+                .any(|e| name.ends_with(e));
+            url.check_access(object)?;
+        }
         let param = |name, value: String, message: &str| ExtractError::Param {
             name,
             value,
@@ -404,6 +425,8 @@ struct Job {
     item: usize,
     view: View,
     hash: std::sync::Arc<str>,
+    /// What the store reports of the item's content (see `Item::source_version`).
+    version: Option<Arc<str>>,
     /// How many views of this item were queued.
     queued: usize,
     /// The view's model input, normalised by the decode thread.
@@ -416,8 +439,8 @@ struct Batch {
     data: Vec<f32>,
 }
 
-/// (item, view, content hash, views queued for the item).
-type Key = (usize, View, std::sync::Arc<str>, usize);
+/// (item, view, content hash, views queued for the item, source version).
+type Key = (usize, View, std::sync::Arc<str>, usize, Option<Arc<str>>);
 
 /// Features of a batch on their way to the writer.
 struct Done {
@@ -439,10 +462,16 @@ impl Extractor {
     ) -> Result<Summary, ExtractError> {
         let cfg = &self.cfg;
         let started = Instant::now();
-        let kind = input::detect(&cfg.input, cfg.unlabeled)?;
         // A shard reads only its own tar or Parquet files.
         let keep = |file: &str| cfg.shard.is_none_or(|s| s.owns(&format!("{file}/")));
-        let mut listing = input::list_with(&cfg.input, kind, &cfg.label_from, &keep)?;
+        let options = input::ListOptions {
+            label: cfg.label_from.clone(),
+            keep: &keep,
+            access: cfg.access.clone(),
+            stored: Some(cfg.out.join(headstart_cache::LISTINGS_DIR)),
+        };
+        let kind = input::detect_with(&cfg.input, cfg.unlabeled, &options)?;
+        let mut listing = input::list_with(&cfg.input, kind, &options)?;
         if let Some(shard) = cfg.shard {
             listing.items.retain(|it| shard.owns(&it.rel));
             listing.errors.retain(|e| shard.owns(&e.path));
@@ -506,7 +535,14 @@ impl Extractor {
         }
         gone.sort();
         cache.write_tombstones(&gone)?;
-        cache.record_input(&cfg.input)?;
+        match input::remote_url(&cfg.input, &cfg.access)? {
+            Some(url) => cache.record_remote_input(&url.shown(), url.endpoint())?,
+            None => cache.record_input(&cfg.input)?,
+        }
+        for stored in std::mem::take(&mut listing.fresh) {
+            let name = container::Stored::file_name(&stored.url, &stored.label_from);
+            cache.write_listing(&name, &stored.to_json())?;
+        }
 
         let run = RunInfo {
             ort_version: model.runtime_version().to_string(),
@@ -594,12 +630,74 @@ impl Extractor {
                         &stale,
                     )
                 });
-                // Read units: one file or tar member, or one Parquet row group.
-                let units = container::units(&items);
-                pool.install(|| {
-                    units.par_iter().for_each_init(
-                        || (Preprocessor::new(preprocess.clone()), Vec::new()),
-                        |(pre, buf), unit| {
+                // One item's bytes (or why not) through hash, cache check,
+                // decode and preprocessing; false once inference has stopped.
+                let handle = |i: usize, got: Fetch, pre: &mut Preprocessor, buf: &mut Vec<u8>| {
+                    let item = &items[i];
+                    let t0 = Instant::now();
+                    let (bytes, version) = match got {
+                        Fetch::Unchanged => {
+                            stats.cached.fetch_add(1, Ordering::Relaxed);
+                            progress.advance(1);
+                            return true;
+                        }
+                        Fetch::Bytes(b, v) => (Ok(b), item.source_version().or(v)),
+                        Fetch::Failed(e) => (
+                            Err(match item.abs.as_object() {
+                                Some(obj) => format!("{}: {e}", obj.url()),
+                                None => e,
+                            }),
+                            None,
+                        ),
+                    };
+                    let r = prepare(
+                        i,
+                        item,
+                        bytes,
+                        version.map(Arc::from),
+                        &index,
+                        &cfg.views,
+                        &preprocess,
+                        pre,
+                        buf,
+                    );
+                    if buf.len() > KEEP_DECODE_BUFFER {
+                        *buf = Vec::new(); // a rare huge image: not kept per thread
+                    }
+                    stats
+                        .decode_ns
+                        .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    match r {
+                        Prepared::Cached => {
+                            stats.cached.fetch_add(1, Ordering::Relaxed);
+                            progress.advance(1);
+                        }
+                        Prepared::Queued(jobs) => {
+                            for job in jobs {
+                                if job_tx.send(job).is_err() {
+                                    return false; // inference stopped; its error is reported
+                                }
+                            }
+                        }
+                        Prepared::Failed { stage, message } => {
+                            if index.paths.contains_key(&item.rel) {
+                                stale
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(item.rel.clone());
+                            }
+                            fail(&item.rel, stage, message);
+                            progress.advance(1);
+                        }
+                    }
+                    true
+                };
+                let init = || (Preprocessor::new(preprocess.clone()), Vec::new());
+                if !items.iter().any(|it| it.abs.is_remote()) {
+                    // Read units: one file or tar member, or one Parquet row group.
+                    let units = container::units(&items);
+                    pool.install(|| {
+                        units.par_iter().for_each_init(init, |(pre, buf), unit| {
                             if abort.load(Ordering::Relaxed) {
                                 return;
                             }
@@ -609,54 +707,75 @@ impl Extractor {
                                 .decode_ns
                                 .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                             for (&i, bytes) in unit.iter().zip(loaded) {
-                                if abort.load(Ordering::Relaxed) {
+                                let got = match bytes {
+                                    Ok(b) => Fetch::Bytes(b, None),
+                                    Err(e) => Fetch::Failed(e),
+                                };
+                                if abort.load(Ordering::Relaxed) || !handle(i, got, pre, buf) {
                                     return;
                                 }
-                                let item = &items[i];
-                                let t0 = Instant::now();
-                                let r = prepare(
-                                    i,
-                                    item,
-                                    bytes,
-                                    &index,
-                                    &cfg.views,
-                                    &preprocess,
-                                    pre,
-                                    buf,
-                                );
-                                if buf.len() > KEEP_DECODE_BUFFER {
-                                    *buf = Vec::new(); // a rare huge image: not kept per thread
-                                }
-                                stats
-                                    .decode_ns
-                                    .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                                match r {
-                                    Prepared::Cached => {
-                                        stats.cached.fetch_add(1, Ordering::Relaxed);
-                                        progress.advance(1);
-                                    }
-                                    Prepared::Queued(jobs) => {
-                                        for job in jobs {
-                                            if job_tx.send(job).is_err() {
-                                                return; // inference stopped; its error is reported
-                                            }
-                                        }
-                                    }
-                                    Prepared::Failed { stage, message } => {
-                                        if index.paths.contains_key(&item.rel) {
-                                            stale
-                                                .lock()
-                                                .unwrap_or_else(|e| e.into_inner())
-                                                .push(item.rel.clone());
-                                        }
-                                        fail(&item.rel, stage, message);
-                                        progress.advance(1);
-                                    }
-                                }
                             }
-                        },
+                        });
+                    });
+                } else {
+                    let todo = remote_todo(&items, &index, &cfg.views, &stats, progress);
+                    let units = container::units_of(&items, todo);
+                    // A cached object listed without a version (a manifest's
+                    // URL) is fetched only if its ETag changed.
+                    let unless = |i: usize| {
+                        let it = &items[i];
+                        if it.source_version().is_some() {
+                            return None;
+                        }
+                        let v = index.version_of(&it.rel)?;
+                        let (label, split) = (it.label.as_deref(), it.split.as_deref());
+                        cfg.views
+                            .iter()
+                            .all(|view| index.has_version(&it.rel, v, view.name(), label, split))
+                            .then(|| crate::remote::etag_of(v).map(str::to_string))
+                            .flatten()
+                    };
+                    let fetcher = crate::remote::fetch::Fetcher::new(
+                        cfg.max_file_size,
+                        Some(crate::remote::DEFAULT_IO_BUFFER),
                     );
-                });
+                    let (unit_tx, unit_rx) = bounded(cfg.access.io_concurrency);
+                    let items = &items;
+                    // The requests run on this scope's thread; the decode pool
+                    // takes each unit as it arrives.
+                    std::thread::scope(|io| {
+                        io.spawn(|| {
+                            crate::remote::block_on(feed(
+                                &units,
+                                items,
+                                &fetcher,
+                                &unless,
+                                cfg.access.io_concurrency,
+                                unit_tx,
+                                abort,
+                            ))
+                        });
+                        pool.install(|| {
+                            unit_rx.into_iter().par_bridge().for_each_init(
+                                init,
+                                |(pre, buf), (u, fetched): (usize, crate::remote::fetch::Fetched)| {
+                                    if abort.load(Ordering::Relaxed) {
+                                        return;
+                                    }
+                                    let unit = &units[u];
+                                    let got = fetched.finish(items, unit, cfg.max_file_size);
+                                    for (&i, got) in unit.iter().zip(got) {
+                                        if abort.load(Ordering::Relaxed)
+                                            || !handle(i, got, pre, buf)
+                                        {
+                                            return;
+                                        }
+                                    }
+                                },
+                            );
+                        });
+                    });
+                }
                 drop(job_tx);
                 if assemble.join().is_err() {
                     abort.store(true, Ordering::SeqCst);
@@ -742,12 +861,74 @@ pub const MAX_BATCH: usize = 4096;
 /// 4096x4096 RGB image.
 const KEEP_DECODE_BUFFER: usize = 4096 * 4096 * 3;
 
+/// The items of an input in object storage that must be read: those whose
+/// version (size and ETag, as listed) is not the one of their cached rows.
+/// The others count as cached without a byte read.
+fn remote_todo(
+    items: &[Item],
+    index: &LiveIndex,
+    views: &[View],
+    stats: &Stats,
+    progress: &dyn Progress,
+) -> Vec<usize> {
+    let mut todo = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let (label, split) = (it.label.as_deref(), it.split.as_deref());
+        let cached = it.source_version().is_some_and(|v| {
+            views
+                .iter()
+                .all(|view| index.has_version(&it.rel, &v, view.name(), label, split))
+        });
+        if cached {
+            stats.cached.fetch_add(1, Ordering::Relaxed);
+            progress.advance(1);
+        } else {
+            todo.push(i);
+        }
+    }
+    todo
+}
+
+/// Fetches `units`, `concurrency` requests at a time, and hands each to the
+/// decode threads through `tx` (bounded: fetching waits for decoding).
+async fn feed(
+    units: &[Vec<usize>],
+    items: &[Item],
+    fetcher: &crate::remote::fetch::Fetcher,
+    unless: &(dyn Fn(usize) -> Option<String> + Sync),
+    concurrency: usize,
+    tx: Sender<(usize, crate::remote::fetch::Fetched)>,
+    abort: &AtomicBool,
+) {
+    use futures::StreamExt;
+    let mut fetched = futures::stream::iter(0..units.len())
+        .map(|u| async move { (u, fetcher.fetch(items, &units[u], Some(unless)).await) })
+        .buffer_unordered(concurrency);
+    while let Some(mut next) = fetched.next().await {
+        if abort.load(Ordering::Relaxed) {
+            return;
+        }
+        // Without blocking the requests in flight.
+        loop {
+            match tx.try_send(next) {
+                Ok(()) => break,
+                Err(crossbeam_channel::TrySendError::Full(back)) => {
+                    next = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
 /// Hashes and (when not cached) decodes one image's bytes and queues its views.
 #[allow(clippy::too_many_arguments)]
 fn prepare(
     i: usize,
     item: &Item,
     bytes: Result<Vec<u8>, String>,
+    version: Option<Arc<str>>,
     index: &LiveIndex,
     views: &[View],
     recipe: &Preprocess,
@@ -824,6 +1005,7 @@ fn prepare(
             item: i,
             view,
             hash: hash.clone(),
+            version: version.clone(),
             queued,
             tensor,
         });
@@ -859,7 +1041,7 @@ fn assemble_stage(
         }
         let slot = keys.len() * len;
         data[slot..slot + len].copy_from_slice(&job.tensor);
-        keys.push((job.item, job.view, job.hash, job.queued));
+        keys.push((job.item, job.view, job.hash, job.queued, job.version));
         if keys.len() == batch_size {
             let full = std::mem::replace(&mut keys, Vec::with_capacity(batch_size));
             if tx.send(Batch { keys: full, data }).is_err() {
@@ -931,7 +1113,7 @@ fn write_stage(
     for done in rx.iter() {
         let t0 = Instant::now();
         let dim = done.features.len() / done.jobs.len().max(1);
-        for (k, (item, view, hash, queued)) in done.jobs.iter().enumerate() {
+        for (k, (item, view, hash, queued, version)) in done.jobs.iter().enumerate() {
             let it = &items[*item];
             let feature = &done.features[k * dim..(k + 1) * dim];
             if feature.iter().any(|v| !v.is_finite()) {
@@ -956,6 +1138,7 @@ fn write_stage(
                     label: it.label.as_deref(),
                     split: it.split.as_deref(),
                     content_hash: hash,
+                    source_version: version.as_deref(),
                     view: view.name(),
                     feature,
                 })?;

@@ -193,6 +193,7 @@ fn save_cache(t: &FeatureTable, dir: &str) -> Result<(), headstart_cache::CacheE
             label: t.labels[i].as_deref(),
             split: t.splits[i].as_deref(),
             content_hash: &t.content_hashes[i],
+            source_version: None,
             view: &t.views[i],
             feature: t.row(i),
         })?;

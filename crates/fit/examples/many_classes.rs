@@ -59,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 label: Some(&label),
                 split: None,
                 content_hash: &hash,
+                source_version: None,
                 view: "original",
                 feature: &feature,
             })?;

@@ -96,7 +96,10 @@ fn main() -> Result<(), Error> {
             picks.push(item);
         }
     }
-    let picks: Vec<PathBuf> = picks.into_iter().map(|item| item.abs).collect();
+    let picks: Vec<PathBuf> = picks
+        .into_iter()
+        .filter_map(|item| item.abs.as_path().map(PathBuf::from))
+        .collect();
     let mut classifier = Classifier::open(&head_dir, move |_| Ok(net))?;
     let predictions = classifier.predict(&picks, 32, &NoProgress)?;
     let classes = classifier.head().class_names();

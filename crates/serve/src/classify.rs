@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use headstart_extract::input::{self, InputKind};
+use headstart_extract::input::{self, InputKind, Origin};
 use headstart_extract::isolate;
 use headstart_extract::pipeline::content_hash;
+use headstart_extract::remote::Access;
 use headstart_extract::tensor::{Preprocessor, normalize_into};
 use headstart_extract::{FeatureModel, Progress};
 use headstart_fit::Head;
@@ -33,6 +34,7 @@ pub struct Classifier<'a> {
     open: Option<OpenBackbone<'a>>,
     model: Option<Box<dyn FeatureModel + 'a>>,
     max_file_size: u64,
+    access: Access,
 }
 
 /// What happened to one input, in input order.
@@ -87,7 +89,16 @@ impl<'a> Classifier<'a> {
             open: Some(Box::new(backbone)),
             model: None,
             max_file_size: headstart_files::DEFAULT_MAX_FILE_SIZE,
+            access: Access::default(),
         })
+    }
+
+    /// How images in object storage (`s3://`, `gs://`, `az://`, `https://`
+    /// inputs, or URLs in a manifest) are reached and read.
+    pub fn with_access(mut self, access: Access) -> Result<Classifier<'a>, ServeError> {
+        access.check()?;
+        self.access = access;
+        Ok(self)
     }
 
     /// Largest file read, in bytes (default
@@ -149,7 +160,8 @@ impl<'a> Classifier<'a> {
     }
 
     /// Classifies image files, folders (every image below, recursively) and
-    /// manifests (`.csv`, `.parquet`), in the order given, `batch_size` images
+    /// manifests (`.csv`, `.parquet`), on disk or in object storage (an
+    /// object, a prefix, a manifest), in the order given, `batch_size` images
     /// at a time.
     pub fn predict(
         &mut self,
@@ -157,7 +169,7 @@ impl<'a> Classifier<'a> {
         batch_size: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<Prediction>, ServeError> {
-        let entries = list_inputs(inputs)?;
+        let entries = list_inputs(inputs, &self.access)?;
         self.run(entries, batch_size, progress)
     }
 
@@ -241,11 +253,41 @@ impl<'a> Classifier<'a> {
         batch_size: usize,
         progress: &dyn Progress,
     ) -> Result<(), ServeError> {
+        // Objects in a store: fetched side by side first.
+        let remote: Vec<usize> = batch
+            .iter()
+            .copied()
+            .filter(|&i| entries[i].bytes.is_none())
+            .filter(|&i| entries[i].abs.as_ref().is_some_and(Origin::is_remote))
+            .collect();
+        if !remote.is_empty() {
+            let objects: Vec<_> = remote
+                .iter()
+                .filter_map(|&i| entries[i].abs.as_ref()?.as_object().cloned())
+                .collect();
+            let got = headstart_extract::remote::read_objects(
+                &objects,
+                self.max_file_size,
+                self.access.io_concurrency,
+            );
+            for (&i, got) in remote.iter().zip(got) {
+                match got {
+                    Ok(b) => entries[i].bytes = Some(b),
+                    Err(e) => entries[i].outcome = Some(failed("read", e)),
+                }
+            }
+        }
         // Read and hash; cached features need nothing more.
         let read: Vec<Read> = batch
             .par_iter()
-            .map(|&i| read_one(entries_bytes(&entries[i]), &self.cached, self.max_file_size))
+            .map(|&i| match &entries[i].outcome {
+                Some(o) => Read::Failed(o.clone()),
+                None => read_one(entries_bytes(&entries[i]), &self.cached, self.max_file_size),
+            })
             .collect();
+        for &i in &remote {
+            entries[i].bytes = None; // hashed: not held for the rest of the run
+        }
         let mut features: Vec<Option<Vec<f32>>> = vec![None; batch.len()];
         let mut from_cache = vec![false; batch.len()];
         let mut to_decode = Vec::new();
@@ -341,67 +383,92 @@ struct Entry {
     /// As shown in the output.
     path: String,
     /// Where to read it; `None` for listing failures and images in memory.
-    abs: Option<PathBuf>,
+    abs: Option<Origin>,
     /// The image, when it was given in memory.
     bytes: Option<Vec<u8>>,
     outcome: Option<Outcome>,
 }
 
 /// Image files, folders (every image below, recursively) and manifests, in the
-/// order given; folders and manifests in path order.
-fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, ServeError> {
+/// order given; folders and manifests in path order. The same in object
+/// storage: an image object, a prefix, a manifest.
+fn list_inputs(inputs: &[PathBuf], access: &Access) -> Result<Vec<Entry>, ServeError> {
     let mut out = Vec::new();
     for input in inputs {
-        let shown = input.display().to_string();
-        let meta = match std::fs::metadata(input) {
-            Ok(m) => m,
-            Err(e) => {
-                out.push(Entry {
-                    path: shown,
-                    abs: None,
-                    bytes: None,
-                    outcome: Some(failed("read", e.to_string())),
-                });
-                continue;
-            }
+        let shown = input::shown(input);
+        let failure = |stage: &str, message: String| Entry {
+            path: shown.clone(),
+            abs: None,
+            bytes: None,
+            outcome: Some(failed(stage, message)),
         };
         let ext = input
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        let (kind, under) = if meta.is_dir() {
-            (InputKind::Unlabeled, Some(input))
-        } else if matches!(ext.as_deref(), Some("csv" | "parquet")) {
-            (InputKind::Manifest, None)
-        } else {
-            out.push(Entry {
-                path: shown,
-                abs: Some(input.clone()),
-                bytes: None,
-                outcome: None,
-            });
-            continue;
+        let manifest = matches!(ext.as_deref(), Some("csv" | "parquet"));
+        let (kind, under) = match input::remote_url(input, access) {
+            Err(e) => {
+                out.push(failure("list", e.to_string()));
+                continue;
+            }
+            Ok(Some(url)) => {
+                if manifest {
+                    (InputKind::Manifest, None)
+                } else if input::is_image_name(&url.key) {
+                    out.push(Entry {
+                        path: shown,
+                        abs: Some(Origin::Object(std::sync::Arc::new(url.object()))),
+                        bytes: None,
+                        outcome: None,
+                    });
+                    continue;
+                } else {
+                    (InputKind::Unlabeled, Some(url.shown()))
+                }
+            }
+            Ok(None) => {
+                let meta = match std::fs::metadata(input) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        out.push(failure("read", e.to_string()));
+                        continue;
+                    }
+                };
+                if meta.is_dir() {
+                    (InputKind::Unlabeled, Some(input.display().to_string()))
+                } else if manifest {
+                    (InputKind::Manifest, None)
+                } else {
+                    out.push(Entry {
+                        path: shown,
+                        abs: Some(Origin::File(input.clone())),
+                        bytes: None,
+                        outcome: None,
+                    });
+                    continue;
+                }
+            }
         };
-        let listing = match input::list(input, kind) {
+        let options = input::ListOptions {
+            access: access.clone(),
+            ..input::ListOptions::default()
+        };
+        let listing = match input::list_with(input, kind, &options) {
             Ok(l) => l,
             Err(e) if kind == InputKind::Unlabeled => {
-                out.push(Entry {
-                    path: shown,
-                    abs: None,
-                    bytes: None,
-                    outcome: Some(failed("list", e.to_string())),
-                });
+                out.push(failure("list", e.to_string()));
                 continue;
             }
             Err(source) => {
                 return Err(ServeError::Manifest {
-                    path: input.clone(),
+                    path: PathBuf::from(shown),
                     source: Box::new(source),
                 });
             }
         };
-        let show = |rel: &str| match under {
-            Some(dir) => dir.join(rel).display().to_string(),
+        let show = |rel: &str| match &under {
+            Some(dir) => Path::new(dir).join(rel).display().to_string(),
             None => rel.to_string(),
         };
         for e in listing.errors {
@@ -440,8 +507,8 @@ enum Bytes<'e> {
 fn entries_bytes(e: &Entry) -> Bytes<'_> {
     match (&e.bytes, &e.abs) {
         (Some(b), _) => Bytes::Memory(b),
-        (None, Some(p)) => Bytes::File(p),
-        (None, None) => Bytes::Nothing,
+        (None, Some(Origin::File(p))) => Bytes::File(p),
+        (None, _) => Bytes::Nothing,
     }
 }
 
