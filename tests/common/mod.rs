@@ -107,7 +107,11 @@ pub fn scratch(prefix: &str) -> PathBuf {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
     for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        // Only `<prefix>-<pid>`: `py-ray` must not take `py-ray-kill-<pid>`
+        // of a test running beside it.
         if let Some(pid) = name.strip_prefix(&format!("{prefix}-"))
+            && !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
             && !Path::new("/proc").join(pid).exists()
         {
             let _ = std::fs::remove_dir_all(e.path());

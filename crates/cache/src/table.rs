@@ -46,7 +46,7 @@ impl FeatureTable {
         &self.features[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// The table as one Arrow record batch with a part's columns (`feature`
+    /// The table as one Arrow record batch with a part's columns up to `feature` (`feature`
     /// a FixedSizeList<Float32, D>), the model's name, fingerprint and
     /// dimension in the schema's metadata. The features move into the batch
     /// without a copy.
@@ -70,7 +70,14 @@ impl FeatureTable {
                 meta.insert(k.to_string(), v.clone());
             }
         }
-        let schema = crate::write::part_schema(self.dim).with_metadata(meta);
+        // A part's columns up to `feature`: the table keeps no source versions.
+        let fields: Vec<_> = crate::write::part_schema(self.dim)
+            .fields()
+            .iter()
+            .filter(|f| f.name() != crate::columns::SOURCE_VERSION)
+            .cloned()
+            .collect();
+        let schema = arrow_schema::Schema::new(fields).with_metadata(meta);
         let feature = FixedSizeListArray::try_new(
             crate::write::item_field(),
             self.dim as i32,
@@ -87,5 +94,40 @@ impl FeatureTable {
             Arc::new(feature),
         ];
         arrow_array::RecordBatch::try_new(Arc::new(schema), columns).map_err(format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FeatureTable;
+
+    /// Regression: parts gained a `source_version` column (object-store
+    /// inputs) and the table's batch took the part schema whole: seven fields
+    /// for six columns, so `headstart.read_features` failed on every cache.
+    #[test]
+    fn record_batch_has_the_tables_columns_after_parts_gained_source_version() {
+        let t = FeatureTable {
+            paths: vec!["a/1.png".into(), "b/2.png".into()],
+            labels: vec![Some("a".into()), None],
+            splits: vec![None, Some("test".into())],
+            content_hashes: vec!["h1".into(), "h2".into()],
+            views: vec!["original".into(), "original".into()],
+            dim: 3,
+            features: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            model_fingerprint: Some("fp".into()),
+            model_name: None,
+        };
+        let batch = t.into_record_batch().unwrap();
+        let names: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["path", "label", "split", "content_hash", "view", "feature"]
+        );
+        assert_eq!(batch.num_rows(), 2);
     }
 }
