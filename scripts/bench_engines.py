@@ -6,7 +6,7 @@ Usage (in a venv with ray[data], pyarrow and the headstart wheel):
     python scripts/bench_engines.py IMAGES_DIR N ROUNDS [HEADSTART_BIN]
 
 IMAGES_DIR: any folder of images (searched recursively); its first N files are
-packed into WORK/images.parquet (id, image). Each round runs, in alternating
+packed into 8 Parquet files in WORK/images/ (id, image). Each round runs, in alternating
 order, (a) `headstart extract images.parquet --out <fresh cache>` and (b) the
 README's Ray example (2 actors of half a CPU each, ORT intra_threads 1) over
 the same file, both from a cold cache, and prints images/s of each and the
@@ -27,13 +27,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def pack(images_dir, n, out):
+def pack(images_dir, n, out, files_n=8):
+    """The first n images as files_n Parquet files in the folder out (a data set
+    comes sharded; Ray Data reads one file as one block, so one file would give
+    one actor all the work)."""
     files = sorted(p for p in Path(images_dir).rglob("*") if p.is_file())[:n]
-    table = pa.table({
-        "id": pa.array(range(len(files)), pa.int64()),
-        "image": pa.array([f.read_bytes() for f in files], pa.binary()),
-    })
-    pq.write_table(table, out, row_group_size=256)
+    out.mkdir(parents=True)
+    for k in range(files_n):
+        part = files[k::files_n]
+        table = pa.table({
+            "id": pa.array(range(k, len(files), files_n), pa.int64()),
+            "image": pa.array([f.read_bytes() for f in part], pa.binary()),
+        })
+        pq.write_table(table, out / f"images-{k:05d}.parquet", row_group_size=256)
     return len(files)
 
 
@@ -44,7 +50,7 @@ def main():
     import ray
 
     work = Path(tempfile.mkdtemp(prefix="hs-engines-"))
-    parquet = work / "images.parquet"
+    parquet = work / "images"
     n = pack(images_dir, n, parquet)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
@@ -58,7 +64,9 @@ def main():
     def engine(i):
         out = work / f"ray-{i}"
         t0 = time.time()
-        ds = ray.data.read_parquet(str(parquet)).map_batches(
+        # Ray Data 2.60 coalesces small files into one block (1 MB minimum),
+        # which would give one of the two actors all the work.
+        ds = ray.data.read_parquet(str(parquet)).repartition(8).map_batches(
             headstart.FeatureExtractor,
             fn_constructor_kwargs={"model": "efficientnet-lite0", "intra_threads": 1},
             batch_format="pyarrow", batch_size=64, concurrency=2, num_cpus=0.5,

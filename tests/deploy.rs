@@ -64,7 +64,7 @@ impl Fixture {
             (&self.input, &self.cache),
             (&self.photos, &self.photo_cache),
         ] {
-            for e in walk(root) {
+            for e in common::walk(root) {
                 let rel = e
                     .strip_prefix(root)
                     .unwrap()
@@ -75,23 +75,6 @@ impl Fixture {
         }
         v
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 use common::describe;
@@ -605,7 +588,7 @@ fn predict_with_cached_features_equals_recomputation() {
     ]);
     assert_eq!(fresh.status.code(), Some(0), "{}", describe(&fresh));
     let (a, b) = (json_rows(&cached), json_rows(&fresh));
-    assert_eq!(a.len(), walk(&f.input).len());
+    assert_eq!(a.len(), common::walk(&f.input).len());
     assert_eq!(a.len(), b.len());
     let mut worst = 0f32;
     for (x, y) in a.iter().zip(&b) {

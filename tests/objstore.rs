@@ -360,7 +360,7 @@ impl Data {
     /// Every local file, keyed as in the bucket.
     fn objects(&self) -> Vec<(String, PathBuf)> {
         let root = self.dir.join("local");
-        walk(&root)
+        common::walk(&root)
             .into_iter()
             .map(|p| {
                 let key = p
@@ -380,20 +380,6 @@ impl Data {
     fn tars(&self) -> usize {
         self.count().div_ceil(7)
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
 
 /// `image: struct<bytes, path>`, `label`, 8 rows a row group.
@@ -780,7 +766,7 @@ fn no_secret_in_any_artifact_or_message() {
             );
         }
     }
-    for file in walk(&d.dir) {
+    for file in common::walk(&d.dir) {
         if file.starts_with(d.dir.join("local")) {
             continue;
         }

@@ -100,7 +100,7 @@ fn images_parquet(dir: &Path, per_class: usize) -> usize {
     use arrow_array::{ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray};
     let images = dir.join("loose");
     common::sample_subset(&images, per_class);
-    let mut files: Vec<PathBuf> = walk(&images);
+    let mut files: Vec<PathBuf> = common::walk(&images);
     files.sort();
     let mut bytes: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     let mut labels: Vec<String> = files
@@ -134,19 +134,6 @@ fn images_parquet(dir: &Path, per_class: usize) -> usize {
     w.write(&batch).unwrap();
     w.close().unwrap();
     n
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Checks, with the engine's Python, that the engine's output (Parquet under

@@ -201,3 +201,18 @@ fn run_checked(cmd: &mut Command) {
     let out = cmd.output().expect("run python");
     assert!(out.status.success(), "{cmd:?} failed:\n{}", describe(&out));
 }
+
+/// Every file below `dir`, recursively, sorted.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
