@@ -21,14 +21,6 @@ use serde_json::Value;
 /// at least 5e-3 apart in every model: the test checks that margin.
 const TOL: f32 = 1e-4;
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "feature lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap_or_else(|| panic!("not a list: {v}"))
@@ -109,13 +101,13 @@ fn features_auto_on_exported_backbones_match_the_frameworks() {
                 .iter()
                 .find(|(k, _)| k == key)
                 .unwrap_or_else(|| panic!("{file}: no row for {key}"));
-            let d = max_abs_diff(row, expected);
+            let d = common::max_abs_diff(row, expected);
             assert!(d <= TOL, "{file} {key}: max abs diff {d:e} > {TOL:e}");
             worst = worst.max(d);
             // A mix-up of images could not pass: every other image is far off.
             for (other, theirs) in &want {
                 if other != key {
-                    let apart = max_abs_diff(expected, theirs);
+                    let apart = common::max_abs_diff(expected, theirs);
                     assert!(
                         apart > 10.0 * TOL,
                         "{file}: {key} and {other} differ by {apart:e}"
@@ -140,7 +132,7 @@ fn features_auto_on_exported_backbones_match_the_frameworks() {
     );
     let off = wrong
         .iter()
-        .map(|(k, row)| max_abs_diff(row, &floats(&clip[k])))
+        .map(|(k, row)| common::max_abs_diff(row, &floats(&clip[k])))
         .fold(0f32, f32::max);
     assert!(off > 100.0 * TOL, "--preset dinov2 on CLIP: {off:e}");
 }

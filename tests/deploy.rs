@@ -180,14 +180,6 @@ fn classify<T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone 
     (p.to_vec(), l.to_vec())
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn argmax(row: &[f32]) -> usize {
     (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b })
 }
@@ -245,7 +237,7 @@ fn fused_model_equals_extract_plus_head() {
         let mut worst = 0f32;
         for (i, (_, cache, rel)) in images.iter().enumerate() {
             let want = head.predict_proba(&features[cache][rel], 1);
-            let d = max_abs_diff(&p[i * k..(i + 1) * k], &want);
+            let d = common::max_abs_diff(&p[i * k..(i + 1) * k], &want);
             assert!(d < TOL, "{kind} {rel}: max abs diff {d}");
             worst = worst.max(d);
         }
@@ -312,7 +304,7 @@ fn fused_model_with_preprocessing_equals_backbone_on_the_same_pixels() {
     check_labels(&p, &labels, k);
     let feats = net.run(&tensors, n).unwrap().swap_remove(0);
     let want = head.predict_proba(&feats, n);
-    let d = max_abs_diff(&p, &want);
+    let d = common::max_abs_diff(&p, &want);
     eprintln!(
         "fused --with-preprocessing: {n} images, max abs diff vs backbone + head on the same uint8 pixels {d:e} (rounding moved pixels by up to {rounding})"
     );
@@ -337,7 +329,7 @@ fn head_only_equals_predict_proba() {
         let (p, labels) = classify(&mut sess, "features", &[n as i64, d as i64], &rows);
         check_labels(&p, &labels, head.n_classes());
         let want = head.predict_proba(&rows, n);
-        let diff = max_abs_diff(&p, &want);
+        let diff = common::max_abs_diff(&p, &want);
         eprintln!(
             "head-only {kind} ({}): {n} rows, max abs diff {diff:e}",
             head.meta().normalization
@@ -710,7 +702,7 @@ print(json.dumps(names))
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()
     };
-    let d = max_abs_diff(&read("head.out"), &head.predict_proba(&x, n));
+    let d = common::max_abs_diff(&read("head.out"), &head.predict_proba(&x, n));
     eprintln!("python onnxruntime head-only: max abs diff vs predict_proba {d:e}");
     assert!(d < TOL);
     // Against the Rust runtime on the same pixels.
@@ -726,7 +718,7 @@ print(json.dumps(names))
         ],
         &pixels,
     );
-    let d = max_abs_diff(&read("fused.out"), &p);
+    let d = common::max_abs_diff(&read("fused.out"), &p);
     eprintln!("python onnxruntime fused --with-preprocessing: max abs diff vs Rust {d:e}");
     assert!(d < TOL);
 }

@@ -85,16 +85,8 @@ fn rows(cache: &Path) -> BTreeMap<(String, String), Rec> {
     m
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "feature lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn assert_close(a: &[f32], b: &[f32], what: &str) {
-    let d = max_abs_diff(a, b);
+    let d = common::max_abs_diff(a, b);
     assert!(d < TOL, "{what}: max abs diff {d} >= {TOL}");
 }
 
@@ -234,15 +226,15 @@ fn features_equal_direct_inference_for_original_and_hflip() {
         assert_close(&sf.feature, &flipped, &format!("{p} hflip"));
         // The flip must matter, or the check above proves nothing.
         assert!(
-            max_abs_diff(&original, &flipped) > 1e-3,
+            common::max_abs_diff(&original, &flipped) > 1e-3,
             "{p}: hflip equals original"
         );
         let bytes = std::fs::read(r.input.join(p)).unwrap();
         assert_eq!(so.hash, content_hash(&bytes));
         assert_eq!(so.label.as_deref(), p.split('/').next());
         worst = worst
-            .max(max_abs_diff(&so.feature, &original))
-            .max(max_abs_diff(&sf.feature, &flipped));
+            .max(common::max_abs_diff(&so.feature, &original))
+            .max(common::max_abs_diff(&sf.feature, &flipped));
     }
     eprintln!("max abs diff extract vs in-process batch-1 inference: {worst:e}");
 }
@@ -797,7 +789,7 @@ fn features_auto_finds_the_builtin_features() {
     let mut worst = 0f32;
     for (k, v) in &auto {
         assert_eq!(k.1, "original");
-        let d = max_abs_diff(&v.feature, &builtin[k].feature);
+        let d = common::max_abs_diff(&v.feature, &builtin[k].feature);
         assert!(d < TOL, "{k:?}: {d}");
         worst = worst.max(d);
     }
@@ -1084,7 +1076,7 @@ fn tar_shards_and_image_parquet_extract_like_loose_files() {
             &loose[&(rel.clone(), "original".into())],
             &from_tar[&(key.clone(), "original".into())],
         );
-        assert_eq!(max_abs_diff(&a.feature, &b.feature), 0.0, "{key}");
+        assert_eq!(common::max_abs_diff(&a.feature, &b.feature), 0.0, "{key}");
         assert_eq!((&a.label, &a.hash), (&b.label, &b.hash), "{key}");
     }
     // A pattern of shards names the same samples; a rerun does no inference.
@@ -1189,7 +1181,7 @@ fn tar_shards_and_image_parquet_extract_like_loose_files() {
             &loose[&(rel.clone(), "original".into())],
             &from_pq[&(key.clone(), "original".into())],
         );
-        assert_eq!(max_abs_diff(&a.feature, &b.feature), 0.0, "{key}");
+        assert_eq!(common::max_abs_diff(&a.feature, &b.feature), 0.0, "{key}");
         assert_eq!((&a.label, &a.hash), (&b.label, &b.hash), "{key}");
     }
     let s = summary(&extract(&pq, &c_pq, &[]), 3);
