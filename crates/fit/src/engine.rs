@@ -5,8 +5,6 @@
 use std::ops::Range;
 
 use headstart_cache::FeatureTable;
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::normalize::Normalizer;
@@ -116,7 +114,8 @@ pub(crate) trait Model: Sync {
     ) -> f64;
 }
 
-/// `c = alpha * a . b + beta * c` on row-major slices; `ta`/`tb` transpose.
+/// `c = a . b + beta * c` on row-major slices; `ta`/`tb` transpose. One
+/// thread: the passes parallelise over row blocks themselves.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     a: &[f32],
@@ -128,13 +127,50 @@ pub(crate) fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    let a = ArrayView2::from_shape((ar, ac), &a[..ar * ac]).expect("gemm a shape");
-    let b = ArrayView2::from_shape((br, bc), &b[..br * bc]).expect("gemm b shape");
-    let a = if ta { a.reversed_axes() } else { a };
-    let b = if tb { b.reversed_axes() } else { b };
-    let (m, n) = (a.nrows(), b.ncols());
-    let mut c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("gemm c shape");
-    general_mat_mul(1.0, &a, &b, beta, &mut c);
+    // (rows, cols, row stride, column stride) of each operand as used.
+    let view = |r: usize, c: usize, t: bool| -> (usize, usize, isize, isize) {
+        if t {
+            (c, r, 1, c as isize)
+        } else {
+            (r, c, c as isize, 1)
+        }
+    };
+    let (m, k, a_rs, a_cs) = view(ar, ac, ta);
+    let (kb, n, b_rs, b_cs) = view(br, bc, tb);
+    assert!(
+        k == kb && a.len() >= ar * ac && b.len() >= br * bc && c.len() >= m * n,
+        "gemm shapes: {ar}x{ac} (t {ta}) . {br}x{bc} (t {tb}) into {} values",
+        c.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the assertion above keeps every index the strides reach inside
+    // the slices (a: ar x ac, b: br x bc, c: m x n, all row-major), and `c`
+    // is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm_f32::gemm::f32::get_gemm_fn()(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            beta != 0.0,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            gemm_common::Parallelism::None,
+        );
+    }
 }
 
 /// Adds bias `b` (len K) to each row of `z` (m x K).
@@ -151,18 +187,100 @@ pub(crate) fn add_colsum(g: &mut [f32], z: &[f32]) {
     }
 }
 
+/// `e^x` for the softmax's `x <= 0` (logits minus the row maximum), within
+/// 2 ulp of `f32::exp` and 0 below -87: Cephes' `expf`, without branches so
+/// that the loops over a row vectorise (libm's `expf` is a call per value).
+/// Training only; the head's predictions keep `f32::exp`.
+#[inline(always)]
+pub(crate) fn exp_le0(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let xc = x.clamp(-87.0, 0.0);
+    let n = (xc * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < -87.0 {
+        0.0
+    } else if x.is_nan() {
+        x
+    } else {
+        e
+    }
+}
+
+/// Lanes of the reductions below: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// Sum of `x` in [`LANES`] interleaved partial sums (vectorised, unlike a
+/// sequential sum). Every softmax sum of the training passes goes through
+/// it, so the line search's `phi(0)` equals the gradient pass's objective.
+#[inline]
+pub(crate) fn sum_f32(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        acc.iter_mut().zip(c).for_each(|(a, v)| *a += v);
+    }
+    acc.iter_mut().zip(rest).for_each(|(a, v)| *a += v);
+    acc.iter().sum()
+}
+
+/// `sum x_i y_i` as [`sum_f32`] adds.
+#[inline]
+pub(crate) fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        acc.iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(s, (p, q))| *s += p * q);
+    }
+    acc.iter_mut()
+        .zip(rx.iter().zip(ry))
+        .for_each(|(s, (p, q))| *s += p * q);
+    acc.iter().sum()
+}
+
+/// Largest value of `x` (NaN if any is NaN, so divergence stays visible;
+/// `-inf` when empty).
+#[inline]
+pub(crate) fn max_f32(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        acc.iter_mut()
+            .zip(c)
+            .for_each(|(a, &v)| *a = if v > *a || v.is_nan() { v } else { *a });
+    }
+    acc.iter_mut()
+        .zip(rest)
+        .for_each(|(a, &v)| *a = if v > *a || v.is_nan() { v } else { *a });
+    acc.iter().fold(
+        f32::NEG_INFINITY,
+        |m, &v| if v > m || v.is_nan() { v } else { m },
+    )
+}
+
 /// Replaces logits `z` (m x K) by `coef_i * (softmax - onehot)`; returns
 /// sum_i coef_i * CE_i.
 pub(crate) fn softmax_ce_grad(z: &mut [f32], k: usize, y: &[u32], coef: &[f32]) -> f64 {
     let mut loss = 0.0f64;
     for ((row, &yi), &c) in z.chunks_exact_mut(k).zip(y).zip(coef) {
-        let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mx = max_f32(row);
         let zy = row[yi as usize] - mx;
-        let mut s = 0.0f32;
-        for v in row.iter_mut() {
-            *v = (*v - mx).exp();
-            s += *v;
-        }
+        row.iter_mut().for_each(|v| *v = exp_le0(*v - mx));
+        let s = sum_f32(row);
         let inv = 1.0 / s;
         loss += f64::from(c) * (f64::from(s).ln() - f64::from(zy));
         for v in row.iter_mut() {
@@ -374,6 +492,7 @@ pub(crate) fn score<M: Model>(model: &M, theta: &[f32], design: &Design) -> (f64
             model.logits(theta, &x, m, zz, s);
             let mut ll = 0.0;
             let mut correct = 0;
+            let mut e = vec![0.0f32; k];
             for (row, &y) in zz.chunks_exact(k).zip(&design.y[start..start + m]) {
                 let (mut best, mut arg) = (f32::NEG_INFINITY, 0usize);
                 for (j, &v) in row.iter().enumerate() {
@@ -382,12 +501,10 @@ pub(crate) fn score<M: Model>(model: &M, theta: &[f32], design: &Design) -> (f64
                         arg = j;
                     }
                 }
-                let lse = f64::from(best)
-                    + row
-                        .iter()
-                        .map(|&v| f64::from(v - best).exp())
-                        .sum::<f64>()
-                        .ln();
+                e.iter_mut()
+                    .zip(row)
+                    .for_each(|(e, &v)| *e = exp_le0(v - best));
+                let lse = f64::from(best) + f64::from(sum_f32(&e)).ln();
                 ll += (lse - f64::from(row[y as usize])).min(-(1e-15f64).ln());
                 correct += usize::from(arg == y as usize);
             }
@@ -416,4 +533,74 @@ pub(crate) fn logits_all<M: Model>(model: &M, theta: &[f32], design: &Design) ->
             s.x = x;
         });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_le0_is_within_two_ulp_of_exp() {
+        let mut worst = 0.0f64;
+        for i in 0..=1_000_000 {
+            let x = -87.0 * i as f32 / 1_000_000.0;
+            let (a, b) = (exp_le0(x), x.exp());
+            worst = worst.max((f64::from(a) - f64::from(b)).abs() / f64::from(b));
+        }
+        assert!(worst < 2.5e-7, "relative error {worst}");
+        assert_eq!(exp_le0(0.0), 1.0);
+        assert_eq!(exp_le0(-100.0), 0.0);
+        assert_eq!(exp_le0(f32::NEG_INFINITY), 0.0);
+        assert!(
+            exp_le0(f32::NAN).is_nan(),
+            "a diverged fit must stay visible"
+        );
+    }
+
+    #[test]
+    fn gemm_matches_the_definition_in_every_layout() {
+        let (m, k, n) = (37, 53, 19);
+        let val = |i: usize| ((i * 7919) % 23) as f32 - 11.0;
+        let a: Vec<f32> = (0..m * k).map(val).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| val(i + 5)).collect();
+        let at = |i: usize, j: usize| a[i * k + j];
+        let bt = |i: usize, j: usize| b[i * n + j];
+        let want: Vec<f32> = (0..m * n)
+            .map(|ij| (0..k).map(|l| at(ij / n, l) * bt(l, ij % n)).sum())
+            .collect();
+        // The same products from transposed copies.
+        let tr = |x: &[f32], r: usize, c: usize| -> Vec<f32> {
+            (0..r * c).map(|i| x[(i % r) * c + i / r]).collect()
+        };
+        let (a_t, b_t) = (tr(&a, m, k), tr(&b, k, n));
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (aa, ash) = if ta { (&a_t, (k, m)) } else { (&a, (m, k)) };
+            let (bb, bsh) = if tb { (&b_t, (n, k)) } else { (&b, (k, n)) };
+            let mut c = vec![f32::NAN; m * n];
+            gemm(aa, ash, ta, bb, bsh, tb, 0.0, &mut c);
+            assert_eq!(c, want, "ta {ta} tb {tb}");
+            gemm(aa, ash, ta, bb, bsh, tb, 1.0, &mut c);
+            let twice: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+            assert_eq!(c, twice, "accumulated, ta {ta} tb {tb}");
+        }
+    }
+
+    #[test]
+    fn lane_reductions_cover_every_value() {
+        for n in [0usize, 1, 15, 16, 17, 100] {
+            let x: Vec<f32> = (0..n).map(|i| i as f32 - 7.0).collect();
+            let y: Vec<f32> = (0..n).map(|i| (i % 3) as f32).collect();
+            assert_eq!(sum_f32(&x), x.iter().sum::<f32>(), "n {n}");
+            let d: f32 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+            assert_eq!(dot_f32(&x, &y), d, "n {n}");
+            let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max_f32(&x), m, "n {n}");
+        }
+        let mut x = vec![1.0f32; 40];
+        x[33] = f32::NAN;
+        assert!(
+            max_f32(&x).is_nan(),
+            "a NaN logit must not be hidden by the max"
+        );
+    }
 }

@@ -11,8 +11,8 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::engine::{
-    CHUNK, Design, Model, Scratch, add_bias, add_colsum, add_penalty_grad, blocks, dot, ensure,
-    gemm, penalty_sq, softmax_ce_grad,
+    CHUNK, Design, Model, Scratch, add_bias, add_colsum, add_penalty_grad, blocks, dot, dot_f32,
+    ensure, exp_le0, gemm, max_f32, penalty_sq, softmax_ce_grad, sum_f32,
 };
 use crate::lbfgs::LineObjective;
 use crate::precond::Precond;
@@ -378,19 +378,16 @@ impl LineObjective for SoftmaxLine<'_> {
                 for i in range.clone() {
                     let zi = &z[i * k..(i + 1) * k];
                     let pi = &xp[i * k..(i + 1) * k];
-                    let mut mx = f32::NEG_INFINITY;
                     for ((b, &zv), &pv) in buf.iter_mut().zip(zi).zip(pi) {
                         *b = zv + a * pv;
-                        mx = mx.max(*b);
                     }
+                    let mx = max_f32(&buf);
                     let y = design.y[i] as usize;
                     let zy = buf[y] - mx;
-                    let (mut s, mut sp) = (0.0f32, 0.0f32);
-                    for (b, &pv) in buf.iter().zip(pi) {
-                        let e = (b - mx).exp();
-                        s += e;
-                        sp += e * pv;
-                    }
+                    // The exponentials and their sum as `softmax_ce_grad` takes them.
+                    buf.iter_mut().for_each(|b| *b = exp_le0(*b - mx));
+                    let s = sum_f32(&buf);
+                    let sp = dot_f32(&buf, pi);
                     // The f32 coefficient of `grad_pass`: phi(0) must be
                     // its f to the last bit for the line search's tests.
                     let c = f64::from((f64::from(design.w[i]) * scale) as f32);
