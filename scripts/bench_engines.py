@@ -43,16 +43,39 @@ def pack(images_dir, n, out, files_n=8):
     return len(files)
 
 
-def main():
+def setup(prefix):
+    """Arguments, the packed images and a local Ray cluster of 2 CPUs:
+    (n, rounds, binary, work folder, images folder)."""
     images_dir, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     binary = sys.argv[4] if len(sys.argv) > 4 else "headstart"
-    import headstart
     import ray
 
-    work = Path(tempfile.mkdtemp(prefix="hs-engines-"))
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     parquet = work / "images"
     n = pack(images_dir, n, parquet)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return n, rounds, binary, work, parquet
+
+
+def ray_extract(parquet, out):
+    """The README's Ray example over the images in `parquet`, into `out`."""
+    import headstart
+    import ray
+
+    # Ray Data 2.60 coalesces small files into one block (1 MB minimum),
+    # which would give one of the two actors all the work.
+    ds = ray.data.read_parquet(str(parquet)).repartition(8).map_batches(
+        headstart.FeatureExtractor,
+        fn_constructor_kwargs={"model": "efficientnet-lite0", "intra_threads": 1},
+        batch_format="pyarrow", batch_size=64, concurrency=2, num_cpus=0.5,
+    )
+    ds.drop_columns(["image"]).write_parquet(str(out))
+
+
+def main():
+    import ray
+
+    n, rounds, binary, work, parquet = setup("hs-engines-")
 
     def cli(i):
         out = work / f"cli-{i}"
@@ -62,16 +85,8 @@ def main():
         return time.time() - t0
 
     def engine(i):
-        out = work / f"ray-{i}"
         t0 = time.time()
-        # Ray Data 2.60 coalesces small files into one block (1 MB minimum),
-        # which would give one of the two actors all the work.
-        ds = ray.data.read_parquet(str(parquet)).repartition(8).map_batches(
-            headstart.FeatureExtractor,
-            fn_constructor_kwargs={"model": "efficientnet-lite0", "intra_threads": 1},
-            batch_format="pyarrow", batch_size=64, concurrency=2, num_cpus=0.5,
-        )
-        ds.drop_columns(["image"]).write_parquet(str(out))
+        ray_extract(parquet, work / f"ray-{i}")
         return time.time() - t0
 
     results = {"cli": [], "ray": []}

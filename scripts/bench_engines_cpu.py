@@ -17,13 +17,12 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_engines import pack  # noqa: E402
+from bench_engines import ray_extract, setup  # noqa: E402
 
 
 def tree_stats():
@@ -85,15 +84,9 @@ class TreeCpu:
 
 
 def main():
-    images_dir, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    binary = sys.argv[4] if len(sys.argv) > 4 else "headstart"
-    import headstart
     import ray
 
-    work = Path(tempfile.mkdtemp(prefix="hs-engines-cpu-"))
-    parquet = work / "images"
-    n = pack(images_dir, n, parquet)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    n, rounds, binary, work, parquet = setup("hs-engines-cpu-")
     time.sleep(2)
 
     def cli(i):
@@ -108,12 +101,7 @@ def main():
     def engine(i):
         with TreeCpu() as cpu:
             t0 = time.time()
-            ds = ray.data.read_parquet(str(parquet)).repartition(8).map_batches(
-                headstart.FeatureExtractor,
-                fn_constructor_kwargs={"model": "efficientnet-lite0", "intra_threads": 1},
-                batch_format="pyarrow", batch_size=64, concurrency=2, num_cpus=0.5,
-            )
-            ds.drop_columns(["image"]).write_parquet(str(work / f"ray-{i}"))
+            ray_extract(parquet, work / f"ray-{i}")
             wall = time.time() - t0
         print("  Ray CPU ms per image by process: " + ", ".join(
             f"{k} {1000 * v / n:.2f}" for k, v in sorted(cpu.by_name.items(), key=lambda kv: -kv[1])
