@@ -240,7 +240,22 @@ fn required(c: Option<StringArray>, name: &str, path: &Path) -> Result<StringArr
 }
 
 /// Label, split and source version of a stored row.
-pub type RowMeta = (Option<String>, Option<String>, Option<String>);
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowMeta {
+    /// Class label, if any.
+    pub label: Option<String>,
+    /// Split the row was assigned to, if any.
+    pub split: Option<String>,
+    /// The object's version (size and ETag) for rows read from object storage.
+    pub version: Option<String>,
+}
+
+impl RowMeta {
+    /// Stored with this `label` and `split`.
+    fn is(&self, label: Option<&str>, split: Option<&str>) -> bool {
+        self.label.as_deref() == label && self.split.as_deref() == split
+    }
+}
 
 /// The live rows of a cache, keyed for incremental extraction.
 #[derive(Debug, Default)]
@@ -283,12 +298,8 @@ impl LiveIndex {
         label: Option<&str>,
         split: Option<&str>,
     ) -> bool {
-        self.paths.get(path).is_some_and(|(h, views)| {
-            h == hash
-                && views
-                    .get(view)
-                    .is_some_and(|(l, s, _)| l.as_deref() == label && s.as_deref() == split)
-        })
+        self.row(path, view)
+            .is_some_and(|(h, m)| h == hash && m.is(label, split))
     }
 
     /// True if `path` has a live `view` read from an object of this
@@ -302,11 +313,14 @@ impl LiveIndex {
         label: Option<&str>,
         split: Option<&str>,
     ) -> bool {
-        self.paths.get(path).is_some_and(|(_, views)| {
-            views.get(view).is_some_and(|(l, s, v)| {
-                v.as_deref() == Some(version) && l.as_deref() == label && s.as_deref() == split
-            })
-        })
+        self.row(path, view)
+            .is_some_and(|(_, m)| m.version.as_deref() == Some(version) && m.is(label, split))
+    }
+
+    /// The content hash of live `path` and the row of its `view`.
+    fn row(&self, path: &str, view: &str) -> Option<(&str, &RowMeta)> {
+        let (hash, views) = self.paths.get(path)?;
+        Some((hash, views.get(view)?))
     }
 
     /// The source version of a live row of `path` (its original view first).
@@ -315,7 +329,7 @@ impl LiveIndex {
         views
             .get(crate::ORIGINAL_VIEW)
             .or_else(|| views.values().next())
-            .and_then(|(_, _, v)| v.as_deref())
+            .and_then(|m| m.version.as_deref())
     }
 }
 
@@ -438,11 +452,11 @@ impl Cache {
                                     part,
                                     row,
                                     hash.to_string(),
-                                    (
-                                        opt(labels.as_ref(), i),
-                                        opt(splits.as_ref(), i),
-                                        opt(versions.as_ref(), i),
-                                    ),
+                                    RowMeta {
+                                        label: opt(labels.as_ref(), i),
+                                        split: opt(splits.as_ref(), i),
+                                        version: opt(versions.as_ref(), i),
+                                    },
                                 ),
                             );
                             match path_hash.get_mut(path) {
@@ -566,7 +580,7 @@ impl Cache {
         };
         for (path, view) in live_keys {
             let (hash, views) = &paths[&path];
-            let (label, split, _) = views.get(&view).cloned().unwrap_or_default();
+            let RowMeta { label, split, .. } = views.get(&view).cloned().unwrap_or_default();
             table.labels.push(label);
             table.splits.push(split);
             table.content_hashes.push(hash.clone());
