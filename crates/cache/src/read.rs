@@ -539,8 +539,8 @@ impl Cache {
     fn read_rows(&self, index: LiveIndex) -> Result<FeatureTable, CacheError> {
         let dim = self.info().feature_dim;
         let mut features = vec![0f32; index.live.len() * dim];
-        // Part by part: its live rows (row -> position), read on the pool, then
-        // copied to their positions (memory: the table and a part or two).
+        // Each part's live rows (row -> position), read on the pool straight
+        // into their positions (memory: the table and a batch per thread).
         let mut by_part: Vec<HashMap<usize, usize>> = vec![HashMap::new(); index.parts.len()];
         for &(part, row, pos) in &index.live {
             by_part[part].insert(row, pos);
@@ -550,19 +550,9 @@ impl Cache {
             .enumerate()
             .filter(|(_, keep)| !keep.is_empty())
             .collect();
-        let chunk = rayon::current_num_threads().max(1);
-        for group in jobs.chunks(chunk) {
-            let read: Vec<Result<PartFeatures, CacheError>> = group
-                .par_iter()
-                .map(|&(part, keep)| part_features(&index.parts[part], dim, keep))
-                .collect();
-            for part in read {
-                let (positions, values) = part?;
-                for (&pos, v) in positions.iter().zip(values.chunks_exact(dim)) {
-                    features[pos * dim..(pos + 1) * dim].copy_from_slice(v);
-                }
-            }
-        }
+        let dst = std::sync::Mutex::new(features.as_mut_slice());
+        jobs.par_iter()
+            .try_for_each(|&(part, keep)| part_features(&index.parts[part], dim, keep, &dst))?;
         let LiveIndex {
             paths, live_keys, ..
         } = index;
@@ -591,18 +581,16 @@ impl Cache {
     }
 }
 
-/// The positions of a part's rows, and their features one after another.
-type PartFeatures = (Vec<usize>, Vec<f32>);
-
-/// The features of the rows of the cache part at `path` that `keep` maps to
-/// positions, as their positions and values, read from the Parquet float column
-/// directly (no Arrow list arrays in between), 1,024 rows at a time. Each row
-/// must hold exactly `dim` values.
+/// Copies the features of the rows of the cache part at `path` that `keep`
+/// maps to positions into those rows of `dst` (`dim` values a row), read from
+/// the Parquet float column directly (no Arrow list arrays in between), 1,024
+/// rows at a time. Each row must hold exactly `dim` values.
 fn part_features(
     path: &Path,
     dim: usize,
     keep: &HashMap<usize, usize>,
-) -> Result<PartFeatures, CacheError> {
+    dst: &std::sync::Mutex<&mut [f32]>,
+) -> Result<(), CacheError> {
     use parquet::column::reader::ColumnReader;
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let file = File::open(path).map_err(CacheError::io(path))?;
@@ -624,8 +612,6 @@ fn part_features(
         path: path.to_path_buf(),
         message,
     };
-    let mut positions = Vec::with_capacity(keep.len());
-    let mut kept = Vec::with_capacity(keep.len() * dim);
     let (mut values, mut defs, mut reps) = (Vec::new(), Vec::new(), Vec::new());
     let mut row = 0usize;
     for g in 0..reader.num_row_groups() {
@@ -659,16 +645,19 @@ fn part_features(
                     ),
                 });
             }
+            // Positions are unique (one per live row), so parts never write
+            // the same values; the lock only hands out the table.
+            let mut table = dst.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             for (k, v) in values.chunks_exact(dim).enumerate() {
                 if let Some(&pos) = keep.get(&(row + k)) {
-                    positions.push(pos);
-                    kept.extend_from_slice(v);
+                    table[pos * dim..(pos + 1) * dim].copy_from_slice(v);
                 }
             }
+            drop(table);
             row += records;
         }
     }
-    Ok((positions, kept))
+    Ok(())
 }
 
 /// One stored row, borrowed from the batch it was read in.
