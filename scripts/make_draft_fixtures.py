@@ -3,7 +3,8 @@ decoder's exactness tests (crates/extract/tests/data/draft/).
 
 A textured synthetic pattern (waves, edges and seeded noise, so every DCT
 frequency is used) saved by Pillow at q90 in each layout, and for each file
-and scale 1/2, 1/4, 1/8 the pixels Pillow's draft() gives, as PNG.
+and scale 1/2, 1/4, 1/8 the pixels Pillow's draft() gives, and at 1/1 its full decode
+(libjpeg-turbo, fancy upsampling), as PNG.
 
     /work/venvs/pillow/bin/python scripts/make_draft_fixtures.py crates/extract/tests/data/draft
 """
@@ -43,11 +44,14 @@ def main(out: Path) -> None:
     for name, opts in files.items():
         img.save(out / f"{name}.jpg", quality=90, **opts)
     img.convert("L").save(out / "grey.jpg", quality=90)
+    # An even width: the last chroma column's right neighbour is padding.
+    img.crop((0, 0, W - 1, H - 1)).save(out / "422-even.jpg", quality=90, subsampling="4:2:2")
     for path in sorted(out.glob("*.jpg")):
-        for s in (2, 4, 8):
+        for s in (1, 2, 4, 8):  # 1: the full decode, the exact path's reference
             im = Image.open(path)
-            im.draft(im.mode, (W // s, H // s))
-            want = (math.ceil(W / s), math.ceil(H / s))
+            w, h = im.size
+            im.draft(im.mode, (w // s, h // s))
+            want = (math.ceil(w / s), math.ceil(h / s))
             assert im.size == want, (path, s, im.size, want)
             im.load()
             im.save(out / f"{path.stem}-{s}.png", optimize=True)
