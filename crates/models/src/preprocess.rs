@@ -101,24 +101,28 @@ pub struct Preprocess {
     /// the fingerprint of a model changes with the arithmetic.
     #[serde(skip_deserializing, default = "resampler_version")]
     pub resampler: u32,
-    /// How JPEGs are decoded; part of the fingerprint only when reduced, so
-    /// recipes of exact decoding keep the fingerprints they had. A reduced
-    /// recipe is written with this build's [`JPEG_DECODER_VERSION`] beside it
+    /// How JPEGs are decoded (written only when reduced). Every recipe is
+    /// written with this build's [`JPEG_DECODER_VERSION`] beside it
     /// (`"jpeg_decoder"`, never read), so its fingerprint changes with the
-    /// reduced decoder's pixels.
+    /// JPEG decoders' pixels.
     #[serde(flatten, with = "jpeg_decode_fields")]
     pub jpeg_decode: JpegDecode,
 }
 
-/// Version of headstart's reduced-scale JPEG decoder, written next to
-/// `"jpeg_decode": "reduced"` in a recipe (and so part of its fingerprint).
+/// Version of headstart's JPEG decoding, written into every recipe (and so
+/// part of its fingerprint): caches and heads made with other pixels are
+/// refused instead of mixed.
 ///
-/// - 1 (never written down): jpeg-decoder's algorithm (the low-frequency
-///   corner's IDCT, chroma upsampled after scaling).
-/// - 2: libjpeg-turbo's (the pixels of Pillow's `draft()`).
-pub const JPEG_DECODER_VERSION: u32 = 2;
+/// - 1 (never written down): the reduced scale by jpeg-decoder's algorithm
+///   (the low-frequency corner's IDCT, chroma upsampled after scaling).
+/// - 2 (written beside reduced recipes only): the reduced scale by
+///   libjpeg-turbo's algorithm (the pixels of Pillow's `draft()`).
+/// - 3: the full-size decode's chroma upsampling rounds as libjpeg-turbo's
+///   (`vendor/zune-jpeg`): subsampled JPEGs decoded in full, in exact recipes
+///   and for small files in reduced ones, give Pillow's pixels.
+pub const JPEG_DECODER_VERSION: u32 = 3;
 
-/// `jpeg_decode` and, when reduced, `jpeg_decoder` (the version).
+/// `jpeg_decode` (when reduced) and `jpeg_decoder` (the version).
 mod jpeg_decode_fields {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -133,7 +137,7 @@ mod jpeg_decode_fields {
     }
 
     pub fn serialize<S: Serializer>(d: &JpegDecode, s: S) -> Result<S::Ok, S::Error> {
-        let jpeg_decoder = (!d.is_exact()).then_some(JPEG_DECODER_VERSION);
+        let jpeg_decoder = Some(JPEG_DECODER_VERSION);
         Fields {
             jpeg_decode: *d,
             jpeg_decoder,
@@ -394,26 +398,31 @@ mod tests {
         }
     }
 
-    /// The reduced decoder's version is written beside a reduced recipe only,
-    /// never read back; an exact recipe's JSON is what it was before.
+    /// The JPEG decoding version is written beside every recipe and never
+    /// read back: a recipe from an older build reads, and is written (and so
+    /// fingerprinted) as this build's.
     #[test]
-    fn jpeg_decoder_version_is_written_for_reduced_recipes_only() {
+    fn jpeg_decoder_version_is_written_for_every_recipe() {
         let reduced = Preprocess::tf_lite("input");
-        let json = serde_json::to_string(&reduced).unwrap();
-        let version = format!("\"jpeg_decoder\":{JPEG_DECODER_VERSION}");
-        assert!(json.contains(&version), "{json}");
-        let old = json.replace(&format!(",{version}"), "");
-        assert_eq!(serde_json::from_str::<Preprocess>(&old).unwrap(), reduced);
-        let v1 = json.replace(&version, "\"jpeg_decoder\":1");
-        let back: Preprocess = serde_json::from_str(&v1).unwrap();
-        assert_eq!(serde_json::to_string(&back).unwrap(), json);
         let exact = Preprocess {
             jpeg_decode: JpegDecode::Exact,
-            ..reduced
+            ..reduced.clone()
         };
-        let json = serde_json::to_string(&exact).unwrap();
-        assert!(!json.contains("jpeg_decode"), "{json}");
-        assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), exact);
+        let version = format!("\"jpeg_decoder\":{JPEG_DECODER_VERSION}");
+        for recipe in [reduced, exact] {
+            let json = serde_json::to_string(&recipe).unwrap();
+            assert!(json.contains(&version), "{json}");
+            assert_eq!(
+                json.contains("jpeg_decode\""),
+                recipe.jpeg_decode == JpegDecode::Reduced,
+                "{json}"
+            );
+            let old = json.replace(&format!(",{version}"), "");
+            assert_eq!(serde_json::from_str::<Preprocess>(&old).unwrap(), recipe);
+            let v2 = json.replace(&version, "\"jpeg_decoder\":2");
+            let back: Preprocess = serde_json::from_str(&v2).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        }
     }
 
     /// The resampler version is written (so it is part of the fingerprint) and
