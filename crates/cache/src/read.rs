@@ -67,6 +67,7 @@ fn open_reader(
     (
         parquet::arrow::arrow_reader::ParquetRecordBatchReader,
         String,
+        usize,
     ),
     CacheError,
 > {
@@ -81,11 +82,12 @@ fn open_reader(
         let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
         b = b.with_projection(mask);
     }
+    let rows = usize::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0);
     let reader = b
         .with_batch_size(8192)
         .build()
         .map_err(CacheError::parquet(path))?;
-    Ok((reader, id))
+    Ok((reader, id, rows))
 }
 
 /// A file's device and inode: the same for every hard link to it.
@@ -386,13 +388,15 @@ impl Cache {
     fn scan(&self, entries: &[Entry]) -> Result<LiveIndex, CacheError> {
         // newest row per (path, view): (order, part, row, hash, label and split)
         type Newest = (usize, usize, usize, String, RowMeta);
-        let mut newest: HashMap<(String, String), Newest> = HashMap::new();
+        // foldhash, not SipHash: the scan hashes every row's path a few times
+        // and was most of a cache read's single-threaded time.
+        let mut newest: foldhash::HashMap<(String, String), Newest> = Default::default();
         // newest hash per path and the (order, row) from which the path has had
         // it: rows from before a change of content are dead for good, so a file
         // that changes back does not revive them (compaction has dropped them);
         // newest tombstone order per path
-        let mut path_hash: HashMap<String, ((usize, usize), String)> = HashMap::new();
-        let mut tomb: HashMap<String, usize> = HashMap::new();
+        let mut path_hash: foldhash::HashMap<String, ((usize, usize), String)> = Default::default();
+        let mut tomb: foldhash::HashMap<String, usize> = Default::default();
         let (mut parts, mut part_rows, mut part_ids) = (Vec::new(), Vec::new(), Vec::new());
         let mut duplicate_parts = 0;
         let mut total_rows = 0usize;
@@ -418,12 +422,14 @@ impl Cache {
                         columns::SPLIT,
                         columns::SOURCE_VERSION,
                     ];
-                    let (reader, id) = open_reader(p, Some(&cols))?;
+                    let (reader, id, rows) = open_reader(p, Some(&cols))?;
                     if part_ids.contains(&id) {
                         // The same part again (a hard link or a copy): its rows once.
                         duplicate_parts += 1;
                         continue;
                     }
+                    newest.reserve(rows);
+                    path_hash.reserve(rows);
                     let part = parts.len();
                     parts.push(p.clone());
                     let mut row = 0usize;
@@ -484,7 +490,8 @@ impl Cache {
             duplicate_parts,
             ..LiveIndex::default()
         };
-        let mut live: Vec<((String, String), (usize, usize))> = Vec::new();
+        let mut live: Vec<((String, String), (usize, usize))> = Vec::with_capacity(newest.len());
+        index.paths.reserve(path_hash.len());
         for ((path, view), (order, part, row, hash, meta)) in newest {
             let Some((since, newest_hash)) = path_hash.get(&path) else {
                 continue;
@@ -535,24 +542,33 @@ impl Cache {
 
     /// The table of `index`'s live rows: keys, labels and splits from the
     /// index (the scan read them), features straight from each part's float
-    /// column into their rows' slots, parts in parallel.
+    /// column into their rows' slots, in row ranges on the pool (a part's
+    /// pages outside its range are skipped through the page index, so a
+    /// cache of few big parts still keeps every core busy).
     fn read_rows(&self, index: LiveIndex) -> Result<FeatureTable, CacheError> {
         let dim = self.info().feature_dim;
         let mut features = vec![0f32; index.live.len() * dim];
-        // Each part's live rows (row -> position), read on the pool straight
-        // into their positions (memory: the table and a batch per thread).
-        let mut by_part: Vec<HashMap<usize, usize>> = vec![HashMap::new(); index.parts.len()];
+        // Per part, each stored row's position in the table (DEAD: not live).
+        let mut slots: Vec<Vec<usize>> = index.part_rows.iter().map(|&n| vec![DEAD; n]).collect();
         for &(part, row, pos) in &index.live {
-            by_part[part].insert(row, pos);
+            slots[part][row] = pos;
         }
-        let jobs: Vec<(usize, &HashMap<usize, usize>)> = by_part
+        let threads = rayon::current_num_threads().max(1);
+        let span = (index.live.len() / (4 * threads)).max(MIN_JOB_ROWS);
+        let jobs: Vec<(usize, std::ops::Range<usize>)> = slots
             .iter()
             .enumerate()
-            .filter(|(_, keep)| !keep.is_empty())
+            .flat_map(|(part, rows)| {
+                (0..rows.len())
+                    .step_by(span)
+                    .map(move |lo| (part, lo..(lo + span).min(rows.len())))
+            })
+            .filter(|(part, range)| slots[*part][range.clone()].iter().any(|&p| p != DEAD))
             .collect();
         let dst = std::sync::Mutex::new(features.as_mut_slice());
-        jobs.par_iter()
-            .try_for_each(|&(part, keep)| part_features(&index.parts[part], dim, keep, &dst))?;
+        jobs.par_iter().try_for_each(|(part, range)| {
+            part_features(&index.parts[*part], dim, range.clone(), &slots[*part], &dst)
+        })?;
         let LiveIndex {
             paths, live_keys, ..
         } = index;
@@ -581,20 +597,31 @@ impl Cache {
     }
 }
 
-/// Copies the features of the rows of the cache part at `path` that `keep`
-/// maps to positions into those rows of `dst` (`dim` values a row), read from
-/// the Parquet float column directly (no Arrow list arrays in between), 1,024
-/// rows at a time. Each row must hold exactly `dim` values.
+/// `slots` value of a row that is not live.
+const DEAD: usize = usize::MAX;
+/// Fewest rows a read job takes (below, opening the part costs more).
+const MIN_JOB_ROWS: usize = 4096;
+
+/// Copies the features of the rows `rows` of the cache part at `path` into
+/// the rows of `dst` that `slots` (one entry per stored row) gives, skipping
+/// [`DEAD`] ones (`dim` values a row), read from the Parquet float column
+/// directly (no Arrow list arrays in between), 1,024 rows at a time. Each row
+/// must hold exactly `dim` values.
 fn part_features(
     path: &Path,
     dim: usize,
-    keep: &HashMap<usize, usize>,
+    rows: std::ops::Range<usize>,
+    slots: &[usize],
     dst: &std::sync::Mutex<&mut [f32]>,
 ) -> Result<(), CacheError> {
     use parquet::column::reader::ColumnReader;
     use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::serialized_reader::ReadOptionsBuilder;
     let file = File::open(path).map_err(CacheError::io(path))?;
-    let reader = SerializedFileReader::new(file).map_err(CacheError::parquet(path))?;
+    // The page index lets `skip_records` pass over whole pages unread.
+    let options = ReadOptionsBuilder::new().with_page_index().build();
+    let reader =
+        SerializedFileReader::new_with_options(file, options).map_err(CacheError::parquet(path))?;
     check_codecs(path, reader.metadata())?;
     let item = format!("{}.list.{}", columns::FEATURE, columns::FEATURE_ITEM);
     let col = reader
@@ -612,27 +639,49 @@ fn part_features(
         path: path.to_path_buf(),
         message,
     };
+    let damaged = |e: parquet::errors::ParquetError| {
+        format(format!(
+            "cannot decode its data ({e}); is the file damaged?"
+        ))
+    };
     let (mut values, mut defs, mut reps) = (Vec::new(), Vec::new(), Vec::new());
-    let mut row = 0usize;
+    // First row of the current row group.
+    let mut first = 0usize;
     for g in 0..reader.num_row_groups() {
+        if first >= rows.end {
+            break;
+        }
         let group = reader.get_row_group(g).map_err(CacheError::parquet(path))?;
+        let group_rows = usize::try_from(group.metadata().num_rows()).unwrap_or(0);
+        if first + group_rows <= rows.start {
+            first += group_rows;
+            continue;
+        }
         let ColumnReader::FloatColumnReader(mut column) = group
             .get_column_reader(col)
             .map_err(CacheError::parquet(path))?
         else {
             return Err(format(format!("`{item}` is not a float column")));
         };
-        loop {
+        let mut row = first;
+        if rows.start > row {
+            let want = rows.start - row;
+            let skipped = column.skip_records(want).map_err(damaged)?;
+            if skipped != want {
+                return Err(format(format!(
+                    "a row group of {group_rows} rows ends after {skipped} of them"
+                )));
+            }
+            row = rows.start;
+        }
+        while row < rows.end.min(first + group_rows) {
             values.clear();
             defs.clear();
             reps.clear();
+            let batch = (rows.end - row).min(1024);
             let (records, read, _) = column
-                .read_records(1024, Some(&mut defs), Some(&mut reps), &mut values)
-                .map_err(|e| {
-                    format(format!(
-                        "cannot decode its data ({e}); is the file damaged?"
-                    ))
-                })?;
+                .read_records(batch, Some(&mut defs), Some(&mut reps), &mut values)
+                .map_err(damaged)?;
             if records == 0 {
                 break;
             }
@@ -645,17 +694,27 @@ fn part_features(
                     ),
                 });
             }
-            // Positions are unique (one per live row), so parts never write
+            // Positions are unique (one per live row), so jobs never write
             // the same values; the lock only hands out the table.
             let mut table = dst.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             for (k, v) in values.chunks_exact(dim).enumerate() {
-                if let Some(&pos) = keep.get(&(row + k)) {
-                    table[pos * dim..(pos + 1) * dim].copy_from_slice(v);
+                match slots.get(row + k) {
+                    Some(&pos) if pos != DEAD => {
+                        table[pos * dim..(pos + 1) * dim].copy_from_slice(v)
+                    }
+                    _ => {}
                 }
             }
             drop(table);
             row += records;
         }
+        let end = rows.end.min(first + group_rows);
+        if row < end {
+            return Err(format(format!(
+                "its features end at row {row}, its other columns at {end}; is the file damaged?"
+            )));
+        }
+        first += group_rows;
     }
     Ok(())
 }
@@ -1387,6 +1446,58 @@ mod tests {
             .collect();
         v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         v
+    }
+
+    /// A part bigger than a read job is read in row ranges (skipping pages
+    /// through the page index, and rows within a page): every live row gets
+    /// its own features, dead rows in the middle of a range are left out.
+    #[test]
+    fn big_parts_read_in_row_ranges_give_every_row_its_features() {
+        let dir = tempfile::tempdir().unwrap();
+        let dim = 64;
+        let cache = Cache::open_or_create(dir.path(), &info("fp", dim)).unwrap();
+        let n = 5 * MIN_JOB_ROWS + 123;
+        let names: Vec<String> = (0..n).map(|i| format!("p{i}.png")).collect();
+        let put = |rows: &mut dyn Iterator<Item = (usize, f32)>| {
+            let mut w = PartWriter::new(&cache, RunInfo::default());
+            for (i, v) in rows {
+                let feature: Vec<f32> = (0..dim).map(|j| v + j as f32 / 1000.0).collect();
+                w.push(Row {
+                    path: &names[i],
+                    label: Some("a"),
+                    split: None,
+                    content_hash: "h",
+                    source_version: None,
+                    view: "original",
+                    feature: &feature,
+                })
+                .unwrap();
+            }
+            w.flush().unwrap();
+        };
+        put(&mut (0..n).map(|i| (i, i as f32)));
+        // Re-extracted: their rows in the big part are dead.
+        let again = [
+            0,
+            1,
+            MIN_JOB_ROWS - 1,
+            MIN_JOB_ROWS,
+            2 * MIN_JOB_ROWS + 7,
+            n - 1,
+        ];
+        put(&mut again.iter().map(|&i| (i, -(i as f32))));
+        let t = cache.read().unwrap();
+        assert_eq!(t.len(), n);
+        for r in 0..t.len() {
+            let i: usize = t.paths[r][1..t.paths[r].len() - 4].parse().unwrap();
+            let v = if again.contains(&i) {
+                -(i as f32)
+            } else {
+                i as f32
+            };
+            let want: Vec<f32> = (0..dim).map(|j| v + j as f32 / 1000.0).collect();
+            assert_eq!(t.row(r), want.as_slice(), "{}", t.paths[r]);
+        }
     }
 
     #[test]
