@@ -583,51 +583,41 @@ impl Cache {
             || key_columns(paths, live_keys),
         );
         read?;
-        let (paths, views, content_hashes, labels, splits) = keys;
         Ok(FeatureTable {
             dim,
             model_fingerprint: Some(self.info().model_fingerprint.clone()),
             model_name: Some(self.info().model_name.clone()),
-            paths,
-            labels,
-            splits,
-            content_hashes,
-            views,
             features,
+            ..keys
         })
     }
 }
 
-/// A table's key columns (paths, views, content hashes, labels, splits) in
-/// the order of `live_keys`, from the index's `paths`.
-#[allow(clippy::type_complexity)]
+/// A table of no features holding the key columns (paths, views, content
+/// hashes, labels, splits) in the order of `live_keys`, from the index's `paths`.
 fn key_columns(
     by_path: HashMap<String, (String, HashMap<String, RowMeta>)>,
     live_keys: Vec<(String, String)>,
-) -> (
-    Vec<String>,
-    Vec<String>,
-    Vec<String>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-) {
+) -> FeatureTable {
     let n = live_keys.len();
-    let (mut paths, mut views, mut hashes) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut labels, mut splits) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut t = FeatureTable {
+        paths: Vec::with_capacity(n),
+        views: Vec::with_capacity(n),
+        content_hashes: Vec::with_capacity(n),
+        labels: Vec::with_capacity(n),
+        splits: Vec::with_capacity(n),
+        ..FeatureTable::default()
+    };
     for (path, view) in live_keys {
         let (hash, by_view) = &by_path[&path];
         let RowMeta { label, split, .. } = by_view.get(&view).cloned().unwrap_or_default();
-        labels.push(label);
-        splits.push(split);
-        hashes.push(hash.clone());
-        paths.push(path);
-        views.push(view);
+        t.labels.push(label);
+        t.splits.push(split);
+        t.content_hashes.push(hash.clone());
+        t.paths.push(path);
+        t.views.push(view);
     }
-    (paths, views, hashes, labels, splits)
+    t
 }
 
 /// `slots` value of a row that is not live.
@@ -707,7 +697,8 @@ fn part_features(
             }
             row = rows.start;
         }
-        while row < rows.end.min(first + group_rows) {
+        let end = rows.end.min(first + group_rows);
+        while row < end {
             values.clear();
             defs.clear();
             reps.clear();
@@ -741,7 +732,6 @@ fn part_features(
             drop(table);
             row += records;
         }
-        let end = rows.end.min(first + group_rows);
         if row < end {
             return Err(format(format!(
                 "its features end at row {row}, its other columns at {end}; is the file damaged?"
@@ -1854,8 +1844,6 @@ mod tests {
         assert_eq!(read_features(&[b]).unwrap().len(), 2);
     }
 
-    /// Regression: one unreadable part stopped fit, extract and compact with a
-    /// Parquet message and no hint of the fix.
     /// Damage inside a part's feature data, behind an intact footer: the
     /// read that decodes features straight into the table's rows returns an
     /// error naming the part, never a panic.
@@ -1921,6 +1909,8 @@ mod tests {
         let _ = damaged(0xff);
     }
 
+    /// Regression: one unreadable part stopped fit, extract and compact with a
+    /// Parquet message and no hint of the fix.
     #[test]
     fn a_damaged_part_is_named_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();

@@ -132,15 +132,14 @@ mod jpeg_decode_fields {
     struct Fields {
         #[serde(default, skip_serializing_if = "JpegDecode::is_exact")]
         jpeg_decode: JpegDecode,
-        #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
-        jpeg_decoder: Option<u32>,
+        #[serde(skip_deserializing)]
+        jpeg_decoder: u32,
     }
 
     pub fn serialize<S: Serializer>(d: &JpegDecode, s: S) -> Result<S::Ok, S::Error> {
-        let jpeg_decoder = Some(JPEG_DECODER_VERSION);
         Fields {
             jpeg_decode: *d,
-            jpeg_decoder,
+            jpeg_decoder: JPEG_DECODER_VERSION,
         }
         .serialize(s)
     }
