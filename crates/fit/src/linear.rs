@@ -104,13 +104,13 @@ pub(crate) fn class_sums(design: &Design, k: usize) -> Vec<f64> {
             |(mut acc, mut x), ci| {
                 let start = ci * CHUNK;
                 let m = (n - start).min(CHUNK);
-                design.gather(start..start + m, ensure(&mut x, m * d));
+                let rows = design.rows_at(start..start + m, &mut x);
                 for i in 0..m {
                     let c = design.y[start + i] as usize;
                     let w = f64::from(design.w[start + i]);
                     let a = &mut acc[c * d..(c + 1) * d];
                     a.iter_mut()
-                        .zip(&x[i * d..(i + 1) * d])
+                        .zip(&rows[i * d..(i + 1) * d])
                         .for_each(|(s, &v)| *s += w * f64::from(v));
                 }
                 (acc, x)
@@ -294,8 +294,8 @@ impl<'a> SoftmaxLine<'a> {
             .for_each_init(Vec::<f32>::new, |x, (ci, o)| {
                 let start = ci * CHUNK;
                 let m = o.len() / k;
-                design.gather(start..start + m, ensure(x, m * d));
-                gemm(x, (m, d), false, &theta[..d * k], (d, k), false, 0.0, o);
+                let rows = design.rows_at(start..start + m, x);
+                gemm(rows, (m, d), false, &theta[..d * k], (d, k), false, 0.0, o);
                 add_bias(o, &theta[d * k..]);
             });
     }
@@ -326,8 +326,7 @@ impl<'a> SoftmaxLine<'a> {
                         *ci = (f64::from(w) * scale) as f32;
                     }
                     loss += softmax_ce_grad(gz, k, &design.y[start..end], c);
-                    let x = ensure(&mut s.x, m * d);
-                    design.gather(start..end, x);
+                    let x = design.rows_at(start..end, &mut s.x);
                     gemm(x, (m, d), true, &s.z[..m * k], (m, k), false, 1.0, gw);
                     add_colsum(gb, &s.z[..m * k]);
                     start = end;

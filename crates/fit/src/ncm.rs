@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::engine::{CHUNK, Design, ensure};
+use crate::engine::{CHUNK, Design};
 
 /// Per-class sums of normalised training rows (K x d) and row counts.
 pub(crate) fn class_means(design: &Design, k: usize) -> Vec<f32> {
@@ -17,13 +17,13 @@ pub(crate) fn class_means(design: &Design, k: usize) -> Vec<f32> {
             |(mut acc, mut cnt, mut x), ci| {
                 let start = ci * CHUNK;
                 let m = (n - start).min(CHUNK);
-                design.gather(start..start + m, ensure(&mut x, m * d));
+                let rows = design.rows_at(start..start + m, &mut x);
                 for i in 0..m {
                     let c = design.y[start + i] as usize;
                     cnt[c] += 1;
                     acc[c * d..(c + 1) * d]
                         .iter_mut()
-                        .zip(&x[i * d..(i + 1) * d])
+                        .zip(&rows[i * d..(i + 1) * d])
                         .for_each(|(s, &v)| *s += f64::from(v));
                 }
                 (acc, cnt, x)

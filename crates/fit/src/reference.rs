@@ -21,9 +21,9 @@ pub(crate) fn fit_linfa(
     warm: Option<&[f32]>,
 ) -> Result<Vec<f32>, FitError> {
     let (n, d) = (design.n(), design.dim());
-    let mut buf = vec![0.0f32; n * d];
-    design.gather(0..n, &mut buf);
-    let x = Array2::from_shape_vec((n, d), buf.into_iter().map(f64::from).collect())
+    let mut buf = Vec::new();
+    let rows = design.rows_at(0..n, &mut buf);
+    let x = Array2::from_shape_vec((n, d), rows.iter().map(|&v| f64::from(v)).collect())
         .map_err(|e| FitError::Linfa(e.to_string()))?;
     let y: Array1<usize> = design.y.iter().map(|&v| v as usize).collect();
     let ds = Dataset::new(x, y);
