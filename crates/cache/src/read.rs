@@ -571,14 +571,28 @@ impl Cache {
             parts,
             ..
         } = index;
-        let dst = std::sync::Mutex::new(features.as_mut_slice());
+        // Each job gets the table rows its part rows go to (positions are
+        // unique, so every row goes to one job): jobs write without a lock,
+        // and the first touch of the table's pages happens on every core.
+        let mut rows: Vec<Option<&mut [f32]>> = features.chunks_mut(dim.max(1)).map(Some).collect();
+        let dsts: Vec<Vec<Option<&mut [f32]>>> = jobs
+            .iter()
+            .map(|(part, range)| {
+                slots[*part][range.clone()]
+                    .iter()
+                    .map(|&pos| rows.get_mut(pos).and_then(Option::take))
+                    .collect()
+            })
+            .collect();
         // The key columns are built on one thread while the pool reads
         // features (they were a tenth of a second on one core, after them).
         let (read, keys) = rayon::join(
             || {
-                jobs.par_iter().try_for_each(|(part, range)| {
-                    part_features(&parts[*part], dim, range.clone(), &slots[*part], &dst)
-                })
+                jobs.par_iter()
+                    .zip(dsts)
+                    .try_for_each(|((part, range), dst)| {
+                        part_features(&parts[*part], dim, range.clone(), dst)
+                    })
             },
             || key_columns(paths, live_keys),
         );
@@ -626,16 +640,15 @@ const DEAD: usize = usize::MAX;
 const MIN_JOB_ROWS: usize = 4096;
 
 /// Copies the features of the rows `rows` of the cache part at `path` into
-/// the rows of `dst` that `slots` (one entry per stored row) gives, skipping
-/// [`DEAD`] ones (`dim` values a row), read from the Parquet float column
+/// `dst`, the table row of each stored row in `rows` (`None`: not live;
+/// `dim` values a row), read from the Parquet float column
 /// directly (no Arrow list arrays in between), 1,024 rows at a time. Each row
 /// must hold exactly `dim` values.
 fn part_features(
     path: &Path,
     dim: usize,
     rows: std::ops::Range<usize>,
-    slots: &[usize],
-    dst: &std::sync::Mutex<&mut [f32]>,
+    mut dst: Vec<Option<&mut [f32]>>,
 ) -> Result<(), CacheError> {
     use parquet::column::reader::ColumnReader;
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -718,18 +731,11 @@ fn part_features(
                     ),
                 });
             }
-            // Positions are unique (one per live row), so jobs never write
-            // the same values; the lock only hands out the table.
-            let mut table = dst.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             for (k, v) in values.chunks_exact(dim).enumerate() {
-                match slots.get(row + k) {
-                    Some(&pos) if pos != DEAD => {
-                        table[pos * dim..(pos + 1) * dim].copy_from_slice(v)
-                    }
-                    _ => {}
+                if let Some(Some(out)) = dst.get_mut(row + k - rows.start) {
+                    out.copy_from_slice(v);
                 }
             }
-            drop(table);
             row += records;
         }
         if row < end {
