@@ -11,6 +11,16 @@ use crate::normalize::Normalizer;
 
 /// Rows per gathered chunk.
 pub(crate) const CHUNK: usize = 256;
+/// Most rows per GEMM call in the full passes: on 4,096 rows the kernel runs
+/// a quarter to a half faster than on 256 (it repacks its operands per call).
+pub(crate) const GEMM_ROWS: usize = 16 * CHUNK;
+
+/// Rows per GEMM call for a pass over `n` rows: up to [`GEMM_ROWS`], but
+/// at least four calls a thread so that the pool stays balanced.
+pub(crate) fn pass_rows(n: usize) -> usize {
+    let per_call = n.div_ceil(4 * rayon::current_num_threads().max(1));
+    per_call.next_multiple_of(CHUNK).clamp(CHUNK, GEMM_ROWS)
+}
 
 /// Largest normalised copy a [`Design`] keeps (bytes); bigger designs are
 /// normalised chunk by chunk on every pass instead.
@@ -197,31 +207,63 @@ pub(crate) fn gemm(
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: the assertion above keeps every index the strides reach inside
-    // the slices (a: ar x ac, b: br x bc, c: m x n, all row-major), and `c`
-    // is borrowed mutably, so it aliases neither input.
-    unsafe {
-        gemm_f32::gemm::f32::get_gemm_fn()(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            beta != 0.0,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            beta,
-            1.0,
-            false,
-            false,
-            false,
-            gemm_common::Parallelism::None,
-        );
+    let f = gemm_f32::gemm::f32::get_gemm_fn();
+    // SAFETY (both calls): the assertion above keeps every index the strides
+    // reach inside the slices (a: ar x ac, b: br x bc, c: m x n, all
+    // row-major), and `c` is borrowed mutably, so it aliases neither input.
+    if ta {
+        // `a` transposed is column-major, as the kernel reads its left operand.
+        unsafe {
+            f(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                beta != 0.0,
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                beta,
+                1.0,
+                false,
+                false,
+                false,
+                gemm_common::Parallelism::None,
+            );
+        }
+    } else {
+        // `c^T = b^T a^T`, written through `c`'s transposed strides: a
+        // row-major `a` on the right is not repacked row by row, which makes
+        // the passes' `X W` a third faster, with the same sums in the same
+        // order.
+        unsafe {
+            f(
+                n,
+                m,
+                k,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+                beta != 0.0,
+                b.as_ptr(),
+                b_rs,
+                b_cs,
+                a.as_ptr(),
+                a_rs,
+                a_cs,
+                beta,
+                1.0,
+                false,
+                false,
+                false,
+                gemm_common::Parallelism::None,
+            );
+        }
     }
 }
 
@@ -268,13 +310,53 @@ pub(crate) fn exp_le0(x: f32) -> f32 {
     }
 }
 
+/// Whether this CPU runs the AVX-512 builds of [`avx512_dispatch!`] functions.
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Defines `$name`, which runs the `#[inline(always)]` function `$body`
+/// compiled for AVX-512 when the CPU has it and as built otherwise. The
+/// softmax loops over rows of ~100 classes run about twice as fast on
+/// AVX-512 as on the baseline's SSE2, with the same bits: their sums have a
+/// fixed order ([`LANES`] partial sums) and Rust neither reassociates nor
+/// contracts floating-point operations.
+macro_rules! avx512_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw")]
+                fn wide($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                if $crate::engine::has_avx512() {
+                    // SAFETY: the CPU has every feature `wide` is built for.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use avx512_dispatch;
+
 /// Lanes of the reductions below: one AVX-512 register of f32.
 const LANES: usize = 16;
 
 /// Sum of `x` in [`LANES`] interleaved partial sums (vectorised, unlike a
 /// sequential sum). Every softmax sum of the training passes goes through
 /// it, so the line search's `phi(0)` equals the gradient pass's objective.
-#[inline]
+#[inline(always)]
 pub(crate) fn sum_f32(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -287,7 +369,7 @@ pub(crate) fn sum_f32(x: &[f32]) -> f32 {
 }
 
 /// `sum x_i y_i` as [`sum_f32`] adds.
-#[inline]
+#[inline(always)]
 pub(crate) fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
@@ -305,7 +387,7 @@ pub(crate) fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
 
 /// Largest value of `x` (NaN if any is NaN, so divergence stays visible;
 /// `-inf` when empty).
-#[inline]
+#[inline(always)]
 pub(crate) fn max_f32(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -324,9 +406,19 @@ pub(crate) fn max_f32(x: &[f32]) -> f32 {
     )
 }
 
-/// Replaces logits `z` (m x K) by `coef_i * (softmax - onehot)`; returns
-/// sum_i coef_i * CE_i.
-pub(crate) fn softmax_ce_grad(z: &mut [f32], k: usize, y: &[u32], coef: &[f32]) -> f64 {
+avx512_dispatch!(
+    /// Replaces logits `z` (m x K) by `coef_i * (softmax - onehot)`; returns
+    /// sum_i coef_i * CE_i.
+    pub(crate) fn softmax_ce_grad = softmax_ce_grad_rows(
+        z: &mut [f32],
+        k: usize,
+        y: &[u32],
+        coef: &[f32],
+    ) -> f64
+);
+
+#[inline(always)]
+fn softmax_ce_grad_rows(z: &mut [f32], k: usize, y: &[u32], coef: &[f32]) -> f64 {
     let mut loss = 0.0f64;
     for ((row, &yi), &c) in z.chunks_exact_mut(k).zip(y).zip(coef) {
         let mx = max_f32(row);
@@ -393,10 +485,12 @@ pub(crate) fn add_penalty_grad(g: &mut [f32], theta: &[f32], pen: &[Range<usize>
 }
 
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
-    // Four f32 lanes summed into f64 per 256 elements keeps it fast and accurate.
+    // [`LANES`] f32 partial sums per 256 elements, summed into f64: fast
+    // (it vectorises, where one running f32 sum waits on each add) and
+    // accurate.
     a.chunks(256)
         .zip(b.chunks(256))
-        .map(|(x, y)| f64::from(x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>()))
+        .map(|(x, y)| f64::from(dot_f32(x, y)))
         .sum()
 }
 
@@ -530,11 +624,12 @@ pub(crate) fn score<M: Model>(model: &M, theta: &[f32], design: &Design) -> (f64
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
-    let parts: Vec<(f64, usize)> = (0..n.div_ceil(CHUNK))
+    let span = pass_rows(n);
+    let parts: Vec<(f64, usize)> = (0..n.div_ceil(span))
         .into_par_iter()
         .map_init(Scratch::default, |s, ci| {
-            let start = ci * CHUNK;
-            let m = (n - start).min(CHUNK);
+            let start = ci * span;
+            let m = (n - start).min(span);
             let mut x = std::mem::take(&mut s.x);
             let mut z = std::mem::take(&mut s.z);
             let zz = ensure(&mut z, m * k);

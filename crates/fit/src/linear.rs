@@ -11,8 +11,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::engine::{
-    CHUNK, Design, Model, Scratch, add_bias, add_colsum, add_penalty_grad, blocks, dot, dot_f32,
-    ensure, exp_le0, gemm, max_f32, penalty_sq, softmax_ce_grad, sum_f32,
+    CHUNK, Design, GEMM_ROWS, Model, Scratch, add_bias, add_colsum, add_penalty_grad,
+    avx512_dispatch, blocks, dot, dot_f32, ensure, exp_le0, gemm, max_f32, pass_rows, penalty_sq,
+    softmax_ce_grad, sum_f32,
 };
 use crate::lbfgs::LineObjective;
 use crate::precond::Precond;
@@ -289,10 +290,11 @@ impl<'a> SoftmaxLine<'a> {
     /// `out = X theta_W + theta_b` for all rows.
     fn forward(lin: Linear, design: &Design, theta: &[f32], out: &mut [f32]) {
         let (d, k) = (lin.d, lin.k);
-        out.par_chunks_mut(CHUNK * k)
+        let span = pass_rows(design.n());
+        out.par_chunks_mut(span * k)
             .enumerate()
             .for_each_init(Vec::<f32>::new, |x, (ci, o)| {
-                let start = ci * CHUNK;
+                let start = ci * span;
                 let m = o.len() / k;
                 let rows = design.rows_at(start..start + m, x);
                 gemm(rows, (m, d), false, &theta[..d * k], (d, k), false, 0.0, o);
@@ -317,7 +319,7 @@ impl<'a> SoftmaxLine<'a> {
                 let mut loss = 0.0;
                 let mut start = range.start;
                 while start < range.end {
-                    let end = (start + CHUNK).min(range.end);
+                    let end = (start + GEMM_ROWS).min(range.end);
                     let m = end - start;
                     let gz = ensure(&mut s.z, m * k);
                     gz.copy_from_slice(&z[start * k..end * k]);
@@ -342,6 +344,55 @@ impl<'a> SoftmaxLine<'a> {
         add_penalty_grad(g, theta, &pen, self.lambda);
         losses.iter().sum::<f64>() + 0.5 * self.lambda * penalty_sq(theta, &pen)
     }
+}
+
+avx512_dispatch!(
+    /// The objective's data term and its slope along `p` at step `a`, for
+    /// rows with logits `z` and logits along `p` `xp` (m x K each), classes
+    /// `y` and weights `w` (times `scale`).
+    fn line_rows = line_rows_generic(
+        z: &[f32],
+        xp: &[f32],
+        y: &[u32],
+        w: &[f32],
+        scale: f64,
+        k: usize,
+        a: f32,
+    ) -> (f64, f64)
+);
+
+#[inline(always)]
+fn line_rows_generic(
+    z: &[f32],
+    xp: &[f32],
+    y: &[u32],
+    w: &[f32],
+    scale: f64,
+    k: usize,
+    a: f32,
+) -> (f64, f64) {
+    let mut buf = vec![0.0f32; k];
+    let (mut f, mut df) = (0.0f64, 0.0f64);
+    for (i, (&yi, &wi)) in y.iter().zip(w).enumerate() {
+        let zi = &z[i * k..(i + 1) * k];
+        let pi = &xp[i * k..(i + 1) * k];
+        for ((b, &zv), &pv) in buf.iter_mut().zip(zi).zip(pi) {
+            *b = zv + a * pv;
+        }
+        let mx = max_f32(&buf);
+        let yi = yi as usize;
+        let zy = buf[yi] - mx;
+        // The exponentials and their sum as `softmax_ce_grad` takes them.
+        buf.iter_mut().for_each(|b| *b = exp_le0(*b - mx));
+        let s = sum_f32(&buf);
+        let sp = dot_f32(&buf, pi);
+        // The f32 coefficient of `grad_pass`: phi(0) must be its f to the
+        // last bit for the line search's tests.
+        let c = f64::from((f64::from(wi) * scale) as f32);
+        f += c * (f64::from(s).ln() - f64::from(zy));
+        df += c * (f64::from(sp / s) - f64::from(pi[yi]));
+    }
+    (f, df)
 }
 
 impl LineObjective for SoftmaxLine<'_> {
@@ -371,29 +422,10 @@ impl LineObjective for SoftmaxLine<'_> {
         let parts: Vec<(f64, f64)> = self
             .blocks
             .par_iter()
-            .map(|range| {
-                let mut buf = vec![0.0f32; k];
-                let (mut f, mut df) = (0.0f64, 0.0f64);
-                for i in range.clone() {
-                    let zi = &z[i * k..(i + 1) * k];
-                    let pi = &xp[i * k..(i + 1) * k];
-                    for ((b, &zv), &pv) in buf.iter_mut().zip(zi).zip(pi) {
-                        *b = zv + a * pv;
-                    }
-                    let mx = max_f32(&buf);
-                    let y = design.y[i] as usize;
-                    let zy = buf[y] - mx;
-                    // The exponentials and their sum as `softmax_ce_grad` takes them.
-                    buf.iter_mut().for_each(|b| *b = exp_le0(*b - mx));
-                    let s = sum_f32(&buf);
-                    let sp = dot_f32(&buf, pi);
-                    // The f32 coefficient of `grad_pass`: phi(0) must be
-                    // its f to the last bit for the line search's tests.
-                    let c = f64::from((f64::from(design.w[i]) * scale) as f32);
-                    f += c * (f64::from(s).ln() - f64::from(zy));
-                    df += c * (f64::from(sp / s) - f64::from(pi[y]));
-                }
-                (f, df)
+            .map(|r| {
+                let rows = r.start * k..r.end * k;
+                let (y, w) = (&design.y[r.clone()], &design.w[r.clone()]);
+                line_rows(&z[rows.clone()], &xp[rows], y, w, scale, k, a)
             })
             .collect();
         let f: f64 = parts.iter().map(|p| p.0).sum();
