@@ -37,7 +37,7 @@ pub fn run(cmd: CacheCommand) -> Result<ExitCode> {
                 "model        {} (fingerprint {}, {}-d)",
                 i.model_name, i.model_fingerprint, i.feature_dim
             );
-            println!("images       {}", idx.paths.len());
+            println!("images       {}", idx.paths().count());
             println!(
                 "rows         {} live, {} dead (compact to drop)",
                 idx.live_rows(),

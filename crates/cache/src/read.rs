@@ -259,12 +259,22 @@ impl RowMeta {
     }
 }
 
+/// A live row's key and what is stored with it.
+#[derive(Debug)]
+struct LiveRow {
+    path: String,
+    view: String,
+    hash: String,
+    meta: RowMeta,
+}
+
 /// The live rows of a cache, keyed for incremental extraction.
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    /// For each live path: its content hash, and the views stored for it with
-    /// each row's label and split.
-    pub paths: HashMap<String, (String, HashMap<String, RowMeta>)>,
+    /// The live rows sorted by `(path, view)`, their positions in a table
+    /// read from the cache; lookups search them (a map of maps per path
+    /// cost the scan a third of its time).
+    rows: Vec<LiveRow>,
     /// Rows stored but no longer live (superseded or deleted); `compact` drops them.
     pub dead_rows: usize,
     /// Parts and tombstone files in the cache.
@@ -280,14 +290,33 @@ pub struct LiveIndex {
     part_ids: Vec<String>,
     /// Parts skipped as the same file as an earlier one (a hard link or copy).
     pub duplicate_parts: usize,
-    /// `(path, view)` of each live row, in key order (the rows' positions).
-    live_keys: Vec<(String, String)>,
 }
 
 impl LiveIndex {
     /// Number of live rows.
     pub fn live_rows(&self) -> usize {
         self.live.len()
+    }
+
+    /// The live paths (images; a path has a row per view), sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i == 0 || self.rows[i - 1].path != r.path)
+            .map(|(_, r)| r.path.as_str())
+    }
+
+    /// True if `path` has a live row.
+    pub fn contains_path(&self, path: &str) -> bool {
+        !self.views_of(path).is_empty()
+    }
+
+    /// The live rows of `path`, one per view, sorted by view.
+    fn views_of(&self, path: &str) -> &[LiveRow] {
+        let lo = self.rows.partition_point(|r| r.path.as_str() < path);
+        let hi = lo + self.rows[lo..].partition_point(|r| r.path == path);
+        &self.rows[lo..hi]
     }
 
     /// True if `path` is live with `hash` and has `view`, stored with this
@@ -321,17 +350,19 @@ impl LiveIndex {
 
     /// The content hash of live `path` and the row of its `view`.
     fn row(&self, path: &str, view: &str) -> Option<(&str, &RowMeta)> {
-        let (hash, views) = self.paths.get(path)?;
-        Some((hash, views.get(view)?))
+        let views = self.views_of(path);
+        let i = views.binary_search_by(|r| r.view.as_str().cmp(view)).ok()?;
+        Some((&views[i].hash, &views[i].meta))
     }
 
     /// The source version of a live row of `path` (its original view first).
     pub fn version_of(&self, path: &str) -> Option<&str> {
-        let (_, views) = self.paths.get(path)?;
+        let views = self.views_of(path);
         views
-            .get(crate::ORIGINAL_VIEW)
-            .or_else(|| views.values().next())
-            .and_then(|m| m.version.as_deref())
+            .iter()
+            .find(|r| r.view == crate::ORIGINAL_VIEW)
+            .or(views.first())
+            .and_then(|r| r.meta.version.as_deref())
     }
 }
 
@@ -490,8 +521,7 @@ impl Cache {
             duplicate_parts,
             ..LiveIndex::default()
         };
-        let mut live: Vec<((String, String), (usize, usize))> = Vec::with_capacity(newest.len());
-        index.paths.reserve(path_hash.len());
+        let mut live: Vec<(LiveRow, (usize, usize))> = Vec::with_capacity(newest.len());
         for ((path, view), (order, part, row, hash, meta)) in newest {
             let Some((since, newest_hash)) = path_hash.get(&path) else {
                 continue;
@@ -500,23 +530,26 @@ impl Cache {
             if deleted || *newest_hash != hash || (order, row) < *since {
                 continue;
             }
-            index
-                .paths
-                .entry(path.clone())
-                .or_insert_with(|| (hash, HashMap::new()))
-                .1
-                .insert(view.clone(), meta);
-            live.push(((path, view), (part, row)));
+            let key = LiveRow {
+                path,
+                view,
+                hash,
+                meta,
+            };
+            live.push((key, (part, row)));
         }
-        live.sort_unstable();
-        let (keys, places): (Vec<_>, Vec<_>) = live.into_iter().unzip();
-        index.live_keys = keys;
+        // Keys are unique, so the unstable sort is deterministic.
+        live.par_sort_unstable_by(|(a, _), (b, _)| {
+            (a.path.as_str(), a.view.as_str()).cmp(&(b.path.as_str(), b.view.as_str()))
+        });
+        let (rows, places): (Vec<_>, Vec<_>) = live.into_iter().unzip();
+        index.rows = rows;
         index.live = places
             .into_iter()
             .enumerate()
             .map(|(pos, (part, row))| (part, row, pos))
             .collect();
-        index.live.sort_unstable();
+        index.live.par_sort_unstable();
         index.dead_rows = total_rows - index.live.len();
         Ok(index)
     }
@@ -566,10 +599,7 @@ impl Cache {
             .filter(|(part, range)| slots[*part][range.clone()].iter().any(|&p| p != DEAD))
             .collect();
         let LiveIndex {
-            paths,
-            live_keys,
-            parts,
-            ..
+            rows: keys, parts, ..
         } = index;
         // Each job gets the table rows its part rows go to (positions are
         // unique, so every row goes to one job): jobs write without a lock,
@@ -594,7 +624,7 @@ impl Cache {
                         part_features(&parts[*part], dim, range.clone(), dst)
                     })
             },
-            || key_columns(paths, live_keys),
+            || key_columns(keys),
         );
         read?;
         Ok(FeatureTable {
@@ -608,12 +638,9 @@ impl Cache {
 }
 
 /// A table of no features holding the key columns (paths, views, content
-/// hashes, labels, splits) in the order of `live_keys`, from the index's `paths`.
-fn key_columns(
-    by_path: HashMap<String, (String, HashMap<String, RowMeta>)>,
-    live_keys: Vec<(String, String)>,
-) -> FeatureTable {
-    let n = live_keys.len();
+/// hashes, labels, splits) of `rows`, in their order.
+fn key_columns(rows: Vec<LiveRow>) -> FeatureTable {
+    let n = rows.len();
     let mut t = FeatureTable {
         paths: Vec::with_capacity(n),
         views: Vec::with_capacity(n),
@@ -622,12 +649,16 @@ fn key_columns(
         splits: Vec::with_capacity(n),
         ..FeatureTable::default()
     };
-    for (path, view) in live_keys {
-        let (hash, by_view) = &by_path[&path];
-        let RowMeta { label, split, .. } = by_view.get(&view).cloned().unwrap_or_default();
-        t.labels.push(label);
-        t.splits.push(split);
-        t.content_hashes.push(hash.clone());
+    for LiveRow {
+        path,
+        view,
+        hash,
+        meta,
+    } in rows
+    {
+        t.labels.push(meta.label);
+        t.splits.push(meta.split);
+        t.content_hashes.push(hash);
         t.paths.push(path);
         t.views.push(view);
     }
@@ -1557,7 +1588,7 @@ mod tests {
         // Another label or split is not the stored row.
         assert!(!idx.has("a.png", "h9", "original", Some("b"), None));
         assert!(!idx.has("a.png", "h9", "original", Some("a"), Some("test")));
-        assert!(!idx.paths.contains_key("b.png"));
+        assert!(!idx.contains_path("b.png"));
         assert_eq!(idx.dead_rows, 3);
         // b.png comes back after its tombstone: live again.
         write(&cache, &[("b.png", "h2", "original", 4.0)]);

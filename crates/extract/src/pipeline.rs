@@ -516,14 +516,13 @@ impl Extractor {
         // a folder that could not be listed are kept.
         let listed: std::collections::HashSet<&str> =
             items.iter().map(|i| i.rel.as_str()).collect();
-        let owned: Vec<&String> = index
-            .paths
-            .keys()
+        let owned: Vec<&str> = index
+            .paths()
             .filter(|p| cfg.shard.is_none_or(|s| s.owns(p)))
             .collect();
         let mut gone: Vec<String> = owned
             .iter()
-            .filter(|p| !listed.contains(p.as_str()) && !listing.maybe_unlisted(p))
+            .filter(|p| !listed.contains(*p) && !listing.maybe_unlisted(p))
             .map(|p| p.to_string())
             .collect();
         if !cfg.prune && !items.is_empty() && !gone.is_empty() && gone.len() == owned.len() {
@@ -680,7 +679,7 @@ impl Extractor {
                             }
                         }
                         Prepared::Failed { stage, message } => {
-                            if index.paths.contains_key(&item.rel) {
+                            if index.contains_path(&item.rel) {
                                 stale
                                     .lock()
                                     .unwrap_or_else(|e| e.into_inner())
