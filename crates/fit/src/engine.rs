@@ -465,6 +465,29 @@ pub(crate) fn blocks(n: usize, per_block: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Runs `block` on the fixed ranges of `0..n` that [`blocks`] gives (each
+/// holding an accumulator of `acc_len` f32s) on the pool, then merges the
+/// results in range order: the same input always gives the same bits.
+/// (rayon's `fold`, `reduce` and `sum` combine partial results where work
+/// stealing happened to split the range, so their float sums vary.)
+pub(crate) fn fold_blocks<A: Send>(
+    n: usize,
+    acc_len: usize,
+    block: impl Fn(Range<usize>) -> A + Sync + Send,
+    mut merge: impl FnMut(&mut A, A),
+) -> A {
+    let parts: Vec<A> = blocks(n, acc_len).into_par_iter().map(&block).collect();
+    let mut parts = parts.into_iter();
+    let mut acc = parts.next().unwrap_or_else(|| block(0..0));
+    parts.for_each(|p| merge(&mut acc, p));
+    acc
+}
+
+/// Adds `b` into `a` elementwise.
+pub(crate) fn add_into(a: &mut [f64], b: &[f64]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+}
+
 /// sum of `theta^2` over penalized ranges.
 pub(crate) fn penalty_sq(theta: &[f32], pen: &[Range<usize>]) -> f64 {
     pen.iter()

@@ -14,7 +14,7 @@ use headstart_cache::FeatureTable;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{dot, gemm};
+use crate::engine::{add_into, dot, fold_blocks, gemm};
 use crate::rng::Rng;
 use crate::split::Role;
 
@@ -149,24 +149,16 @@ pub(crate) fn check(
 
 pub(crate) fn mean(t: &FeatureTable, rows: &[usize]) -> Vec<f32> {
     let d = t.dim;
-    let s = rows
-        .par_chunks(1024)
-        .map(|c| {
-            let mut s = vec![0.0f64; d];
-            for &r in c {
-                s.iter_mut()
-                    .zip(t.row(r))
-                    .for_each(|(a, &v)| *a += f64::from(v));
-            }
-            s
-        })
-        .reduce(
-            || vec![0.0; d],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    let block = |range: std::ops::Range<usize>| {
+        let mut s = vec![0.0f64; d];
+        for &r in &rows[range] {
+            s.iter_mut()
+                .zip(t.row(r))
+                .for_each(|(a, &v)| *a += f64::from(v));
+        }
+        s
+    };
+    let s = fold_blocks(rows.len(), 2 * d, block, |a, b| add_into(a, &b));
     s.iter().map(|v| (v / rows.len() as f64) as f32).collect()
 }
 

@@ -253,6 +253,100 @@ impl FitOutcome {
     }
 }
 
+/// What training gives back to [`fit`].
+struct Trained {
+    norm: Normalizer,
+    sweep: Vec<SweepRow>,
+    best: sweep::Best,
+    /// Class index of each validation row.
+    y_val: Vec<u32>,
+    normalize_secs: f64,
+    sweep_secs: f64,
+}
+
+/// Normalisation and the sweep on `plan`'s training rows, selected on its
+/// validation rows (there must be some).
+fn train(
+    table: &FeatureTable,
+    p: &CheckedFitParams,
+    plan: &split::SplitPlan,
+) -> Result<Trained, FitError> {
+    if plan.val.is_empty() {
+        return Err(FitError::NoValidationRows(format!(
+            "{} training rows and none held out",
+            plan.train.len()
+        )));
+    }
+    let k = plan.classes.len();
+    let lap = Instant::now();
+    let norm = Normalizer::fit(p.normalize, table, &plan.train)?;
+    let normalize_secs = lap.elapsed().as_secs_f64();
+    let y_train = plan.labels(&plan.train);
+    let weights: Vec<f32> = match p.class_weight {
+        ClassWeight::None => vec![1.0; y_train.len()],
+        ClassWeight::Balanced => {
+            let mut counts = vec![0usize; k];
+            y_train.iter().for_each(|&c| counts[c as usize] += 1);
+            let n = y_train.len() as f64;
+            y_train
+                .iter()
+                .map(|&c| (n / (k as f64 * counts[c as usize] as f64)) as f32)
+                .collect()
+        }
+    };
+    let train = Design::new(table, &norm, plan.train.clone(), y_train, weights);
+    let y_val = plan.labels(&plan.val);
+    let val = Design::new(
+        table,
+        &norm,
+        plan.val.clone(),
+        y_val.clone(),
+        vec![1.0; plan.val.len()],
+    );
+    let lap = Instant::now();
+    let (sweep, best) = sweep::run(p, &train, &val, k)?;
+    let sweep_secs = lap.elapsed().as_secs_f64();
+    drop((train, val));
+    Ok(Trained {
+        norm,
+        sweep,
+        best,
+        y_val,
+        normalize_secs,
+        sweep_secs,
+    })
+}
+
+/// Drops the `flagged` rows of `heldout` from `plan` (`--dedupe`) and
+/// recounts its summary; returns how many were dropped.
+fn dedupe(plan: &mut split::SplitPlan, heldout: &[(usize, Role)], flagged: &[bool]) -> usize {
+    let drop: std::collections::HashSet<usize> = heldout
+        .iter()
+        .zip(flagged)
+        .filter(|(_, f)| **f)
+        .map(|((r, _), _)| *r)
+        .collect();
+    plan.val.retain(|r| !drop.contains(r));
+    plan.test.retain(|r| !drop.contains(r));
+    let s = &mut plan.summary;
+    s.deduped = drop.len();
+    s.val_rows = plan.val.len();
+    s.test_rows = plan.test.len();
+    for cc in &mut s.per_class {
+        cc.val = 0;
+        cc.test = 0;
+    }
+    for (rows, is_val) in [(&plan.val, true), (&plan.test, false)] {
+        for &r in rows.iter() {
+            if let Some(c) = plan.class_of[r] {
+                let cc = &mut s.per_class[c as usize];
+                if is_val { cc.val += 1 } else { cc.test += 1 }
+            }
+        }
+    }
+    drop.len()
+}
+
 /// Fits a head on `table` as described by `params` (see the crate docs and
 /// [`FitParams`]): split, leak check, normalisation, sweep, metrics.
 pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome, FitError> {
@@ -273,8 +367,6 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
         split: t0.elapsed().as_secs_f64(),
         ..Default::default()
     };
-    let lap = Instant::now();
-
     // Leak check: original training images against every held-out row.
     let train_orig: Vec<usize> = plan
         .train
@@ -288,80 +380,39 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
         .map(|&r| (r, Role::Val))
         .chain(plan.test.iter().map(|&r| (r, Role::Test)))
         .collect();
-    let (mut leak, flagged) = leak::check(table, &train_orig, &heldout, p.near_dup_threshold);
-    if p.dedupe {
-        let drop: std::collections::HashSet<usize> = heldout
-            .iter()
-            .zip(&flagged)
-            .filter(|(_, f)| **f)
-            .map(|((r, _), _)| *r)
-            .collect();
-        plan.val.retain(|r| !drop.contains(r));
-        plan.test.retain(|r| !drop.contains(r));
-        leak.dropped = drop.len();
-        let s = &mut plan.summary;
-        s.deduped = drop.len();
-        s.val_rows = plan.val.len();
-        s.test_rows = plan.test.len();
-        for cc in &mut s.per_class {
-            cc.val = 0;
-            cc.test = 0;
-        }
-        for (rows, is_val) in [(&plan.val, true), (&plan.test, false)] {
-            for &r in rows.iter() {
-                if let Some(c) = plan.class_of[r] {
-                    let cc = &mut s.per_class[c as usize];
-                    if is_val { cc.val += 1 } else { cc.test += 1 }
-                }
-            }
-        }
-    }
-    timings.leak = lap.elapsed().as_secs_f64();
-    if plan.val.is_empty() {
-        return Err(FitError::NoValidationRows(if leak.dropped > 0 {
-            "every validation row was dropped as a duplicate".into()
-        } else {
-            format!("{} training rows and none held out", plan.train.len())
-        }));
-    }
-
-    let k = plan.classes.len();
-    let lap = Instant::now();
-    let norm = Normalizer::fit(p.normalize, table, &plan.train)?;
-    timings.normalize = lap.elapsed().as_secs_f64();
-    let labels_of = |rows: &[usize]| -> Vec<u32> {
-        rows.iter()
-            .map(|&r| plan.class_of[r].unwrap_or(0))
-            .collect()
+    let check = || {
+        let lap = Instant::now();
+        let found = leak::check(table, &train_orig, &heldout, p.near_dup_threshold);
+        (found, lap.elapsed().as_secs_f64())
     };
-    let y_train = labels_of(&plan.train);
-    let weights: Vec<f32> = match p.class_weight {
-        ClassWeight::None => vec![1.0; y_train.len()],
-        ClassWeight::Balanced => {
-            let mut counts = vec![0usize; k];
-            y_train.iter().for_each(|&c| counts[c as usize] += 1);
-            let n = y_train.len() as f64;
-            y_train
-                .iter()
-                .map(|&c| (n / (k as f64 * counts[c as usize] as f64)) as f32)
-                .collect()
+    let (leak, trained) = if p.dedupe {
+        let ((mut leak, flagged), secs) = check();
+        timings.leak = secs;
+        leak.dropped = dedupe(&mut plan, &heldout, &flagged);
+        if plan.val.is_empty() && leak.dropped > 0 {
+            return Err(FitError::NoValidationRows(
+                "every validation row was dropped as a duplicate".into(),
+            ));
         }
+        (leak, train(table, p, &plan)?)
+    } else {
+        // The check changes no rows, so it runs beside the training on the
+        // pool: each fills the other's single-threaded stretches.
+        let (((leak, _), secs), trained) = rayon::join(check, || train(table, p, &plan));
+        timings.leak = secs;
+        (leak, trained?)
     };
-    let train = Design::new(table, &norm, plan.train.clone(), y_train, weights);
-    let y_val = labels_of(&plan.val);
-    let val = Design::new(
-        table,
-        &norm,
-        plan.val.clone(),
-        y_val.clone(),
-        vec![1.0; plan.val.len()],
-    );
+    let Trained {
+        norm,
+        sweep,
+        best,
+        y_val,
+        normalize_secs,
+        sweep_secs,
+    } = trained;
+    timings.normalize = normalize_secs;
+    timings.sweep = sweep_secs;
     let lap = Instant::now();
-    let (sweep, best) = sweep::run(p, &train, &val, k)?;
-    timings.sweep = lap.elapsed().as_secs_f64();
-    let lap = Instant::now();
-    drop(train);
-    drop(val);
     let selected = sweep.iter().find(|r| r.selected).cloned();
 
     let meta = HeadMeta {
@@ -394,7 +445,7 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
         Metrics::compute(
             "test",
             &plan.classes,
-            &labels_of(&plan.test),
+            &plan.labels(&plan.test),
             &probs,
             &ids(&plan.test),
             p.n_mistakes,

@@ -11,9 +11,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::engine::{
-    CHUNK, Design, GEMM_ROWS, Model, Scratch, add_bias, add_colsum, add_penalty_grad,
-    avx512_dispatch, blocks, dot, dot_f32, ensure, exp_le0, gemm, max_f32, pass_rows, penalty_sq,
-    softmax_ce_grad, sum_f32,
+    CHUNK, Design, GEMM_ROWS, Model, Scratch, add_bias, add_colsum, add_into, add_penalty_grad,
+    avx512_dispatch, blocks, dot, dot_f32, ensure, exp_le0, fold_blocks, gemm, max_f32, pass_rows,
+    penalty_sq, softmax_ce_grad, sum_f32,
 };
 use crate::lbfgs::LineObjective;
 use crate::precond::Precond;
@@ -97,34 +97,23 @@ pub(crate) fn priors(design: &Design, k: usize) -> Vec<f64> {
 /// Weighted per-class sums of the normalised rows (K x d, row-major).
 pub(crate) fn class_sums(design: &Design, k: usize) -> Vec<f64> {
     let d = design.dim();
-    let n = design.n();
-    (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .fold(
-            || (vec![0.0f64; k * d], Vec::<f32>::new()),
-            |(mut acc, mut x), ci| {
-                let start = ci * CHUNK;
-                let m = (n - start).min(CHUNK);
-                let rows = design.rows_at(start..start + m, &mut x);
-                for i in 0..m {
-                    let c = design.y[start + i] as usize;
-                    let w = f64::from(design.w[start + i]);
-                    let a = &mut acc[c * d..(c + 1) * d];
-                    a.iter_mut()
-                        .zip(&rows[i * d..(i + 1) * d])
-                        .for_each(|(s, &v)| *s += w * f64::from(v));
-                }
-                (acc, x)
-            },
-        )
-        .map(|(a, _)| a)
-        .reduce(
-            || vec![0.0f64; k * d],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        )
+    let block = |range: Range<usize>| {
+        let (mut acc, mut x) = (vec![0.0f64; k * d], Vec::new());
+        for start in range.clone().step_by(CHUNK) {
+            let end = (start + CHUNK).min(range.end);
+            let rows = design.rows_at(start..end, &mut x);
+            for (i, row) in rows.chunks_exact(d).enumerate() {
+                let c = design.y[start + i] as usize;
+                let w = f64::from(design.w[start + i]);
+                acc[c * d..(c + 1) * d]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(s, &v)| *s += w * f64::from(v));
+            }
+        }
+        acc
+    };
+    fold_blocks(design.n(), 2 * k * d, block, |a, b| add_into(a, &b))
 }
 
 /// Norm of the gradient at the null model (W = 0, b = log priors), from

@@ -2,42 +2,31 @@
 //! (the squared-distance rule up to a per-row constant), with the temperature
 //! `T` fitted on validation log-loss (a 1-D convex problem in 1/T).
 
-use rayon::prelude::*;
-
-use crate::engine::{CHUNK, Design};
+use crate::engine::{CHUNK, Design, add_into, fold_blocks};
 
 /// Per-class sums of normalised training rows (K x d) and row counts.
 pub(crate) fn class_means(design: &Design, k: usize) -> Vec<f32> {
     let d = design.dim();
-    let n = design.n();
-    let (sums, counts) = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .fold(
-            || (vec![0.0f64; k * d], vec![0usize; k], Vec::<f32>::new()),
-            |(mut acc, mut cnt, mut x), ci| {
-                let start = ci * CHUNK;
-                let m = (n - start).min(CHUNK);
-                let rows = design.rows_at(start..start + m, &mut x);
-                for i in 0..m {
-                    let c = design.y[start + i] as usize;
-                    cnt[c] += 1;
-                    acc[c * d..(c + 1) * d]
-                        .iter_mut()
-                        .zip(&rows[i * d..(i + 1) * d])
-                        .for_each(|(s, &v)| *s += f64::from(v));
-                }
-                (acc, cnt, x)
-            },
-        )
-        .map(|(a, c, _)| (a, c))
-        .reduce(
-            || (vec![0.0f64; k * d], vec![0usize; k]),
-            |(mut a, mut c), (b, e)| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                c.iter_mut().zip(&e).for_each(|(x, y)| *x += y);
-                (a, c)
-            },
-        );
+    let block = |range: std::ops::Range<usize>| {
+        let (mut acc, mut cnt, mut x) = (vec![0.0f64; k * d], vec![0usize; k], Vec::new());
+        for start in range.clone().step_by(CHUNK) {
+            let end = (start + CHUNK).min(range.end);
+            let rows = design.rows_at(start..end, &mut x);
+            for (i, row) in rows.chunks_exact(d).enumerate() {
+                let c = design.y[start + i] as usize;
+                cnt[c] += 1;
+                acc[c * d..(c + 1) * d]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(s, &v)| *s += f64::from(v));
+            }
+        }
+        (acc, cnt)
+    };
+    let (sums, counts) = fold_blocks(design.n(), 2 * k * d, block, |(a, c), (b, e)| {
+        add_into(a, &b);
+        c.iter_mut().zip(&e).for_each(|(x, y)| *x += y);
+    });
     let mut means = vec![0.0f32; k * d];
     for c in 0..k {
         let inv = 1.0 / counts[c].max(1) as f64;
@@ -64,24 +53,22 @@ pub(crate) fn linear_params(means: &[f32], d: usize, k: usize) -> Vec<f32> {
 /// Inverse temperature minimising mean log-loss of `logits` (n x K) for labels `y`.
 pub(crate) fn fit_inverse_temperature(logits: &[f32], y: &[u32], k: usize) -> f64 {
     let ll = |s: f64| -> f64 {
-        logits
-            .par_chunks(k * 64)
-            .zip(y.par_chunks(64))
-            .map(|(rows, ys)| {
-                rows.chunks_exact(k)
-                    .zip(ys)
-                    .map(|(row, &yi)| {
-                        let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let lse = row
-                            .iter()
-                            .map(|&v| (s * f64::from(v - mx)).exp())
-                            .sum::<f64>()
-                            .ln();
-                        lse - s * f64::from(row[yi as usize] - mx)
-                    })
-                    .sum::<f64>()
-            })
-            .sum::<f64>()
+        let block = |range: std::ops::Range<usize>| {
+            logits[range.start * k..range.end * k]
+                .chunks_exact(k)
+                .zip(&y[range])
+                .map(|(row, &yi)| {
+                    let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let lse = row
+                        .iter()
+                        .map(|&v| (s * f64::from(v - mx)).exp())
+                        .sum::<f64>()
+                        .ln();
+                    lse - s * f64::from(row[yi as usize] - mx)
+                })
+                .sum::<f64>()
+        };
+        fold_blocks(y.len(), 1, block, |a, b| *a += b)
     };
     if y.is_empty() {
         return 1.0;

@@ -1,9 +1,9 @@
 //! Feature normalisation fitted on training rows and stored with the head.
 
 use headstart_cache::FeatureTable;
-use rayon::prelude::*;
 
 use crate::FitError;
+use crate::engine::{add_into, fold_blocks};
 use crate::params::Normalize;
 
 /// A fitted normaliser: `standard` holds per-feature mean and std.
@@ -111,28 +111,22 @@ impl Normalizer {
                 };
                 // Shifted sums in f64 (shift by the first row) to avoid cancellation.
                 let shift: Vec<f64> = t.row(first).iter().map(|&v| f64::from(v)).collect();
-                let (s1, s2) = rows
-                    .par_chunks(1024)
-                    .map(|chunk| {
-                        let mut s1 = vec![0.0f64; d];
-                        let mut s2 = vec![0.0f64; d];
-                        for &r in chunk {
-                            for (j, &v) in t.row(r).iter().enumerate() {
-                                let x = f64::from(v) - shift[j];
-                                s1[j] += x;
-                                s2[j] += x * x;
-                            }
+                let block = |range: std::ops::Range<usize>| {
+                    let mut s1 = vec![0.0f64; d];
+                    let mut s2 = vec![0.0f64; d];
+                    for &r in &rows[range] {
+                        for (j, &v) in t.row(r).iter().enumerate() {
+                            let x = f64::from(v) - shift[j];
+                            s1[j] += x;
+                            s2[j] += x * x;
                         }
-                        (s1, s2)
-                    })
-                    .reduce(
-                        || (vec![0.0; d], vec![0.0; d]),
-                        |(mut a1, mut a2), (b1, b2)| {
-                            a1.iter_mut().zip(&b1).for_each(|(a, b)| *a += b);
-                            a2.iter_mut().zip(&b2).for_each(|(a, b)| *a += b);
-                            (a1, a2)
-                        },
-                    );
+                    }
+                    (s1, s2)
+                };
+                let (s1, s2) = fold_blocks(rows.len(), 4 * d, block, |(a1, a2), (b1, b2)| {
+                    add_into(a1, &b1);
+                    add_into(a2, &b2);
+                });
                 let n = rows.len() as f64;
                 let mut mean = Vec::with_capacity(d);
                 let mut std = Vec::with_capacity(d);

@@ -9,9 +9,7 @@
 //! two thin GEMMs) and applies `M = I + U diag(base / lambda - 1) U^T`, the
 //! inverse second moment on the top directions and the identity elsewhere.
 
-use rayon::prelude::*;
-
-use crate::engine::{CHUNK, Design, dot, ensure, gemm};
+use crate::engine::{CHUNK, Design, dot, ensure, fold_blocks, gemm};
 use crate::rng::Rng;
 
 /// Rows sampled for the estimate.
@@ -148,37 +146,25 @@ impl Precond {
 fn second_moment_times(design: &Design, pos: &[u32], q: &[f32], l: usize) -> (Vec<f32>, f64) {
     let d = design.dim();
     let m = pos.len();
-    let (acc, tr) = pos
-        .par_chunks(CHUNK)
-        .fold(
-            || {
-                (
-                    vec![0.0f32; d * l],
-                    0.0f64,
-                    Vec::<f32>::new(),
-                    Vec::<f32>::new(),
-                )
-            },
-            |(mut acc, mut tr, mut x, mut abuf), part| {
-                let rows = part.len();
-                let xs = ensure(&mut x, rows * d);
-                design.gather_list(part, xs);
-                tr += dot(xs, xs);
-                let a = ensure(&mut abuf, rows * l);
-                // A = X Q^T (rows x l); acc += X^T A (d x l).
-                gemm(xs, (rows, d), false, q, (l, d), true, 0.0, a);
-                gemm(xs, (rows, d), true, a, (rows, l), false, 1.0, &mut acc);
-                (acc, tr, x, abuf)
-            },
-        )
-        .map(|(acc, tr, _, _)| (acc, tr))
-        .reduce(
-            || (vec![0.0f32; d * l], 0.0),
-            |(mut a, ta), (b, tb)| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                (a, ta + tb)
-            },
-        );
+    let block = |range: std::ops::Range<usize>| {
+        let (mut acc, mut tr) = (vec![0.0f32; d * l], 0.0f64);
+        let (mut x, mut abuf) = (Vec::new(), Vec::new());
+        for part in pos[range].chunks(CHUNK) {
+            let rows = part.len();
+            let xs = ensure(&mut x, rows * d);
+            design.gather_list(part, xs);
+            tr += dot(xs, xs);
+            let a = ensure(&mut abuf, rows * l);
+            // A = X Q^T (rows x l); acc += X^T A (d x l).
+            gemm(xs, (rows, d), false, q, (l, d), true, 0.0, a);
+            gemm(xs, (rows, d), true, a, (rows, l), false, 1.0, &mut acc);
+        }
+        (acc, tr)
+    };
+    let (acc, tr) = fold_blocks(m, d * l, block, |(a, ta), (b, tb)| {
+        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+        *ta += tb;
+    });
     // acc is d x l; return its transpose (l x d), divided by m.
     let inv = 1.0 / m as f32;
     let mut out = vec![0.0f32; l * d];

@@ -110,6 +110,16 @@ pub(crate) struct SplitPlan {
     pub summary: SplitSummary,
 }
 
+impl SplitPlan {
+    /// The class index of each of `rows` (0 for an unlabeled row; no split
+    /// holds one).
+    pub fn labels(&self, rows: &[usize]) -> Vec<u32> {
+        rows.iter()
+            .map(|&r| self.class_of[r].unwrap_or(0))
+            .collect()
+    }
+}
+
 /// Grouping key of a row: its content hash, or its path when the hash is missing.
 pub(crate) fn group_key(t: &FeatureTable, r: usize) -> &str {
     let h = t.content_hashes[r].as_str();

@@ -734,3 +734,31 @@ fn lbfgs_matches_linfa_on_collinear_variants() {
         }
     }
 }
+
+/// Regression: with the leak check running beside the training (no
+/// `--dedupe`), rayon's `fold`/`reduce` summed the class sums, the
+/// normaliser's moments and the leak check's mean in orders that followed
+/// work stealing, and the head changed in its last bits from run to run.
+/// Every reduction now goes through fixed blocks: a fit gives the same bits
+/// alone, beside the check, and again.
+#[test]
+fn a_fit_gives_the_same_bits_whether_the_leak_check_runs_beside_it_or_not() {
+    // Enough rows for several blocks and chunks on any pool.
+    let t = blobs(&[900, 900, 900], 24, 0.5, 9);
+    let bits = |dedupe: bool| {
+        let out = fit(&t, &FitParams::new().dedupe(dedupe).check().unwrap()).unwrap();
+        assert_eq!(out.leak.dropped, 0);
+        let HeadWeights::Linear { w, b } = out.head.weights() else {
+            panic!("a softmax head");
+        };
+        let n = out.head.normalizer();
+        (
+            w.iter().chain(b).map(|v| v.to_bits()).collect::<Vec<_>>(),
+            format!("{n:?}"),
+            out.val_metrics.summary.log_loss.to_bits(),
+        )
+    };
+    let beside = bits(false);
+    assert_eq!(bits(true), beside, "check first (--dedupe) vs beside");
+    assert_eq!(bits(false), beside, "beside, again");
+}
