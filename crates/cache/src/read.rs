@@ -673,8 +673,8 @@ const MIN_JOB_ROWS: usize = 4096;
 /// Copies the features of the rows `rows` of the cache part at `path` into
 /// `dst`, the table row of each stored row in `rows` (`None`: not live;
 /// `dim` values a row), read from the Parquet float column
-/// directly (no Arrow list arrays in between), 1,024 rows at a time. Each row
-/// must hold exactly `dim` values.
+/// directly (no Arrow list arrays in between), a few dozen rows at a time.
+/// Each row must hold exactly `dim` values.
 fn part_features(
     path: &Path,
     dim: usize,
@@ -712,6 +712,10 @@ fn part_features(
         ))
     };
     let (mut values, mut defs, mut reps) = (Vec::new(), Vec::new(), Vec::new());
+    // Batches of about 64 Ki values: the values and their two levels stay in
+    // a core's L2 cache until copied out (50,000 1280-d rows read in
+    // 0.41-0.56 s in 1,024-row batches, 0.37-0.40 s in batches of 16-128).
+    let batch_rows = ((1usize << 16) / dim.max(1)).clamp(1, 1024);
     // First row of the current row group.
     let mut first = 0usize;
     for g in 0..reader.num_row_groups() {
@@ -746,7 +750,7 @@ fn part_features(
             values.clear();
             defs.clear();
             reps.clear();
-            let batch = (rows.end - row).min(1024);
+            let batch = (rows.end - row).min(batch_rows);
             let (records, read, _) = column
                 .read_records(batch, Some(&mut defs), Some(&mut reps), &mut values)
                 .map_err(damaged)?;
