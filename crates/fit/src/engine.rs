@@ -1,6 +1,7 @@
-//! Shared numeric machinery: the design matrix (rows gathered and normalised
-//! chunk by chunk, never copied whole), the model trait, GEMM helpers and the
-//! parallel passes (full batch, mini batch, prediction).
+//! Shared numeric machinery: the design matrix (rows normalised once into a
+//! contiguous copy, or chunk by chunk past a budget), the model trait, GEMM
+//! helpers, fixed-block reductions and the parallel passes (full batch, mini
+//! batch, prediction).
 
 use std::ops::Range;
 
