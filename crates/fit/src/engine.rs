@@ -508,7 +508,13 @@ pub(crate) fn add_penalty_grad(g: &mut [f32], theta: &[f32], pen: &[Range<usize>
     }
 }
 
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
+avx512_dispatch!(
+    /// `sum a_i b_i` in f64.
+    pub(crate) fn dot = dot_generic(a: &[f32], b: &[f32]) -> f64
+);
+
+#[inline(always)]
+fn dot_generic(a: &[f32], b: &[f32]) -> f64 {
     // [`LANES`] f32 partial sums per 256 elements, summed into f64: fast
     // (it vectorises, where one running f32 sum waits on each add) and
     // accurate.

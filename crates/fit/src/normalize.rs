@@ -3,7 +3,7 @@
 use headstart_cache::FeatureTable;
 
 use crate::FitError;
-use crate::engine::{add_into, fold_blocks};
+use crate::engine::{add_into, avx512_dispatch, fold_blocks};
 use crate::params::Normalize;
 
 /// A fitted normaliser: `standard` holds per-feature mean and std.
@@ -115,11 +115,7 @@ impl Normalizer {
                     let mut s1 = vec![0.0f64; d];
                     let mut s2 = vec![0.0f64; d];
                     for &r in &rows[range] {
-                        for (j, &v) in t.row(r).iter().enumerate() {
-                            let x = f64::from(v) - shift[j];
-                            s1[j] += x;
-                            s2[j] += x * x;
-                        }
+                        add_moments(t.row(r), &shift, &mut s1, &mut s2);
                     }
                     (s1, s2)
                 };
@@ -146,6 +142,25 @@ impl Normalizer {
                 Self::standard(mean, std)
             }
         }
+    }
+}
+
+avx512_dispatch!(
+    /// Adds `row - shift` and its square, elementwise, into `s1` and `s2`.
+    fn add_moments = add_moments_generic(
+        row: &[f32],
+        shift: &[f64],
+        s1: &mut [f64],
+        s2: &mut [f64],
+    ) -> ()
+);
+
+#[inline(always)]
+fn add_moments_generic(row: &[f32], shift: &[f64], s1: &mut [f64], s2: &mut [f64]) {
+    for (((&v, &sh), a), b) in row.iter().zip(shift).zip(s1.iter_mut()).zip(s2.iter_mut()) {
+        let x = f64::from(v) - sh;
+        *a += x;
+        *b += x * x;
     }
 }
 
