@@ -402,16 +402,14 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
         timings.leak = secs;
         (leak, trained?)
     };
+    (timings.normalize, timings.sweep) = (trained.normalize_secs, trained.sweep_secs);
     let Trained {
         norm,
         sweep,
         best,
         y_val,
-        normalize_secs,
-        sweep_secs,
+        ..
     } = trained;
-    timings.normalize = normalize_secs;
-    timings.sweep = sweep_secs;
     let lap = Instant::now();
     let selected = sweep.iter().find(|r| r.selected).cloned();
 

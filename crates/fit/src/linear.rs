@@ -335,11 +335,11 @@ impl<'a> SoftmaxLine<'a> {
     }
 }
 
-avx512_dispatch!(
+avx512_dispatch! {
     /// The objective's data term and its slope along `p` at step `a`, for
     /// rows with logits `z` and logits along `p` `xp` (m x K each), classes
     /// `y` and weights `w` (times `scale`).
-    fn line_rows = line_rows_generic(
+    fn line_rows(
         z: &[f32],
         xp: &[f32],
         y: &[u32],
@@ -347,41 +347,30 @@ avx512_dispatch!(
         scale: f64,
         k: usize,
         a: f32,
-    ) -> (f64, f64)
-);
-
-#[inline(always)]
-fn line_rows_generic(
-    z: &[f32],
-    xp: &[f32],
-    y: &[u32],
-    w: &[f32],
-    scale: f64,
-    k: usize,
-    a: f32,
-) -> (f64, f64) {
-    let mut buf = vec![0.0f32; k];
-    let (mut f, mut df) = (0.0f64, 0.0f64);
-    for (i, (&yi, &wi)) in y.iter().zip(w).enumerate() {
-        let zi = &z[i * k..(i + 1) * k];
-        let pi = &xp[i * k..(i + 1) * k];
-        for ((b, &zv), &pv) in buf.iter_mut().zip(zi).zip(pi) {
-            *b = zv + a * pv;
+    ) -> (f64, f64) {
+        let mut buf = vec![0.0f32; k];
+        let (mut f, mut df) = (0.0f64, 0.0f64);
+        for (i, (&yi, &wi)) in y.iter().zip(w).enumerate() {
+            let zi = &z[i * k..(i + 1) * k];
+            let pi = &xp[i * k..(i + 1) * k];
+            for ((b, &zv), &pv) in buf.iter_mut().zip(zi).zip(pi) {
+                *b = zv + a * pv;
+            }
+            let mx = max_f32(&buf);
+            let yi = yi as usize;
+            let zy = buf[yi] - mx;
+            // The exponentials and their sum as `softmax_ce_grad` takes them.
+            buf.iter_mut().for_each(|b| *b = exp_le0(*b - mx));
+            let s = sum_f32(&buf);
+            let sp = dot_f32(&buf, pi);
+            // The f32 coefficient of `grad_pass`: phi(0) must be its f to the
+            // last bit for the line search's tests.
+            let c = f64::from((f64::from(wi) * scale) as f32);
+            f += c * (f64::from(s).ln() - f64::from(zy));
+            df += c * (f64::from(sp / s) - f64::from(pi[yi]));
         }
-        let mx = max_f32(&buf);
-        let yi = yi as usize;
-        let zy = buf[yi] - mx;
-        // The exponentials and their sum as `softmax_ce_grad` takes them.
-        buf.iter_mut().for_each(|b| *b = exp_le0(*b - mx));
-        let s = sum_f32(&buf);
-        let sp = dot_f32(&buf, pi);
-        // The f32 coefficient of `grad_pass`: phi(0) must be its f to the
-        // last bit for the line search's tests.
-        let c = f64::from((f64::from(wi) * scale) as f32);
-        f += c * (f64::from(s).ln() - f64::from(zy));
-        df += c * (f64::from(sp / s) - f64::from(pi[yi]));
+        (f, df)
     }
-    (f, df)
 }
 
 impl LineObjective for SoftmaxLine<'_> {

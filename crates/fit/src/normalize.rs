@@ -145,22 +145,14 @@ impl Normalizer {
     }
 }
 
-avx512_dispatch!(
+avx512_dispatch! {
     /// Adds `row - shift` and its square, elementwise, into `s1` and `s2`.
-    fn add_moments = add_moments_generic(
-        row: &[f32],
-        shift: &[f64],
-        s1: &mut [f64],
-        s2: &mut [f64],
-    ) -> ()
-);
-
-#[inline(always)]
-fn add_moments_generic(row: &[f32], shift: &[f64], s1: &mut [f64], s2: &mut [f64]) {
-    for (((&v, &sh), a), b) in row.iter().zip(shift).zip(s1.iter_mut()).zip(s2.iter_mut()) {
-        let x = f64::from(v) - sh;
-        *a += x;
-        *b += x * x;
+    fn add_moments(row: &[f32], shift: &[f64], s1: &mut [f64], s2: &mut [f64]) -> () {
+        for (((&v, &sh), a), b) in row.iter().zip(shift).zip(s1.iter_mut()).zip(s2.iter_mut()) {
+            let x = f64::from(v) - sh;
+            *a += x;
+            *b += x * x;
+        }
     }
 }
 
