@@ -48,16 +48,10 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     println!("ONNX Runtime {} from {}", rt.version, rt.path.display());
     let model = env.resolve(headstart_api::options::DEFAULT_MODEL, &Default::default())?;
     let (dim, tensor) = (model.feature_dim.unwrap_or(0), &model.feature_tensor);
-    let fp = &model.fingerprint;
-    println!(
-        "backbone {} ({dim}-d features from `{tensor}`), fingerprint {fp}",
-        model.name
-    );
+    let (name, fp) = (&model.name, &model.fingerprint);
+    println!("backbone {name} ({dim}-d features from `{tensor}`), fingerprint {fp}");
 
-    step(
-        2,
-        "extract features of the sample images (train and test) into the cache",
-    );
+    step(2, "extract features of the sample images into the cache");
     let cache = out.join("cache");
     // The demo's cache belongs to the demo: another --data replaces what it held,
     // and a cache of an older recipe (another fingerprint) starts over.

@@ -79,19 +79,15 @@ mod tests {
     #[test]
     fn library_parameter_errors_name_the_flag() {
         let env = Env::new(Some("/nonexistent-home".into()), None).unwrap();
+        let extract = |o: &ExtractOptions| {
+            let (input, out) = ("in".as_ref(), "out".as_ref());
+            headstart_api::extract(&env, input, out, o, &headstart_api::NoProgress).unwrap_err()
+        };
         let o = ExtractOptions {
             batch_size: 0,
             ..ExtractOptions::default()
         };
-        let e = headstart_api::extract(
-            &env,
-            "in".as_ref(),
-            "out".as_ref(),
-            &o,
-            &headstart_api::NoProgress,
-        )
-        .unwrap_err();
-        let e = anyhow::Error::from(e).context("extracting");
+        let e = anyhow::Error::from(extract(&o)).context("extracting");
         assert_eq!(
             message(&e),
             "invalid --batch-size `0`: must be between 1 and 4096"
@@ -99,14 +95,7 @@ mod tests {
         assert_eq!(exit_status(&e), EXIT_USAGE);
         let mut o = ExtractOptions::default();
         o.device.device = "cuda:x".into();
-        let e = headstart_api::extract(
-            &env,
-            "in".as_ref(),
-            "o".as_ref(),
-            &o,
-            &headstart_api::NoProgress,
-        );
-        let e = anyhow::Error::from(e.unwrap_err());
+        let e = anyhow::Error::from(extract(&o));
         assert!(
             message(&e).starts_with("invalid --device `cuda:x`:"),
             "{}",
