@@ -614,25 +614,17 @@ impl Cache {
                     .collect()
             })
             .collect();
-        // The key columns are built on one thread while the pool reads
-        // features (they were a tenth of a second on one core, after them).
-        let (read, keys) = rayon::join(
-            || {
-                jobs.par_iter()
-                    .zip(dsts)
-                    .try_for_each(|((part, range), dst)| {
-                        part_features(&parts[*part], dim, range.clone(), dst)
-                    })
-            },
-            || key_columns(keys),
-        );
-        read?;
+        jobs.par_iter()
+            .zip(dsts)
+            .try_for_each(|((part, range), dst)| {
+                part_features(&parts[*part], dim, range.clone(), dst)
+            })?;
         Ok(FeatureTable {
             dim,
             model_fingerprint: Some(self.info().model_fingerprint.clone()),
             model_name: Some(self.info().model_name.clone()),
             features,
-            ..keys
+            ..key_columns(keys)
         })
     }
 }

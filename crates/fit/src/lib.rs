@@ -258,8 +258,6 @@ struct Trained {
     norm: Normalizer,
     sweep: Vec<SweepRow>,
     best: sweep::Best,
-    /// Class index of each validation row.
-    y_val: Vec<u32>,
     normalize_secs: f64,
     sweep_secs: f64,
 }
@@ -295,12 +293,11 @@ fn train(
         }
     };
     let train = Design::new(table, &norm, plan.train.clone(), y_train, weights);
-    let y_val = plan.labels(&plan.val);
     let val = Design::new(
         table,
         &norm,
         plan.val.clone(),
-        y_val.clone(),
+        plan.labels(&plan.val),
         vec![1.0; plan.val.len()],
     );
     let lap = Instant::now();
@@ -311,7 +308,6 @@ fn train(
         norm,
         sweep,
         best,
-        y_val,
         normalize_secs,
         sweep_secs,
     })
@@ -404,12 +400,9 @@ pub fn fit(table: &FeatureTable, params: &CheckedFitParams) -> Result<FitOutcome
     };
     (timings.normalize, timings.sweep) = (trained.normalize_secs, trained.sweep_secs);
     let Trained {
-        norm,
-        sweep,
-        best,
-        y_val,
-        ..
+        norm, sweep, best, ..
     } = trained;
+    let y_val = plan.labels(&plan.val);
     let lap = Instant::now();
     let selected = sweep.iter().find(|r| r.selected).cloned();
 
